@@ -1,0 +1,5 @@
+import sys
+
+from yolokit.cli import main
+
+sys.exit(main())
