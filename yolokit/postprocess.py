@@ -1,0 +1,133 @@
+"""The one post-processor every yolokit detector goes through: confidence filter + per-class NMS.
+
+Layout in: ``pred`` is ``(B, N, 5+C)`` = ``[cx, cy, w, h]`` in network-input pixels, objectness, then ``C`` class
+probabilities (YOLOv3's decoded layout). A candidate's score is objectness x class probability (YOLOv2 sec. 2;
+the lectures' "class confidence = P(class) x IoU").
+
+Layout out: a list of ``B`` tensors ``(K, 6)`` = ``[x1, y1, x2, y2, score, class]``, sorted by descending score;
+``(0, 6)`` when nothing survives.
+
+How the NMS is organised (measured, see BENCHMARKS.md "nms"): greedy NMS costs O(n x kept) per call, so one
+``torchvision.ops.nms`` call over everything (with per-class coordinate offsets) is far slower than many small calls.
+torchvision's own ``batched_nms`` builds one boolean mask per class for each image. Here all candidates of the batch
+are sorted once by (image, class), so every (image, class) group is a contiguous slice, and the kernel is called on
+each slice; no per-class masks, no per-box Python work.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import Tensor
+
+from yolokit.ops.boxes import cxcywh_to_xyxy
+
+
+def _check_args(pred: Tensor, conf_thres: float, iou_thres: float, max_det: int) -> None:
+    if not isinstance(pred, Tensor):
+        raise TypeError(f"pred must be a torch.Tensor (B, N, 5+C), got {type(pred).__name__}")
+    if pred.dim() != 3 or pred.shape[-1] < 6:
+        raise ValueError(f"pred must have shape (B, N, 5+C) with C >= 1, got {tuple(pred.shape)}")
+    if pred.shape[0] == 0:
+        raise ValueError("pred is an empty batch (B=0): pass at least one image")
+    if not pred.is_floating_point():
+        raise TypeError(f"pred must be a floating-point tensor, got {pred.dtype}")
+    if not 0.0 <= conf_thres < 1.0:
+        raise ValueError(f"conf_thres must be in [0, 1), got {conf_thres}")
+    if not 0.0 <= iou_thres <= 1.0:
+        raise ValueError(f"iou_thres must be in [0, 1], got {iou_thres}")
+    if max_det < 1:
+        raise ValueError(f"max_det must be >= 1, got {max_det}")
+
+
+def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thres: float) -> Tensor:
+    """Exact greedy NMS applied independently within each group.
+
+    Args:
+        boxes: ``[K, 4]`` xyxy. scores: ``[K]``. groups: ``[K]`` int64 group id (e.g. image * C + class).
+    Returns:
+        int64 indices into ``boxes`` of the kept candidates, in no particular order.
+        Identical keeps to ``torchvision.ops.batched_nms(boxes, scores, groups, iou_thres)``.
+    """
+    if boxes.shape[0] == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    order = torch.argsort(groups, stable=True)                      # groups become contiguous slices
+    counts = torch.unique_consecutive(groups[order], return_counts=True)[1].tolist()
+    boxes, scores = boxes[order], scores[order]
+    keeps, start = [], 0
+    for n in counts:                                                # one small kernel call per group
+        if n == 1:
+            keeps.append(torch.tensor([start], device=boxes.device))
+        else:
+            keeps.append(torchvision.ops.nms(boxes[start:start + n], scores[start:start + n], iou_thres) + start)
+        start += n
+    return order[torch.cat(keeps)]
+
+
+def nms_xyxy(boxes: Tensor, scores: Tensor, classes: Tensor, iou_thres: float = 0.45,
+             agnostic: bool = False) -> Tensor:
+    """Per-class (or class-agnostic) NMS for already-decoded detections of ONE image.
+
+    Args:
+        boxes: ``[K, 4]`` xyxy pixels. scores: ``[K]``. classes: ``[K]`` integer class ids.
+    Returns:
+        int64 indices of the kept detections, sorted by descending score.
+    """
+    groups = torch.zeros_like(classes, dtype=torch.long) if agnostic else classes.long()
+    keep = grouped_nms(boxes, scores, groups, iou_thres)
+    return keep[torch.argsort(scores[keep], descending=True, stable=True)]
+
+
+def postprocess(pred: Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
+                multi_label: bool = False, agnostic: bool = False,
+                classes: list[int] | None = None) -> list[Tensor]:
+    """Confidence filter + NMS for a batch of decoded YOLO predictions.
+
+    Args:
+        pred: ``(B, N, 5+C)`` float; ``[cx, cy, w, h]`` network pixels, objectness, C class probabilities in [0, 1].
+        conf_thres: keep candidates whose score (objectness x class probability) is > this.
+        iou_thres: suppress a box whose IoU with a higher-scoring box of the same group is > this.
+        max_det: at most this many detections per image (the highest scores).
+        multi_label: a box may be kept once per class whose score passes ``conf_thres``; otherwise only its best class.
+        agnostic: NMS across classes instead of per class.
+        classes: keep only these class indices.
+    Returns:
+        list of B tensors ``(K, 6)`` = ``[x1, y1, x2, y2, score, class]`` sorted by descending score.
+    """
+    _check_args(pred, conf_thres, iou_thres, max_det)
+    batch, _, width = pred.shape
+    num_classes = width - 5
+
+    # Objectness bounds the score (class probabilities are <= 1), so it filters cheaply before the
+    # B x N x C product is formed; the result is the same as filtering on the product.
+    obj = pred[..., 4]
+    if torch.isnan(obj).any():
+        raise ValueError("pred contains NaN objectness scores")
+    img_idx, box_idx = (obj > conf_thres).nonzero(as_tuple=True)
+    rows = pred[img_idx, box_idx]                                   # [K, 5+C]
+    cls_scores = rows[:, 5:] * rows[:, 4:5]                          # [K, C]
+    if torch.isnan(cls_scores).any():
+        raise ValueError("pred contains NaN class probabilities")
+
+    if multi_label:
+        cand, cls = (cls_scores > conf_thres).nonzero(as_tuple=True)
+        scores = cls_scores[cand, cls]
+    else:
+        scores, cls = cls_scores.max(dim=1)
+        cand = (scores > conf_thres).nonzero(as_tuple=True)[0]
+        scores, cls = scores[cand], cls[cand]
+    if classes is not None:
+        wanted = torch.isin(cls, torch.as_tensor(classes, device=cls.device))
+        cand, scores, cls = cand[wanted], scores[wanted], cls[wanted]
+
+    boxes = cxcywh_to_xyxy(rows[cand, :4])
+    img = img_idx[cand]
+    groups = img if agnostic else img * num_classes + cls
+    keep = grouped_nms(boxes, scores, groups, iou_thres)
+
+    # Sort the kept detections by (image, descending score), then cut each image at max_det.
+    keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
+    keep = keep[torch.argsort(img[keep], stable=True)]
+    det = torch.cat((boxes[keep], scores[keep, None], cls[keep, None].to(boxes.dtype)), dim=1)
+    per_image = torch.bincount(img[keep], minlength=batch).tolist()
+    return [d[:max_det] for d in det.split(per_image)]
