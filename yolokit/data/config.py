@@ -1,0 +1,169 @@
+"""Dataset description files (``configs/data/*.yaml``) and :func:`load_dataset`.
+
+A description names the format, a root, the class names and the splits::
+
+    format: voc                # voc | coco | yolo
+    root: ../../../shared/data/raccoon   # relative to the folder of this YAML file (or absolute)
+    names: [raccoon]           # a list, or a file relative to root: .names/.txt (one per line) or .yaml (names:)
+    splits:
+      train:
+        images: images         # every path below is relative to root (or absolute)
+        annotations: annotations   # VOC: the XML folder; COCO: the instances JSON
+        list: data/train_labels.csv # optional: .txt ids/file names/paths, or .csv with a 'filename' column
+      val: {...}
+
+YOLO splits use ``labels`` (the .txt folder) instead of ``annotations``; VOC defaults to the VOCdevkit
+names ``Annotations`` / ``JPEGImages``. ``names`` is optional for COCO (taken from the JSON) and for VOC
+(the sorted set of names found, so unknown names cannot be detected). A dict with the same keys works
+too; its relative ``root`` is taken from the working directory. Unknown keys are an error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from yolokit.errors import ConfigError
+
+FORMATS = ("voc", "coco", "yolo")
+_TOP_KEYS = {"format", "root", "names", "splits", "description"}
+_SPLIT_KEYS = {"images", "annotations", "labels", "list"}
+
+
+def read_spec(spec) -> tuple[dict, Path, str]:
+    """Parse a description (path or dict) into ``(spec_dict, root, source_name)``, validated."""
+    import yaml
+
+    if isinstance(spec, (str, Path)):
+        path = Path(spec)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: dataset description not found") from exc
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}: malformed YAML: {getattr(exc, 'problem', exc)}") from exc
+        base, source = path.resolve().parent, str(path)
+    elif isinstance(spec, dict):
+        data, base, source = dict(spec), Path.cwd(), "<dict>"
+    else:
+        raise ConfigError(f"dataset description must be a YAML path or a dict, got {type(spec).__name__}")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with format/root/names/splits")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; expected {sorted(_TOP_KEYS)}")
+    if data.get("format") not in FORMATS:
+        raise ConfigError(f"{source}: 'format' must be one of {FORMATS}, got {data.get('format')!r}")
+    splits = data.get("splits")
+    if not isinstance(splits, dict) or not splits:
+        raise ConfigError(f"{source}: 'splits' must map split names to {{images, annotations|labels, list}}")
+    for name, s in splits.items():
+        if not isinstance(s, dict):
+            raise ConfigError(f"{source}: split '{name}' must be a mapping")
+        bad = set(s) - _SPLIT_KEYS
+        if bad:
+            raise ConfigError(f"{source}: split '{name}' has unknown key(s) {sorted(bad)}; expected {sorted(_SPLIT_KEYS)}")
+    root = Path(data.get("root", "."))
+    root = Path(os.path.normpath(root if root.is_absolute() else (base / root)))
+    return data, root, source
+
+
+def resolve(root: Path, p) -> Path | None:
+    if p is None:
+        return None
+    p = Path(p)
+    return p if p.is_absolute() else root / p
+
+
+def read_names(value, root: Path, source: str) -> list[str] | None:
+    """Class names from a list, a dict {index: name}, or a file (.names/.txt lines, or YAML with ``names``)."""
+    import yaml
+
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return [str(value[k]) for k in sorted(value)]
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    path = resolve(root, value)
+    if not path.is_file():
+        raise ConfigError(f"{source}: names file {path} not found")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        data = yaml.safe_load(path.read_text())
+        names = data.get("names") if isinstance(data, dict) else None
+        if names is None:
+            raise ConfigError(f"{path}: expected a 'names' key (list or {{index: name}})")
+        return read_names(names, root, str(path))
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def load_dataset(spec, split: str = "val", *, check_images: bool = True):
+    """Read one split of a dataset description. Returns a :class:`yolokit.data.dataset.DetectionDataset`.
+
+    ``spec``: a YAML path or a dict (see the module docstring). ``check_images`` reads every image header
+    (cheap, no decode) so that missing, unreadable and truncated images are reported and left out here
+    rather than failing a training run later. Every problem is on ``dataset.problems``.
+    """
+    from yolokit.data.dataset import DetectionDataset
+    from yolokit.data.sample import ProblemReport
+
+    data, root, source = read_spec(spec)
+    if split not in data["splits"]:
+        raise ConfigError(f"{source}: no split '{split}'; it has {sorted(data['splits'])}")
+    fmt = data["format"]
+    s = data["splits"][split]
+    names = read_names(data.get("names"), root, source)
+    report = ProblemReport()
+    ids = None
+    if s.get("list") is not None:
+        from yolokit.data.voc import read_list
+
+        lst = resolve(root, s["list"])
+        if not lst.is_file():
+            raise ConfigError(f"{source}: split '{split}' list {lst} not found")
+        ids = read_list(lst)
+    extra = {}
+    if fmt == "voc":
+        from yolokit.data.voc import read_voc
+
+        ann = resolve(root, s.get("annotations", "Annotations"))
+        img = resolve(root, s.get("images", "JPEGImages"))
+        for what, p in (("annotations", ann), ("images", img)):
+            if not p.is_dir():
+                raise ConfigError(f"{source}: split '{split}' {what} folder {p} not found")
+        records, names = read_voc(ann, img, ids, names, report, check_images)
+    elif fmt == "coco":
+        from yolokit.data.coco import read_coco
+
+        if s.get("annotations") is None or s.get("images") is None:
+            raise ConfigError(f"{source}: COCO split '{split}' needs 'images' and 'annotations' (the JSON)")
+        ann, img = resolve(root, s["annotations"]), resolve(root, s["images"])
+        records, json_names, coco, cat_ids = read_coco(ann, img, ids, report, check_images)
+        if names is not None and names != json_names:
+            raise ConfigError(f"{source}: 'names' differ from the categories of {ann}; leave 'names' out for COCO")
+        names = json_names
+        extra = {"coco": coco, "index_to_cat_id": cat_ids}
+    else:
+        from yolokit.data.yolo import read_yolo
+
+        if names is None:
+            raise ConfigError(f"{source}: YOLO txt datasets need 'names' (a list or a names file)")
+        if s.get("images") is None and ids is None:
+            raise ConfigError(f"{source}: YOLO split '{split}' needs 'images' (a folder) or 'list' (image paths)")
+        labels = resolve(root, s.get("labels"))
+        if ids is not None:
+            img_dir = resolve(root, s.get("images", "."))
+            images = [resolve(img_dir, i) for i in ids]
+        else:
+            images = resolve(root, s["images"])
+            if not images.is_dir():
+                raise ConfigError(f"{source}: split '{split}' images folder {images} not found")
+        records = read_yolo(images, labels, names, report, check_images)
+    return DetectionDataset(records, names, report, fmt=fmt, split=split, source=source, **extra)
+
+
+def split_names(spec) -> list[str]:
+    """The split names of a description, in file order."""
+    return list(read_spec(spec)[0]["splits"])

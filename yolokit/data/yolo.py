@@ -1,0 +1,114 @@
+"""YOLO txt labels: one ``<class> <cx> <cy> <w> <h>`` line per box, normalised to [0, 1] by the image size.
+
+Where the labels are: the split's ``labels`` folder (``<labels>/<image stem>.txt``) when given, else the
+Ultralytics/Darknet rule -- the image path with its last ``images`` folder replaced by ``labels`` and the
+suffix by ``.txt``. A missing label file means a background image (reported, kept); an empty one is an
+explicit background and not a problem. Lines with more than 5 numbers are polygons (Ultralytics
+segments): their bounding box is used. Class names come from the data YAML (``names``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from yolokit.data.images import is_image, probe_image
+from yolokit.data.sample import ProblemReport, Record, empty_record, sanitize_boxes
+
+
+def label_path_for(image: Path, labels: Path | None) -> Path:
+    if labels is not None:
+        return labels / (image.stem + ".txt")
+    parts = list(image.parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def parse_yolo_txt(path: Path, report: ProblemReport) -> list[tuple[int, list[float], int]]:
+    """``[(class, [cx, cy, w, h] normalised, line_number), ...]``; bad lines are reported and skipped."""
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        tok = line.split()
+        if not tok:
+            continue
+        try:
+            vals = [float(t) for t in tok]
+        except ValueError:
+            report.add(path, "malformed", f"line {n}: expected numbers '<class> <cx> <cy> <w> <h>', got {line!r}")
+            continue
+        if len(vals) == 5:
+            cls, box = vals[0], vals[1:]
+        elif len(vals) >= 7 and len(vals) % 2 == 1:  # class + polygon x1 y1 x2 y2 ...
+            xs, ys = vals[1::2], vals[2::2]
+            cls = vals[0]
+            box = [(min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)]
+        else:
+            report.add(path, "malformed", f"line {n}: expected 5 values '<class> <cx> <cy> <w> <h>', got {len(vals)}")
+            continue
+        if cls != int(cls) or cls < 0:
+            report.add(path, "malformed", f"line {n}: class must be a non-negative integer, got {tok[0]!r}")
+            continue
+        out.append((int(cls), box, n))
+    return out
+
+
+def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str], report: ProblemReport,
+              check_images: bool = True) -> list[Record]:
+    """Read a YOLO-txt split. ``images``: a folder (every image in it) or a list of image paths."""
+    if isinstance(images, Path):
+        files = sorted(p for p in images.iterdir() if is_image(p)) if images.is_dir() else []
+        image_dir = images
+    else:
+        files, image_dir = list(images), None
+    records = []
+    seen_labels = set()
+    for image in files:
+        lab = label_path_for(image, labels)
+        seen_labels.add(lab.name)
+        if check_images:
+            size, bad, detail = probe_image(image)
+            if bad:
+                report.add(image, bad, detail)
+                continue
+        else:
+            size = probe_image(image)[0] or (0, 0)
+        if not lab.is_file():
+            report.add(image, "background", f"no label file {lab}")
+            records.append(empty_record(image, image.stem, size))
+            continue
+        lines = parse_yolo_txt(lab, report)
+        h, w = size
+        boxes, cls_ids, what = [], [], []
+        for cls, (cx, cy, bw, bh), n in lines:
+            if cls >= len(names):
+                report.add(lab, "unknown_class", f"line {n}: class {cls} but only {len(names)} names")
+                continue
+            boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+            cls_ids.append(cls)
+            what.append(f"line {n}")
+        boxes, keep = sanitize_boxes(np.asarray(boxes, np.float32), size, lab, report, what)
+        k = int(keep.sum())
+        records.append(Record(image, image.stem, size, boxes[keep], np.asarray(cls_ids, np.int64)[keep],
+                              np.zeros(k, bool), np.zeros(k, bool), lab))
+    # Orphan label files: only knowable when the images are a folder and the labels folder is known.
+    label_dir = labels if labels is not None else (label_path_for(image_dir / "x.jpg", None).parent
+                                                  if image_dir is not None else None)
+    if label_dir is not None and label_dir.is_dir():
+        for lab in sorted(label_dir.glob("*.txt")):
+            if lab.name not in seen_labels and lab.name != "classes.txt":
+                report.add(lab, "label_without_image", f"no image '{lab.stem}.*' in {image_dir}")
+    return records
+
+
+def format_yolo_lines(record: Record) -> list[str]:
+    """The label lines of one record (6 decimals, the precision of the common COCO->YOLO exports)."""
+    h, w = record.size
+    lines = []
+    for box, label in zip(record.boxes, record.labels):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        lines.append(f"{int(label)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+    return lines
