@@ -1,0 +1,177 @@
+"""Losses: zero/minimal at the encoded targets, larger away from them, trainable, empty targets."""
+
+import pytest
+import torch
+from torch import nn
+
+from yolokit.loss import YoloLoss, YoloV1Loss, build_loss, encode_anchor_targets, encode_grid
+
+TINY_HEADS = [
+    {"kind": "yolo", "anchors": [[81, 82], [135, 169], [344, 319]], "stride": 32, "num_classes": 3},
+    {"kind": "yolo", "anchors": [[10, 14], [23, 27], [37, 58]], "stride": 16, "num_classes": 3},
+]
+TARGETS = torch.tensor([[0, 1, 40.0, 30.0, 90.0, 110.0],
+                        [0, 2, 10.0, 100.0, 30.0, 120.0],
+                        [1, 0, 5.0, 5.0, 150.0, 140.0]])
+
+
+def _raw_from_encoded(encoded, big=30.0):
+    """Raw outputs whose decoding equals the encoded targets: logit of the offsets, +-big objectness/classes."""
+    raw = []
+    for t in encoded:
+        r = torch.empty_like(t)
+        r[..., :2] = torch.logit(t[..., :2].clamp(1e-6, 1 - 1e-6))
+        r[..., 2:4] = t[..., 2:4]
+        r[..., 4:] = torch.where(t[..., 4:] > 0, big, -big)
+        raw.append(r)
+    return raw
+
+
+@pytest.mark.parametrize("box_loss", ["mse", "giou", "ciou"])
+def test_yolo_loss_minimal_at_encoded_targets(box_loss, device):
+    loss = YoloLoss(TINY_HEADS, box_loss=box_loss)
+    shapes = [(2, 3, 5, 5, 8), (2, 3, 10, 10, 8)]  # 160x160 input
+    targets = TARGETS.to(device)
+    encoded = encode_anchor_targets(shapes, loss, targets)
+    assert sum(int(e[..., 4].sum()) for e in encoded) == len(TARGETS)
+    raw = _raw_from_encoded(encoded)
+    total, parts = loss(raw, targets)
+    assert total.item() < 1e-4, parts
+    torch.manual_seed(0)
+    for _ in range(3):  # any perturbation costs more
+        noisy = [r + 0.3 * torch.randn_like(r) for r in raw]
+        assert loss(noisy, targets)[0].item() > total.item() + 1e-3
+
+
+def test_yolo_v1_loss_zero_at_encoded_targets(device):
+    targets = TARGETS.to(device)
+    loss = YoloV1Loss(num_boxes=1, num_classes=3, img_size=(160, 160))
+    encoded = encode_grid(targets, 2, 7, 1, 3, (160, 160))
+    total, parts = loss([encoded.clone()], targets)
+    assert total.item() < 1e-10, parts
+    noisy = encoded + 0.05 * torch.randn_like(encoded)
+    assert loss([noisy], targets)[0].item() > 1e-4
+
+
+def test_yolo_v1_responsible_predictor_is_highest_iou():
+    loss = YoloV1Loss(num_boxes=2, num_classes=3, img_size=(160, 160))
+    targets = TARGETS[:1]
+    enc = encode_grid(targets, 1, 7, 2, 3, (160, 160))
+    pred = enc.clone()
+    cell = enc[0, ..., 4].nonzero()[0]
+    j, i = cell.tolist()
+    pred[0, j, i, 0:5] = torch.tensor([0.0, 0.0, 0.05, 0.05, 0.0])  # predictor 0: far off, conf 0
+    # predictor 1 equals the truth with conf 1 -> it is responsible, predictor 0 is "noobj" with conf 0
+    total, parts = loss([pred], targets)
+    assert total.item() < 1e-10, parts
+    # swapping the confidences makes predictor 1 (still responsible) wrong and predictor 0 a false positive
+    pred[0, j, i, 4], pred[0, j, i, 9] = 1.0, 0.0
+    _, parts = loss([pred], targets)
+    # hand-computed: obj (0 - IoU 1)^2 = 1; noobj 0.5 * 1^2 = 0.5 (one image in the batch)
+    assert parts["obj"].item() == pytest.approx(1.0, rel=1e-5)
+    assert parts["noobj"].item() == pytest.approx(0.5, rel=1e-5)
+
+
+def test_v1_lambda_coord_weights_box_error():
+    loss = YoloV1Loss(num_boxes=1, num_classes=3, img_size=(160, 160))
+    enc = encode_grid(TARGETS[:1], 1, 7, 1, 3, (160, 160))
+    j, i = enc[0, ..., 4].nonzero()[0].tolist()
+    pred = enc.clone()
+    pred[0, j, i, 0] += 0.1  # x off by 0.1 cell: box term 5 * 0.01
+    _, parts = loss([pred], TARGETS[:1])
+    assert parts["box"].item() == pytest.approx(5 * 0.01, rel=1e-5)
+
+
+class _TinyNet(nn.Module):
+    """Three convs to two heads: enough capacity to fit one batch."""
+
+    def __init__(self, outs):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.LeakyReLU(0.1), nn.Conv2d(16, 32, 3, 2, 1),
+                                  nn.LeakyReLU(0.1), nn.Conv2d(32, 32, 3, 2, 1), nn.LeakyReLU(0.1))
+        self.p16 = nn.Sequential(nn.Conv2d(32, 32, 3, 2, 1), nn.LeakyReLU(0.1), nn.Conv2d(32, outs, 1))
+        self.p32 = nn.Sequential(nn.Conv2d(32, 32, 3, 4, 1), nn.LeakyReLU(0.1), nn.Conv2d(32, outs, 1))
+
+    def forward(self, x):
+        f = self.body(x)
+        return [self.p32(f), self.p16(f)]
+
+
+@pytest.mark.parametrize("box_loss", ["mse", "ciou"])
+def test_yolo_loss_decreases_on_one_batch(box_loss):
+    torch.manual_seed(0)
+    net = _TinyNet(3 * 8)
+    loss = YoloLoss(TINY_HEADS, box_loss=box_loss)
+    x = torch.rand(2, 3, 160, 160)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    history = []
+    for _ in range(60):
+        outs = [o.view(2, 3, 8, *o.shape[-2:]).permute(0, 1, 3, 4, 2) for o in net(x)]
+        total, _ = loss(outs, TARGETS)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(total.item())
+    assert history[-1] < 0.2 * history[0]
+
+
+def test_yolo_v1_loss_decreases_on_one_batch():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, 4, 1), nn.LeakyReLU(0.1), nn.Conv2d(16, 32, 3, 4, 1),
+                        nn.LeakyReLU(0.1), nn.AdaptiveAvgPool2d(7), nn.Conv2d(32, 2 * 5 + 3, 1))
+    loss = YoloV1Loss(num_boxes=2, num_classes=3, img_size=(160, 160))
+    x = torch.rand(2, 3, 160, 160)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    history = []
+    for _ in range(60):
+        total, _ = loss([net(x).permute(0, 2, 3, 1)], TARGETS)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(total.item())
+    assert history[-1] < 0.3 * history[0]
+
+
+def test_empty_targets_give_only_negative_objectness(device):
+    torch.manual_seed(0)
+    raw = [torch.randn(2, 3, 5, 5, 8, device=device, requires_grad=True),
+           torch.randn(2, 3, 10, 10, 8, device=device, requires_grad=True)]
+    total, parts = YoloLoss(TINY_HEADS)(raw, torch.zeros((0, 6), device=device))
+    assert torch.isfinite(total) and parts["box"] == 0 and parts["cls"] == 0 and parts["obj"] == 0
+    assert parts["noobj"] > 0
+    total.backward()
+    assert all(torch.isfinite(r.grad).all() for r in raw)
+    v1 = torch.randn(2, 7, 7, 13, device=device, requires_grad=True)
+    total, parts = YoloV1Loss(2, 3, (160, 160))([v1], torch.zeros((0, 6), device=device))
+    assert torch.isfinite(total) and parts["box"] == 0 and parts["noobj"] > 0
+    total.backward()
+
+
+def test_ignore_thresh_drops_negatives_that_overlap_a_truth():
+    # Two anchors per cell, 32x32 and 36x36. The truth (32x32, centred in cell (1, 1)) goes to anchor 0;
+    # anchor 1 of the same cell decodes to a 36x36 box on the same centre: IoU 1024/1296 = 0.79.
+    heads = [{"kind": "yolo", "anchors": [[32, 32], [36, 36]], "stride": 32, "num_classes": 1}]
+    raw = torch.zeros(1, 2, 3, 3, 6)  # logit 0 everywhere: centred boxes of anchor size, objectness 0.5
+    targets = torch.tensor([[0, 0, 32.0, 32.0, 64.0, 64.0]])
+    _, strict = YoloLoss(heads, ignore_thresh=1.0)([raw], targets)
+    _, loose = YoloLoss(heads, ignore_thresh=0.5)([raw], targets)
+    log2 = torch.log(torch.tensor(2.0)).item()
+    assert strict["noobj"].item() == pytest.approx(17 * log2, rel=1e-5)  # 18 slots - 1 responsible
+    assert loose["noobj"].item() == pytest.approx(16 * log2, rel=1e-5)  # ... - 1 ignored
+
+
+def test_region_head_uses_softmax_cross_entropy():
+    heads = [{"kind": "region", "anchors": [[40, 40], [100, 100]], "stride": 32, "num_classes": 3}]
+    loss = build_loss(heads)
+    raw = torch.zeros(1, 2, 5, 5, 8)
+    _, parts = loss([raw], torch.tensor([[0, 2, 10.0, 10.0, 50.0, 50.0]]))
+    # uniform logits over 3 classes: cross-entropy = log 3 (BCE would give 3 * log 2)
+    assert parts["cls"].item() == pytest.approx(torch.log(torch.tensor(3.0)).item(), rel=1e-5)
+
+
+def test_build_loss_dispatch():
+    assert isinstance(build_loss(TINY_HEADS, box_loss="giou"), YoloLoss)
+    v1 = build_loss([{"kind": "detection", "num_boxes": 2, "num_classes": 20}], img_size=(448, 448))
+    assert isinstance(v1, YoloV1Loss) and v1.lambda_coord == 5 and v1.lambda_noobj == 0.5
+    with pytest.raises(ValueError):
+        build_loss([{"kind": "softmax"}])

@@ -1,0 +1,222 @@
+"""The YOLOv2 / YOLOv3 loss for ``[region]`` and ``[yolo]`` heads.
+
+Each head outputs raw ``[N, A, H, W, 5 + C]`` = (tx, ty, tw, th, to, class logits). Decoding, as in the
+papers (YOLOv2 sec. 2 "Direct location prediction", YOLOv3 sec. 2.1):
+
+    bx = (sigmoid(tx) * s - (s - 1) / 2 + cx) * stride        s = scale_x_y (1 in the papers)
+    bw = anchor_w * exp(tw)
+
+Terms:
+
+* **assignment** -- each truth goes to the anchor with the best *shape* IoU, in the cell holding its
+  centre (:func:`yolokit.loss.targets.assign_anchors`). All ``[yolo]`` heads of a model compete for a
+  truth (YOLOv3's 9 anchors over 3 scales); each ``[region]`` head has its own anchors.
+* **ignore** -- a prediction that is not responsible for a truth but whose decoded box overlaps some truth
+  of its image by more than ``ignore_thresh`` (0.7 in yolov3.cfg, 0.6 in yolov2's ``thresh``) gets no
+  objectness loss (YOLOv3 sec. 2.1).
+* **objectness** -- binary cross-entropy on ``to``: 1 for responsible slots, 0 for the others.
+* **class** -- binary cross-entropy per class for ``[yolo]`` (YOLOv3 sec. 2.2, multi-label); softmax
+  cross-entropy for ``[region]``, whose decoding uses a softmax (YOLOv2).
+* **box** -- ``box_loss="mse"``: the papers' sum-squared error on the cell offset (after the sigmoid) and
+  on ``tw, th`` against ``log(truth / anchor)``, scaled by ``2 - w*h`` (w, h relative to the image) so small
+  boxes weigh more, as Darknet does. ``"giou"`` / ``"ciou"``: ``1 - GIoU`` (Rezatofighi et al. 2019) or
+  ``1 - CIoU`` (Zheng et al. 2020) between the decoded and the true box.
+
+Every term is summed over the batch and divided by the batch size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from yolokit.loss.targets import Assignment, assign_anchors
+from yolokit.ops.boxes import (cxcywh_to_xyxy, elementwise_ciou, elementwise_giou, elementwise_iou,
+                               xyxy_to_cxcywh)
+
+BOX_LOSSES = ("mse", "giou", "ciou")
+_MAX_EXP = math.log(1e4)  # clamp tw/th before exp so a diverging prediction cannot overflow
+
+
+def head_value(head, key: str, default=None):
+    """Read ``key`` from a head spec that is either a mapping or an object with attributes."""
+    if isinstance(head, dict):
+        return head.get(key, default)
+    return getattr(head, key, default)
+
+
+@dataclass
+class HeadInfo:
+    """What the loss needs to know about one anchor head (read once from ``model.heads``)."""
+
+    kind: str  # "yolo" or "region"
+    anchors: Tensor  # [A, 2] (w, h) network pixels
+    stride: float
+    num_classes: int
+    scale_x_y: float = 1.0
+    ignore_thresh: float = 0.7
+
+    @classmethod
+    def from_spec(cls, head) -> "HeadInfo":
+        kind = head_value(head, "kind")
+        if kind not in ("yolo", "region"):
+            raise ValueError(f"YoloLoss handles 'yolo' and 'region' heads, got {kind!r}")
+        anchors = torch.as_tensor(head_value(head, "anchors"), dtype=torch.float32).reshape(-1, 2)
+        thresh = head_value(head, "ignore_thresh", None)
+        if thresh is None:
+            thresh = head_value(head, "thresh", 0.6 if kind == "region" else 0.7)
+        return cls(kind=kind, anchors=anchors, stride=float(head_value(head, "stride")),
+                   num_classes=int(head_value(head, "num_classes")),
+                   scale_x_y=float(head_value(head, "scale_x_y", 1.0) or 1.0), ignore_thresh=float(thresh))
+
+
+class YoloLoss(nn.Module):
+    """Loss for models with ``[yolo]`` / ``[region]`` heads. ``forward(outputs, targets) -> (total, parts)``.
+
+    Args:
+        heads: the model's head specs (``model.heads``), in output order.
+        box_loss: ``"mse"`` (the papers), ``"giou"`` or ``"ciou"``.
+        lambda_box, lambda_obj, lambda_noobj, lambda_cls: weights of the terms (Darknet uses 1 for all).
+        ignore_thresh: overrides the heads' own thresholds when given.
+        iou_thresh: also assign a truth to every anchor whose shape IoU exceeds this (1.0 = best only).
+    """
+
+    def __init__(self, heads, box_loss: str = "mse", lambda_box: float = 1.0, lambda_obj: float = 1.0,
+                 lambda_noobj: float = 1.0, lambda_cls: float = 1.0, ignore_thresh: float | None = None,
+                 iou_thresh: float = 1.0):
+        super().__init__()
+        if box_loss not in BOX_LOSSES:
+            raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
+        self.heads = [HeadInfo.from_spec(h) for h in heads]
+        if ignore_thresh is not None:
+            for h in self.heads:
+                h.ignore_thresh = ignore_thresh
+        # [yolo] heads share one anchor competition; each [region] head is its own group.
+        self.groups = [0 if h.kind == "yolo" else i + 1 for i, h in enumerate(self.heads)]
+        self.box_loss = box_loss
+        self.lambda_box, self.lambda_obj = lambda_box, lambda_obj
+        self.lambda_noobj, self.lambda_cls = lambda_noobj, lambda_cls
+        self.iou_thresh = iou_thresh
+
+    def assign(self, outputs: list[Tensor], targets: Tensor) -> list[Assignment]:
+        """Truth -> anchor slot matching for these outputs (see :func:`assign_anchors`)."""
+        return assign_anchors(targets, [h.anchors for h in self.heads], [h.stride for h in self.heads],
+                              [tuple(o.shape[2:4]) for o in outputs], self.groups, self.iou_thresh)
+
+    def forward(self, outputs: list[Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        if len(outputs) != len(self.heads):
+            raise ValueError(f"got {len(outputs)} outputs for {len(self.heads)} heads")
+        n = outputs[0].shape[0]
+        targets = targets.to(device=outputs[0].device, dtype=torch.float32)
+        assignments = self.assign(outputs, targets)
+        zero = outputs[0].new_zeros((), dtype=torch.float32)
+        box = obj = noobj = cls = zero
+        for out, head, asg in zip(outputs, self.heads, assignments):
+            b, o, no, c = self._head_loss(out.float(), head, asg, targets)
+            box, obj, noobj, cls = box + b, obj + o, noobj + no, cls + c
+        parts = {"box": self.lambda_box * box / n, "obj": self.lambda_obj * obj / n,
+                 "noobj": self.lambda_noobj * noobj / n, "cls": self.lambda_cls * cls / n}
+        total = sum(parts.values())
+        return total, {k: v.detach() for k, v in parts.items()}
+
+    def _head_loss(self, p: Tensor, head: HeadInfo, asg: Assignment, targets: Tensor):
+        n, na, gh, gw, _ = p.shape
+        anchors = head.anchors.to(p)
+        img_h, img_w = gh * head.stride, gw * head.stride
+        pred_box = decode_boxes(p, anchors, head.stride, head.scale_x_y)  # [N,A,H,W,4] xyxy
+
+        # Ignore mask: best IoU of each prediction with any truth of its own image.
+        with torch.no_grad():
+            ignore = torch.zeros(p.shape[:4], dtype=torch.bool, device=p.device)
+            if targets.numel():
+                truths, valid = _pad_by_image(targets, n)  # [N,T,4], [N,T]
+                flat = pred_box.reshape(n, -1, 1, 4)
+                t = truths[:, None, :, :]
+                iou = elementwise_iou(flat.expand(-1, -1, t.shape[2], -1).reshape(-1, 4),
+                                      t.expand(-1, flat.shape[1], -1, -1).reshape(-1, 4))
+                iou = iou.view(n, -1, truths.shape[1]).masked_fill(~valid[:, None, :], 0)
+                ignore = (iou.amax(-1) > head.ignore_thresh).view(n, na, gh, gw)
+
+        pos = torch.zeros_like(ignore)
+        pos[asg.b, asg.a, asg.gj, asg.gi] = True
+        obj_logit = p[..., 4]
+        obj = F.binary_cross_entropy_with_logits(obj_logit[pos], torch.ones_like(obj_logit[pos]),
+                                                 reduction="sum")
+        neg = ~pos & ~ignore
+        noobj = F.binary_cross_entropy_with_logits(obj_logit[neg], torch.zeros_like(obj_logit[neg]),
+                                                   reduction="sum")
+        if asg.b.numel() == 0:
+            zero = p.sum() * 0.0  # keeps the graph connected for DDP
+            return zero, obj, noobj, zero
+
+        ps = p[asg.b, asg.a, asg.gj, asg.gi]  # [K, 5+C]
+        t_cxcywh = xyxy_to_cxcywh(asg.box)
+        if self.box_loss == "mse":
+            s = head.scale_x_y
+            p_off = ps[:, :2].sigmoid() * s - (s - 1) / 2
+            t_off = t_cxcywh[:, :2] / head.stride - torch.stack((asg.gi, asg.gj), 1).to(p)
+            t_wh = torch.log(t_cxcywh[:, 2:] / anchors[asg.a] + 1e-9)
+            scale = 2 - t_cxcywh[:, 2] * t_cxcywh[:, 3] / (img_w * img_h)
+            box = (scale * ((p_off - t_off) ** 2 + (ps[:, 2:4] - t_wh) ** 2).sum(1)).sum()
+        else:
+            fn = elementwise_giou if self.box_loss == "giou" else elementwise_ciou
+            box = (1 - fn(pred_box[asg.b, asg.a, asg.gj, asg.gi], asg.box)).sum()
+
+        logits = ps[:, 5:]
+        if head.kind == "region":
+            cls = F.cross_entropy(logits, asg.cls, reduction="sum")
+        else:
+            onehot = F.one_hot(asg.cls, head.num_classes).to(logits)
+            cls = F.binary_cross_entropy_with_logits(logits, onehot, reduction="sum")
+        return box, obj, noobj, cls
+
+
+def decode_boxes(p: Tensor, anchors: Tensor, stride: float, scale_x_y: float = 1.0) -> Tensor:
+    """Raw head output ``[N, A, H, W, 5+C]`` -> decoded boxes ``[N, A, H, W, 4]`` xyxy network pixels."""
+    _, na, gh, gw, _ = p.shape
+    gy, gx = torch.meshgrid(torch.arange(gh, device=p.device, dtype=p.dtype),
+                            torch.arange(gw, device=p.device, dtype=p.dtype), indexing="ij")
+    grid = torch.stack((gx, gy), -1)  # [H, W, 2] (x, y)
+    xy = (p[..., :2].sigmoid() * scale_x_y - (scale_x_y - 1) / 2 + grid) * stride
+    wh = p[..., 2:4].clamp(max=_MAX_EXP).exp() * anchors.view(1, na, 1, 1, 2)
+    return cxcywh_to_xyxy(torch.cat((xy, wh), -1))
+
+
+def encode_anchor_targets(outputs_shape: list[tuple[int, ...]], loss: YoloLoss, targets: Tensor) -> list[Tensor]:
+    """Dense per-head targets ``[N, A, H, W, 5 + C]`` = (cell offset x, y, tw, th, objectness, one-hot
+    classes) for the slots the assignment picks, zeros elsewhere -- the YOLOv2/v3 counterpart of
+    :func:`yolokit.loss.targets.encode_grid`, for inspection and tests (the loss works from the sparse
+    assignment directly)."""
+    dummies = [torch.empty(s, device=targets.device) for s in outputs_shape]
+    result = []
+    for shape, head, asg in zip(outputs_shape, loss.heads, loss.assign(dummies, targets.float())):
+        t = targets.new_zeros(shape, dtype=torch.float32)
+        c = xyxy_to_cxcywh(asg.box)
+        t[asg.b, asg.a, asg.gj, asg.gi, 0] = c[:, 0] / head.stride - asg.gi
+        t[asg.b, asg.a, asg.gj, asg.gi, 1] = c[:, 1] / head.stride - asg.gj
+        t[asg.b, asg.a, asg.gj, asg.gi, 2:4] = torch.log(c[:, 2:] / head.anchors.to(c)[asg.a])
+        t[asg.b, asg.a, asg.gj, asg.gi, 4] = 1.0
+        t[asg.b, asg.a, asg.gj, asg.gi, 5 + asg.cls] = 1.0
+        result.append(t)
+    return result
+
+
+def _pad_by_image(targets: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """``[M, 6]`` targets -> boxes ``[N, T, 4]`` per image (T = most truths in one image) and a validity
+    mask ``[N, T]``."""
+    b = targets[:, 0].long()
+    counts = torch.bincount(b, minlength=n)
+    t_max = int(counts.max())
+    order = torch.argsort(b, stable=True)
+    b_sorted = b[order]
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(len(b), device=b.device) - starts[b_sorted]
+    boxes = targets.new_zeros((n, t_max, 4))
+    valid = torch.zeros((n, t_max), dtype=torch.bool, device=targets.device)
+    boxes[b_sorted, slot] = targets[order, 2:6]
+    valid[b_sorted, slot] = True
+    return boxes, valid
