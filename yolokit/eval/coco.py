@@ -108,6 +108,8 @@ def load_coco(source, backend: str = "pycocotools"):
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"{path}: cannot read COCO annotation JSON ({exc})") from exc
         source = data
+    if not isinstance(source, dict) and not isinstance(source, coco_cls):
+        source = source.dataset  # a COCO object of the other backend: rebuild from its dict
     if isinstance(source, dict):
         coco = coco_cls()
         coco.dataset = source

@@ -44,7 +44,8 @@ class GroundTruth:
     ``boxes`` float64 ``[G, 4]`` xyxy pixels; ``labels`` int64 ``[G]`` contiguous class indices;
     ``image`` int64 ``[G]`` index into ``image_ids``; ``difficult`` / ``iscrowd`` bool ``[G]``;
     ``image_ids`` one id per image (images without boxes count too); ``sizes`` int ``[I, 2]``
-    (height, width) or None; ``area`` float ``[G]`` (COCO's annotation area) or None, then box area is used.
+    (height, width) or None; ``area`` float ``[G]`` (COCO's annotation area) or None, then box area is used;
+    ``files`` the image file of each image or None (links detections given by file name).
     """
 
     boxes: np.ndarray
@@ -55,6 +56,7 @@ class GroundTruth:
     image_ids: list
     sizes: np.ndarray | None = None
     area: np.ndarray | None = None
+    files: list | None = None
 
     def __post_init__(self):
         self.boxes = _as_numpy(self.boxes, np.float64).reshape(-1, 4)
@@ -99,7 +101,7 @@ class GroundTruth:
     def from_samples(cls, samples: Iterable) -> "GroundTruth":
         """From :class:`yolokit.data.Sample` or ``Record`` objects (anything with ``boxes``, ``labels``,
         ``image_id``, optional ``difficult``/``iscrowd``, and ``orig_size`` or ``size`` as (h, w))."""
-        boxes, labels, diff, crowd, ids, sizes = [], [], [], [], [], []
+        boxes, labels, diff, crowd, ids, sizes, files = [], [], [], [], [], [], []
         for s in samples:
             b = _as_numpy(s.boxes, np.float64).reshape(-1, 4)
             boxes.append(b)
@@ -111,7 +113,10 @@ class GroundTruth:
             ids.append(s.image_id)
             size = getattr(s, "orig_size", None) or getattr(s, "size", None)
             sizes.append(tuple(size) if size is not None else (0, 0))
-        return cls.from_lists(boxes, labels, diff, crowd, ids, sizes)
+            files.append(str(getattr(s, "path", "") or ""))
+        gt = cls.from_lists(boxes, labels, diff, crowd, ids, sizes)
+        gt.files = files
+        return gt
 
 
 @dataclass

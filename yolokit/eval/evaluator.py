@@ -1,0 +1,306 @@
+"""The single entry point :func:`evaluate` (ground truth + detections -> metrics dict, table, files)
+and :func:`evaluate_model` (run a detector over a dataset, then evaluate).
+
+Metric keys (fractions in [0, 1]; ``None`` where undefined):
+
+* ``voc``   -- VOC2010+ all-point mAP at IoU ``iou_thres`` (0.5), difficult boxes ignored;
+* ``voc07`` -- VOC2007 11-point mAP, same matching;
+* ``coco``  -- pycocotools' 12 stats ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", ..., "ARl"}``;
+* ``per_class`` -- ``{name: {"n_gt", "n_det", "voc", "voc07", "precision", "recall", "coco_AP", "coco_AP50"}}``;
+* ``at_conf`` -- pooled precision / recall / F1 (VOC matching) over detections with score >= ``conf``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from yolokit.errors import DataError
+from yolokit.eval.coco import (COCO80_TO_91, coco_evaluate, coco_image_ids, detections_to_coco,
+                               ground_truth_to_coco, save_coco_results)
+from yolokit.eval.voc import Detections, GroundTruth, voc_evaluate
+
+METRICS = ("voc07", "voc", "coco")
+
+
+# ----------------------------------------------------------------------------- inputs
+def ground_truth_from(source) -> GroundTruth:
+    """A :class:`GroundTruth` from a dataset (its annotation records: no image is decoded), a list of
+    samples/records, or a GroundTruth (returned as is)."""
+    if isinstance(source, GroundTruth):
+        return source
+    return GroundTruth.from_samples(getattr(source, "records", source))
+
+
+def default_category_ids(class_names: Sequence[str], dataset=None) -> list[int]:
+    """COCO category id of each contiguous class: the dataset's own ids for COCO files; COCO's 91-id
+    space for an 80-class COCO-named dataset (coco.names order); else 0..C-1."""
+    ids = getattr(dataset, "index_to_cat_id", None)
+    if ids is not None:
+        return list(ids)
+    if len(class_names) == 80 and class_names[0] == "person":
+        return list(COCO80_TO_91)
+    return list(range(len(class_names)))
+
+
+def detections_from_coco(results, gt: GroundTruth, class_names: Sequence[str],
+                         category_ids: Sequence[int] | None = None, source: str = "detections") -> tuple[Detections, dict]:
+    """Detections from a COCO results list (``loadRes`` format) or a COCO dict with ``images``,
+    ``categories`` and scored ``annotations`` (matched to the ground truth by file name and category name).
+
+    Returns ``(detections, skipped)``; ``skipped`` counts records left out ``{"unknown_image": n,
+    "unknown_category": n}`` -- images outside this split, classes the dataset does not have."""
+    img_lookup: dict = {}
+    for k, (iid, cid) in enumerate(zip(gt.image_ids, coco_image_ids(gt.image_ids))):
+        img_lookup[cid] = k
+        img_lookup[iid] = k
+    cat_lookup: dict
+    if isinstance(results, dict):  # a dataset-style dict: ids are its own, names are the link
+        try:
+            by_name = {Path(f).name: k for k, f in enumerate(getattr(gt, "files", None) or [])}
+            by_stem = {Path(str(i)).stem: k for k, i in enumerate(gt.image_ids)}
+            img_lookup = {}
+            for im in results["images"]:
+                k = by_name.get(Path(im["file_name"]).name, by_stem.get(Path(im["file_name"]).stem))
+                if k is not None:
+                    img_lookup[im["id"]] = k
+            name_to_label = {n: i for i, n in enumerate(class_names)}
+            cat_lookup = {c["id"]: name_to_label[c["name"]] for c in results["categories"] if c["name"] in name_to_label}
+            records = results["annotations"]
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{source}: a COCO dict needs images (id, file_name), categories (id, name) "
+                            f"and annotations; missing {exc}") from exc
+    else:
+        records = results
+        if category_ids is None:
+            category_ids = infer_category_ids({r.get("category_id") for r in records}, class_names, source)
+        cat_lookup = {int(c): i for i, c in enumerate(category_ids)}
+    boxes, scores, labels, image = [], [], [], []
+    skipped = {"unknown_image": 0, "unknown_category": 0}
+    for n, r in enumerate(records):
+        try:
+            k = img_lookup.get(r["image_id"])
+            c = cat_lookup.get(r["category_id"])
+            x, y, w, h = (float(v) for v in r["bbox"])
+            s = float(r["score"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{source}: record {n}: expected image_id, category_id, bbox [x, y, w, h] "
+                            f"and score ({exc})") from exc
+        if k is None:
+            skipped["unknown_image"] += 1
+            continue
+        if c is None:
+            skipped["unknown_category"] += 1
+            continue
+        boxes.append((x, y, x + w, y + h))  # COCO xywh -> xyxy at the edge
+        scores.append(s)
+        labels.append(c)
+        image.append(k)
+    return Detections(np.asarray(boxes).reshape(-1, 4), scores, labels, image), skipped
+
+
+def infer_category_ids(seen: set, class_names: Sequence[str], source: str = "detections") -> list[int]:
+    """Which id space a results file uses, from the ids it contains: 0-based contiguous, 1-based
+    contiguous, or COCO's 91 ids for an 80-class dataset (checked in that order)."""
+    seen = {int(s) for s in seen if s is not None}
+    n = len(class_names)
+    if seen <= set(range(n)):
+        return list(range(n))
+    if seen <= set(range(1, n + 1)):
+        return list(range(1, n + 1))
+    if n == 80 and seen <= set(COCO80_TO_91):
+        return list(COCO80_TO_91)
+    raise DataError(f"{source}: category ids {sorted(seen)[:10]} fit neither 0..{n - 1}, 1..{n}"
+                    + (" nor COCO's 91-id space" if n == 80 else "") + f" for {n} classes")
+
+
+def _as_detections(detections, gt: GroundTruth, class_names, category_ids, source="detections"):
+    if isinstance(detections, Detections):
+        return detections, {}
+    if isinstance(detections, dict) or (isinstance(detections, list) and detections
+                                        and isinstance(detections[0], dict)):
+        return detections_from_coco(detections, gt, class_names, category_ids, source)
+    if isinstance(detections, (str, Path)):
+        try:
+            data = json.loads(Path(detections).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{detections}: cannot read detections JSON ({exc})") from exc
+        return detections_from_coco(data, gt, class_names, category_ids, str(detections))
+    dets = list(detections)
+    if len(dets) != gt.num_images:
+        raise DataError(f"{source}: {len(dets)} per-image detection tensors for {gt.num_images} images")
+    return Detections.from_lists(dets), {}
+
+
+# ----------------------------------------------------------------------------- evaluate
+def _num(v):
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
+             metrics: Iterable[str] = METRICS, iou_thres: float = 0.5, pixel_offset: float = 0.0,
+             conf: float = 0.25, coco_gt=None, category_ids: Sequence[int] | None = None,
+             max_dets: int = 100, coco_backend: str = "pycocotools", save_dir: str | Path | None = None,
+             plots: bool = False) -> dict:
+    """Evaluate detections against ground truth; returns the metrics dict (module docstring).
+
+    ``gt``: a dataset from :func:`yolokit.data.load_dataset`, a list of samples/records, or a
+    :class:`GroundTruth`. ``detections``: one ``(K, 6)`` ``[x1, y1, x2, y2, score, class]`` per image
+    (dataset order), a :class:`Detections`, a COCO results list / dict, or a path to a JSON of one.
+    ``pixel_offset``: 0 = continuous boxes (default), 1 = VOC devkit "+1 pixel" IoU. ``coco_gt``: the
+    COCO ground truth to score against (path / dict / COCO); defaults to the dataset's own COCO file,
+    else one built from ``gt`` (box areas). ``save_dir``: write metrics.json, metrics.txt,
+    detections.json and, with ``plots``, PR-curve and confusion-matrix PNGs.
+    """
+    metrics = tuple(metrics)
+    bad = set(metrics) - set(METRICS)
+    if bad:
+        raise DataError(f"unknown metric(s) {sorted(bad)}: expected {METRICS}")
+    dataset = None if isinstance(gt, GroundTruth) or isinstance(gt, list) else gt
+    class_names = list(class_names if class_names is not None else getattr(gt, "class_names", []))
+    g = ground_truth_from(gt)
+    num_classes = len(class_names) or int(max(g.labels.max(initial=-1), 0)) + 1
+    if not class_names:
+        class_names = [str(c) for c in range(num_classes)]
+    if category_ids is None:
+        category_ids = default_category_ids(class_names, dataset)
+    det, skipped = _as_detections(detections, g, class_names, category_ids)
+    out_of_range = (det.labels < 0) | (det.labels >= num_classes)
+    if out_of_range.any():
+        skipped["unknown_category"] = skipped.get("unknown_category", 0) + int(out_of_range.sum())
+        det = det.filter(~out_of_range)
+
+    out: dict = {"images": g.num_images, "objects": len(g), "detections": len(det),
+                 "skipped": {k: v for k, v in skipped.items() if v},
+                 "protocol": {"iou": iou_thres, "pixel_offset": pixel_offset, "difficult": "ignored",
+                              "coco_backend": coco_backend, "max_dets": max_dets}}
+    voc = voc_evaluate(g, det, num_classes, iou_thres, pixel_offset)
+    if "voc07" in metrics:
+        out["voc07"] = _num(voc.map07)
+    if "voc" in metrics:
+        out["voc"] = _num(voc.map)
+    pr = voc.precision_recall_at(conf)
+    out["at_conf"] = {k: _num(pr[k]) for k in ("precision", "recall", "f1")} | {
+        "conf": conf, "tp": pr["tp"], "fp": pr["fp"]}
+
+    coco_res = None
+    if "coco" in metrics:
+        img_ids = coco_image_ids(g.image_ids)
+        if coco_gt is None and getattr(dataset, "coco", None) is not None:
+            coco_gt = dataset.coco
+        restrict = None
+        if coco_gt is None:
+            coco_gt = ground_truth_to_coco(g, category_ids, class_names, img_ids)
+        else:
+            restrict = img_ids  # a split of a bigger file: score only this split's images
+        results = detections_to_coco(det, img_ids, category_ids)
+        coco_res = coco_evaluate(coco_gt, results, max_dets=max_dets, backend=coco_backend, image_ids=restrict)
+        out["coco"] = coco_res.stats
+
+    n_det = np.bincount(det.labels, minlength=num_classes)[:num_classes]
+    per_class = {}
+    for c, name in enumerate(class_names):
+        row = {"n_gt": int(voc.npos[c]), "n_det": int(n_det[c]),
+               "voc": _num(voc.ap[c]), "voc07": _num(voc.ap07[c]),
+               "precision": _num(pr["per_class_precision"][c]), "recall": _num(pr["per_class_recall"][c])}
+        if coco_res is not None:
+            pc = coco_res.per_category.get(int(category_ids[c]), {})
+            row["coco_AP"] = _num(pc.get("AP", float("nan")))
+            row["coco_AP50"] = _num(pc.get("AP50", float("nan")))
+        per_class[name] = row
+    out["per_class"] = per_class
+
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        (save_dir / "metrics.json").write_text(json.dumps(out, indent=2))
+        (save_dir / "metrics.txt").write_text(format_table(out) + "\n")
+        save_coco_results(save_dir / "detections.json",
+                          detections_to_coco(det, coco_image_ids(g.image_ids), category_ids))
+        if plots:
+            from yolokit.eval.confusion import confusion_matrix
+            from yolokit.eval.plots import plot_confusion_matrix, plot_pr_curves
+
+            plot_pr_curves(voc, class_names, save_dir / "pr")
+            cm = confusion_matrix(g, det, num_classes, conf=conf, iou_thres=iou_thres)
+            plot_confusion_matrix(cm, class_names, save_dir / "confusion_matrix.png")
+            np.savetxt(save_dir / "confusion_matrix.csv", cm, fmt="%d", delimiter=",",
+                       header=",".join(class_names + ["background"]))
+    return out
+
+
+def format_table(metrics: dict) -> str:
+    """A readable per-class table and the summary lines, from :func:`evaluate`'s dict."""
+    def pct(v):
+        return "   -  " if v is None else f"{100 * v:6.2f}"
+
+    has_coco = "coco" in metrics
+    head = f"{'class':<16}{'gt':>6}{'det':>7}  {'AP50':>6}  {'AP50-07':>7}  {'P':>6}  {'R':>6}"
+    if has_coco:
+        head += f"  {'cocoAP':>6}  {'cocoAP50':>8}"
+    lines = [head, "-" * len(head)]
+    for name, r in metrics["per_class"].items():
+        line = (f"{name[:16]:<16}{r['n_gt']:>6}{r['n_det']:>7}  {pct(r['voc'])}  {pct(r['voc07']):>7}  "
+                f"{pct(r['precision'])}  {pct(r['recall'])}")
+        if has_coco:
+            line += f"  {pct(r.get('coco_AP'))}  {pct(r.get('coco_AP50')):>8}"
+        lines.append(line)
+    lines.append("-" * len(head))
+    p = metrics["protocol"]
+    conv = "continuous" if p["pixel_offset"] == 0 else f"+{p['pixel_offset']:g} pixel (VOC devkit)"
+    if "voc" in metrics:
+        lines.append(f"VOC2010+ all-point mAP@{p['iou']:g}: {pct(metrics['voc']).strip()}%  "
+                     f"(difficult ignored, {conv} IoU)")
+    if "voc07" in metrics:
+        lines.append(f"VOC2007 11-point mAP@{p['iou']:g}:  {pct(metrics['voc07']).strip()}%")
+    a = metrics["at_conf"]
+    lines.append(f"at score >= {a['conf']:g}: precision {pct(a['precision']).strip()}%, "
+                 f"recall {pct(a['recall']).strip()}%, F1 {pct(a['f1']).strip()}%  (TP {a['tp']}, FP {a['fp']})")
+    if has_coco:
+        c = metrics["coco"]
+        lines.append(f"COCO (pycocotools, maxDets {p['max_dets']}): " +
+                     "  ".join(f"{k} {c[k]:.4f}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
+        lines.append("    " + "  ".join(f"{k} {c[k]:.4f}" for k in ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")))
+    lines.append(f"{metrics['images']} images, {metrics['objects']} objects, {metrics['detections']} detections"
+                 + (f"; skipped {metrics['skipped']}" if metrics.get("skipped") else ""))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- run a model
+def predict_dataset(predict_fn: Callable[[list], list], dataset, batch_size: int = 8,
+                    progress: bool = False) -> list:
+    """Call ``predict_fn(images)`` (a list of HxWx3 uint8 RGB arrays -> one ``(K, 6)`` per image in
+    original-image pixels) over the dataset in batches; returns one detection array per image."""
+    dets = []
+    indices = range(0, len(dataset), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc="predict", unit="batch")
+    for start in indices:
+        images = [dataset[i].image for i in range(start, min(start + batch_size, len(dataset)))]
+        out = predict_fn(images)
+        if len(out) != len(images):
+            raise DataError(f"predict_fn returned {len(out)} results for {len(images)} images")
+        dets.extend(d.detach().cpu().numpy() if hasattr(d, "detach") else np.asarray(d) for d in out)
+    return dets
+
+
+def evaluate_model(model, dataset, *, conf: float = 0.001, iou: float = 0.6, imgsz: int | None = None,
+                   batch_size: int = 8, predict_fn: Callable[[list], list] | None = None,
+                   progress: bool = False, **kwargs) -> dict:
+    """Run ``model.predict`` (or ``predict_fn``, e.g. a test-time-augmentation wrapper) over every
+    image of ``dataset``, then :func:`evaluate`. ``conf``/``iou`` are the detector's thresholds (a low
+    ``conf`` as mAP needs the whole PR curve); ``kwargs`` go to :func:`evaluate` (``conf`` there is
+    renamed ``report_conf``: the score for the precision/recall line and confusion matrix)."""
+    if predict_fn is None:
+        def predict_fn(images):
+            return model.predict(images, conf=conf, iou=iou, imgsz=imgsz)
+    report_conf = kwargs.pop("report_conf", 0.25)
+    dets = predict_dataset(predict_fn, dataset, batch_size, progress)
+    return evaluate(dataset, dets, conf=report_conf, **kwargs)
