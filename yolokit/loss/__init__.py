@@ -31,8 +31,9 @@ def build_loss(heads, img_size: tuple[int, int] | None = None, **kwargs):
         h = heads[0]
         return YoloV1Loss(num_boxes=int(head_value(h, "num_boxes", head_value(h, "num", 2))),
                           num_classes=int(head_value(h, "num_classes")), img_size=img_size,
-                          rescore=bool(head_value(h, "rescore", True)),
-                          softmax=bool(head_value(h, "softmax", False)), **kwargs)
+                          rescore=bool(float(head_value(h, "rescore", 1))),
+                          softmax=bool(float(head_value(h, "softmax", 0))),
+                          sqrt=bool(float(head_value(h, "sqrt", 1))), **kwargs)
     if kinds <= {"yolo", "region"} and kinds:
         return YoloLoss(heads, **kwargs)
     raise ValueError(f"no loss for head kinds {sorted(map(str, kinds))}")

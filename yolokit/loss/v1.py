@@ -34,7 +34,7 @@ class YoloV1Loss(nn.Module):
 
     def __init__(self, num_boxes: int, num_classes: int, img_size: tuple[int, int] | None = None,
                  lambda_coord: float = 5.0, lambda_noobj: float = 0.5, lambda_obj: float = 1.0,
-                 lambda_cls: float = 1.0, rescore: bool = True, softmax: bool = False):
+                 lambda_cls: float = 1.0, rescore: bool = True, softmax: bool = False, sqrt: bool = True):
         super().__init__()
         self.num_boxes = num_boxes
         self.num_classes = num_classes
@@ -45,6 +45,7 @@ class YoloV1Loss(nn.Module):
         self.lambda_cls = lambda_cls
         self.rescore = rescore
         self.softmax = softmax
+        self.sqrt = sqrt
 
     def forward(self, outputs: list[Tensor] | Tensor, targets: Tensor,
                 img_size: tuple[int, int] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -59,6 +60,9 @@ class YoloV1Loss(nn.Module):
             raise ValueError("YoloV1Loss needs img_size (network input height, width)")
         pred = pred.float()
         target = encode_grid(targets.to(pred), n, s, nb, nc, img_size)
+        if not self.sqrt:  # the network regresses w, h themselves (Darknet's sqrt=0)
+            for k in range(nb):
+                target[..., k * 5 + 2:k * 5 + 4] = target[..., k * 5 + 2:k * 5 + 4] ** 2
 
         p_box = pred[..., : nb * 5].reshape(n, s, s, nb, 5)  # [N,S,S,B,(x,y,sqrt w,sqrt h,conf)]
         p_cls = pred[..., nb * 5:]
@@ -72,8 +76,8 @@ class YoloV1Loss(nn.Module):
         # may be 0; the small distance term then picks the nearest box instead of always predictor 0
         # (Darknet breaks the tie the same way, by RMSE).
         with torch.no_grad():
-            p_xyxy = self._to_xyxy(p_box[..., :4], s)
-            t_xyxy = self._to_xyxy(t_box[..., None, :4].expand_as(p_box[..., :4]), s)
+            p_xyxy = self._to_xyxy(p_box[..., :4], s, self.sqrt)
+            t_xyxy = self._to_xyxy(t_box[..., None, :4].expand_as(p_box[..., :4]), s, self.sqrt)
             iou = elementwise_iou(p_xyxy.reshape(-1, 4), t_xyxy.reshape(-1, 4)).view(n, s, s, nb)
             dist = (p_box[..., :4] - t_box[..., None, :4]).pow(2).sum(-1).sqrt()
             best = (iou - 1e-6 * dist).argmax(-1)  # [N,S,S]
@@ -91,11 +95,12 @@ class YoloV1Loss(nn.Module):
         return total, {k: v.detach() for k, v in parts.items()}
 
     @staticmethod
-    def _to_xyxy(box: Tensor, s: int) -> Tensor:
+    def _to_xyxy(box: Tensor, s: int, sqrt: bool) -> Tensor:
         """(x, y) in the cell, (sqrt w, sqrt h) of the image -> xyxy in image units ``[0, 1]``."""
+        wh = box[..., 2:4] ** 2 if sqrt else box[..., 2:4]
         gj, gi = torch.meshgrid(torch.arange(s, device=box.device), torch.arange(s, device=box.device),
                                 indexing="ij")
         shape = (1, s, s) + (1,) * (box.dim() - 4)
         cx = (box[..., 0] + gi.view(shape)) / s
         cy = (box[..., 1] + gj.view(shape)) / s
-        return cxcywh_to_xyxy(torch.stack((cx, cy, box[..., 2] ** 2, box[..., 3] ** 2), dim=-1))
+        return cxcywh_to_xyxy(torch.stack((cx, cy, wh[..., 0], wh[..., 1]), dim=-1))

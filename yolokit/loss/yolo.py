@@ -43,10 +43,30 @@ _MAX_EXP = math.log(1e4)  # clamp tw/th before exp so a diverging prediction can
 
 
 def head_value(head, key: str, default=None):
-    """Read ``key`` from a head spec that is either a mapping or an object with attributes."""
+    """Read ``key`` from a head spec (``model.heads[i]``: a :class:`yolokit.models.heads.HeadSpec` or a
+    mapping). Keys the spec does not carry as fields are looked up in its ``options`` (the remaining cfg
+    keys, as text; numbers are converted)."""
     if isinstance(head, dict):
-        return head.get(key, default)
-    return getattr(head, key, default)
+        value, options = head.get(key), head.get("options") or {}
+    else:
+        value, options = getattr(head, key, None), getattr(head, "options", None) or {}
+    if value is None and key in options:
+        value = options[key]
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+    return default if value is None else value
+
+
+def _scalar_stride(stride) -> float:
+    """Head specs give ``(sy, sx)``; Darknet nets downsample both axes alike."""
+    if isinstance(stride, (tuple, list)):
+        if len(set(float(s) for s in stride)) != 1:
+            raise ValueError(f"non-square stride {tuple(stride)} is not supported by the loss")
+        stride = stride[0]
+    return float(stride)
 
 
 @dataclass
@@ -69,7 +89,7 @@ class HeadInfo:
         thresh = head_value(head, "ignore_thresh", None)
         if thresh is None:
             thresh = head_value(head, "thresh", 0.6 if kind == "region" else 0.7)
-        return cls(kind=kind, anchors=anchors, stride=float(head_value(head, "stride")),
+        return cls(kind=kind, anchors=anchors, stride=_scalar_stride(head_value(head, "stride")),
                    num_classes=int(head_value(head, "num_classes")),
                    scale_x_y=float(head_value(head, "scale_x_y", 1.0) or 1.0), ignore_thresh=float(thresh))
 
