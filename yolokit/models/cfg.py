@@ -1,0 +1,203 @@
+"""Reading Darknet ``.cfg`` files: sections of ``key=value`` lines, checked against the keys each layer knows.
+
+A cfg is read once, here, into a list of :class:`Section`; the layer builders in :mod:`yolokit.models.darknet`
+take typed values from it and never look at the text again. Every problem is a :class:`ConfigError` that names
+the file and line. Darknet itself silently ignores keys it does not know; yolokit refuses them, because a typo
+(``filter=``) or a feature yolokit does not implement would otherwise change the network without a word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from yolokit.errors import ConfigError
+
+# Keys Darknet reads for [net]; most only matter to Darknet's own trainer. yolokit keeps them (model.net) so that
+# a trainer may use them, and accepts them so that real cfgs from pjreddie/darknet and AlexeyAB/darknet load.
+_NET_KEYS = {
+    "batch", "subdivisions", "width", "height", "channels", "inputs", "momentum", "decay", "angle", "saturation",
+    "exposure", "hue", "learning_rate", "burn_in", "max_batches", "policy", "steps", "scales", "step", "gamma",
+    "power", "max_crop", "min_crop", "aspect", "flip", "mosaic", "mixup", "cutmix", "blur", "gaussian_noise",
+    "letter_box", "adam", "b1", "b2", "eps", "max_chart_loss", "time_steps", "track", "augment_speed",
+    "sequential_subdivisions", "try_fix_nan", "loss_scale", "dynamic_minibatch", "optimized_memory",
+    "workspace_size_limit_mb", "random", "sgdr_cycle", "sgdr_mult", "seq_scales", "rate", "mosaic_bound",
+    "adversarial_lr", "attention", "show_imgs", "use_cuda_graph", "resize_step", "center", "label_smooth_eps",
+    "contrastive", "unsupervised", "max_epochs", "num_boxes", "equidistant_point", "init_sequential_subdivisions",
+}
+_TRAIN_ONLY_HEAD_KEYS = {
+    "jitter", "random", "object_scale", "noobject_scale", "class_scale", "coord_scale", "rescore", "thresh",
+    "bias_match", "absolute", "max", "ignore_thresh", "truth_thresh", "iou_thresh", "cls_normalizer",
+    "iou_normalizer", "obj_normalizer", "iou_loss", "iou_thresh_kind", "nms_kind", "beta_nms", "max_delta",
+    "counters_per_class", "label_smooth_eps", "objectness_smooth", "focal_loss", "resize", "map", "log",
+    "track_history_size", "sim_thresh", "dets_for_track", "dets_for_show", "embedding_layer",
+}
+
+#: For every layer yolokit builds: the keys it accepts. Keys listed in ``_MUST_BE`` are accepted only with the
+#: value that means "feature off", since yolokit does not implement the feature.
+KNOWN_KEYS: dict[str, set[str]] = {
+    "net": _NET_KEYS,
+    "convolutional": {"filters", "size", "stride", "stride_x", "stride_y", "pad", "padding", "groups", "activation",
+                      "batch_normalize", "dilation", "binary", "xnor", "flipped", "dot", "antialiasing",
+                      "share_index", "assisted_excitation", "deform", "sway", "rotate", "stretch", "stretch_sway"},
+    "maxpool": {"size", "stride", "stride_x", "stride_y", "padding", "maxpool_depth", "antialiasing",
+                "out_channels"},
+    "avgpool": set(),
+    "route": {"layers", "groups", "group_id"},
+    "shortcut": {"from", "activation", "weights_type", "weights_normalization"},
+    "upsample": {"stride", "scale"},
+    "dropout": {"probability", "dropblock", "dropblock_size_rel", "dropblock_size_abs"},
+    "connected": {"output", "activation", "batch_normalize"},
+    "local": {"filters", "size", "stride", "pad", "activation"},
+    "reorg": {"stride", "reverse", "flatten", "extra"},
+    "region": {"anchors", "classes", "coords", "num", "softmax", "tree", "sqrt", "background"}
+    | _TRAIN_ONLY_HEAD_KEYS,
+    "yolo": {"mask", "anchors", "classes", "num", "scale_x_y", "new_coords"} | _TRAIN_ONLY_HEAD_KEYS,
+    "detection": {"classes", "coords", "side", "num", "softmax", "sqrt", "forced", "reorg"} | _TRAIN_ONLY_HEAD_KEYS,
+}
+# Darknet spells some sections two ways.
+ALIASES = {"conv": "convolutional", "network": "net", "max": "maxpool", "avg": "avgpool", "soft": "softmax"}
+_MUST_BE = {
+    ("convolutional", "binary"): "0", ("convolutional", "xnor"): "0", ("convolutional", "dot"): "0",
+    ("convolutional", "antialiasing"): "0", ("convolutional", "assisted_excitation"): "0",
+    ("convolutional", "deform"): "0", ("convolutional", "sway"): "0", ("convolutional", "rotate"): "0",
+    ("convolutional", "stretch"): "0", ("convolutional", "stretch_sway"): "0", ("convolutional", "flipped"): "0",
+    ("maxpool", "maxpool_depth"): "0", ("maxpool", "antialiasing"): "0",
+    ("shortcut", "weights_type"): "none", ("shortcut", "weights_normalization"): "none",
+    ("dropout", "dropblock"): "0", ("reorg", "reverse"): "0", ("reorg", "flatten"): "0", ("reorg", "extra"): "0",
+    ("region", "background"): "0", ("yolo", "new_coords"): "0", ("detection", "forced"): "0",
+    ("detection", "reorg"): "0",
+}
+
+
+@dataclass
+class Section:
+    """One ``[kind]`` block of a cfg: its options as text, and where each came from (for error messages)."""
+
+    kind: str
+    line: int
+    source: str = "<cfg>"
+    options: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def where(self, key: str | None = None) -> str:
+        """``file:line`` of ``key`` (or of the section header)."""
+        return f"{self.source}:{self.lines.get(key, self.line) if key else self.line}"
+
+    def error(self, key: str | None, message: str) -> ConfigError:
+        return ConfigError(f"{self.where(key)}: [{self.kind}] {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.options
+
+    def get_str(self, key: str, default: str | None = None) -> str:
+        if key in self.options:
+            return self.options[key]
+        if default is None:
+            raise self.error(None, f"needs '{key}='")
+        return default
+
+    def get_int(self, key: str, default: int | None = None) -> int:
+        if key not in self.options:
+            if default is None:
+                raise self.error(None, f"needs '{key}=' (an integer)")
+            return default
+        try:
+            return int(self.options[key])
+        except ValueError:
+            raise self.error(key, f"'{key}' must be an integer, got '{self.options[key]}'") from None
+
+    def get_float(self, key: str, default: float | None = None) -> float:
+        if key not in self.options:
+            if default is None:
+                raise self.error(None, f"needs '{key}=' (a number)")
+            return default
+        try:
+            return float(self.options[key])
+        except ValueError:
+            raise self.error(key, f"'{key}' must be a number, got '{self.options[key]}'") from None
+
+    def get_ints(self, key: str, default: list[int] | None = None) -> list[int]:
+        if key not in self.options:
+            if default is None:
+                raise self.error(None, f"needs '{key}=' (comma-separated integers)")
+            return list(default)
+        try:
+            return [int(v) for v in self.options[key].split(",") if v.strip()]
+        except ValueError:
+            raise self.error(key, f"'{key}' must be comma-separated integers, got '{self.options[key]}'") from None
+
+    def get_floats(self, key: str) -> list[float]:
+        try:
+            return [float(v) for v in self.options.get(key, "").split(",") if v.strip()]
+        except ValueError:
+            raise self.error(key, f"'{key}' must be comma-separated numbers, got '{self.options[key]}'") from None
+
+
+def parse_cfg(text: str, source: str = "<cfg>") -> list[Section]:
+    """Split cfg text into sections; check every key against :data:`KNOWN_KEYS`.
+
+    The first section must be ``[net]``. Comments start with ``#`` or ``;``. Keys are case-insensitive
+    (stored lower-case), values keep their text.
+    """
+    sections: list[Section] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            if not line.endswith("]"):
+                raise ConfigError(f"{source}:{lineno}: malformed section header {line!r} (expected '[name]')")
+            kind = line[1:-1].strip().lower()
+            kind = ALIASES.get(kind, kind)
+            if kind not in KNOWN_KEYS:
+                raise ConfigError(f"{source}:{lineno}: unknown layer [{kind}] (yolokit knows: "
+                                  f"{', '.join(sorted(KNOWN_KEYS))})")
+            if not sections and kind != "net":
+                raise ConfigError(f"{source}:{lineno}: the first section must be [net], got [{kind}]")
+            if sections and kind == "net":
+                raise ConfigError(f"{source}:{lineno}: a second [net] section (only one is allowed)")
+            sections.append(Section(kind, lineno, source))
+            continue
+        if "=" not in line:
+            raise ConfigError(f"{source}:{lineno}: expected 'key=value' or '[section]', got {line!r}")
+        if not sections:
+            raise ConfigError(f"{source}:{lineno}: 'key=value' before the first section header")
+        key, value = (s.strip() for s in line.split("=", 1))
+        key = key.lower()
+        sec = sections[-1]
+        if key not in KNOWN_KEYS[sec.kind]:
+            raise ConfigError(f"{source}:{lineno}: unknown key '{key}' in [{sec.kind}] (known: "
+                              f"{', '.join(sorted(KNOWN_KEYS[sec.kind])) or 'none'})")
+        if key in sec.options:
+            raise ConfigError(f"{source}:{lineno}: '{key}' set twice in [{sec.kind}] (first at line "
+                              f"{sec.lines[key]})")
+        off = _MUST_BE.get((sec.kind, key))
+        if off is not None and value.lower() not in {off, "0", "none"}:
+            raise ConfigError(f"{source}:{lineno}: [{sec.kind}] {key}={value} is not supported by yolokit "
+                              f"(only {key}={off})")
+        sec.options[key] = value
+        sec.lines[key] = lineno
+    if not sections:
+        raise ConfigError(f"{source}: empty cfg (expected a [net] section and layers)")
+    return sections
+
+
+def read_cfg(path: str | Path) -> tuple[str, list[Section]]:
+    """Read and parse a cfg file; returns ``(text, sections)``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read cfg ({exc})") from None
+    return text, parse_cfg(text, str(path))
+
+
+def format_cfg(sections: list[Section]) -> str:
+    """Write sections back as cfg text (comments are not kept)."""
+    out = []
+    for sec in sections:
+        out.append(f"[{sec.kind}]")
+        out += [f"{k}={v}" for k, v in sec.options.items()]
+        out.append("")
+    return "\n".join(out)

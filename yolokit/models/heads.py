@@ -1,0 +1,166 @@
+"""Detection heads: ``[yolo]`` (v3), ``[region]`` (v2) and ``[detection]`` (v1).
+
+Each head takes the output of the layer before it and, in **train mode**, returns its RAW values (what a loss is
+built on); in **eval mode** it returns decoded rows ``(B, N, 5+C)`` = ``[cx, cy, w, h, objectness, C class
+probabilities]`` with boxes in network-input pixels, the layout :func:`yolokit.postprocess.postprocess` takes
+(score = objectness x class probability).
+
+Raw layouts (train mode):
+
+* ``[yolo]``  ``(B, A, H, W, 5+C)`` = ``[tx, ty, tw, th, to, class logits]``, pre-activation. Decoding
+  (Darknet's ``get_yolo_box``, with ``s = scale_x_y``)::
+
+      cx = (j + sigmoid(tx) * s - (s - 1) / 2) * stride_x      # j = column, stride = input_w / W
+      cy = (i + sigmoid(ty) * s - (s - 1) / 2) * stride_y
+      w  = exp(tw) * anchor_w                                  # anchors in network pixels
+      h  = exp(th) * anchor_h
+      objectness = sigmoid(to); class prob = sigmoid(logit)    # independent logistic classes
+
+* ``[region]`` ``(B, A, H, W, 5+C)`` same values; ``w = exp(tw) * anchor_w`` where the cfg gives anchors in grid
+  cells (``model.heads[i].anchors`` has them in network pixels at the cfg's size), class probs = softmax over C
+  (when ``softmax=1``, as in YOLOv2).
+* ``[detection]`` ``(B, S, S, B*5 + C)``: per cell, ``nb`` boxes of ``[x, y, w, h, conf]`` then ``C`` class
+  scores, all as the connected layer produced them (no activation). ``x, y`` are offsets in the cell, ``w, h``
+  fractions of the image (square-rooted when ``sqrt=1``, YOLOv1 sec. 2.2). Decoded rows are ``S*S*nb`` boxes,
+  objectness = conf, class probs = the cell's class scores (softmaxed when ``softmax=1``). This is a
+  re-arrangement of Darknet's flat order (all class scores, then all confidences, then all coordinates).
+
+Row order of the decoded output: head by head in cfg order, then anchor, row, column (``[detection]``: row,
+column, box).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class HeadSpec:
+    """What a loss or a decoder needs to know about one detection head.
+
+    Attributes:
+        kind: ``'yolo'``, ``'region'`` or ``'detection'``.
+        layer: index of the head in the cfg's layer list.
+        num_classes: C.
+        anchors: ``[(w, h), ...]`` in network pixels at the cfg's input size (``[]`` for detection).
+        stride: input pixels per grid cell at the cfg's input size, ``(sy, sx)``.
+        grid: ``(H, W)`` at the cfg's input size.
+        scale_x_y: [yolo] xy scaling (1.0 = plain sigmoid).
+        num_boxes: boxes per cell (A for yolo/region, B for detection).
+        options: the remaining cfg keys (e.g. ignore_thresh, object_scale, sqrt, softmax, rescore) as text.
+    """
+
+    kind: str
+    layer: int
+    num_classes: int
+    anchors: list[tuple[float, float]]
+    stride: tuple[float, float]
+    grid: tuple[int, int]
+    scale_x_y: float = 1.0
+    num_boxes: int = 0
+    options: dict[str, str] = field(default_factory=dict)
+
+
+class _Grid(nn.Module):
+    """Caches the ``(1, 1, H, W, 2)`` cell-offset grid ``[col, row]`` for the last feature size seen."""
+
+    def __init__(self):
+        super().__init__()
+        self._key = None
+        self._grid = None
+
+    def grid(self, h: int, w: int, device, dtype) -> Tensor:
+        key = (h, w, device, dtype)
+        if self._key != key:
+            ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                                    torch.arange(w, device=device, dtype=dtype), indexing="ij")
+            self._grid = torch.stack((xs, ys), -1).view(1, 1, h, w, 2)
+            self._key = key
+        return self._grid
+
+
+class YoloHead(_Grid):
+    """``[yolo]`` head: see the module docstring for the raw layout and the decoding."""
+
+    def __init__(self, anchors: list[tuple[float, float]], num_classes: int, scale_x_y: float = 1.0):
+        super().__init__()
+        self.num_anchors, self.num_classes, self.scale_x_y = len(anchors), num_classes, scale_x_y
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(1, -1, 1, 1, 2),
+                             persistent=False)
+
+    def forward(self, x: Tensor, input_hw: tuple[int, int]) -> Tensor:
+        b, _, h, w = x.shape
+        p = x.view(b, self.num_anchors, 5 + self.num_classes, h, w).permute(0, 1, 3, 4, 2)  # (B,A,H,W,5+C)
+        if self.training:
+            return p
+        stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=x.dtype)
+        s = self.scale_x_y
+        xy = torch.sigmoid(p[..., :2])
+        if s != 1.0:
+            xy = xy * s - (s - 1) / 2
+        xy = (xy + self.grid(h, w, x.device, x.dtype)) * stride
+        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype)
+        rest = torch.sigmoid(p[..., 4:])                               # objectness, class probabilities
+        return torch.cat((xy, wh, rest), -1).reshape(b, -1, 5 + self.num_classes)
+
+
+class RegionHead(_Grid):
+    """``[region]`` head (YOLOv2). ``anchors`` in grid cells, as in the cfg."""
+
+    def __init__(self, anchors: list[tuple[float, float]], num_classes: int, softmax: bool = True):
+        super().__init__()
+        self.num_anchors, self.num_classes, self.softmax = len(anchors), num_classes, softmax
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(1, -1, 1, 1, 2),
+                             persistent=False)
+
+    def forward(self, x: Tensor, input_hw: tuple[int, int]) -> Tensor:
+        b, _, h, w = x.shape
+        p = x.view(b, self.num_anchors, 5 + self.num_classes, h, w).permute(0, 1, 3, 4, 2)
+        if self.training:
+            return p
+        stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=x.dtype)
+        xy = (torch.sigmoid(p[..., :2]) + self.grid(h, w, x.device, x.dtype)) * stride
+        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype) * stride
+        obj = torch.sigmoid(p[..., 4:5])
+        cls = torch.softmax(p[..., 5:], -1) if self.softmax else p[..., 5:]
+        return torch.cat((xy, wh, obj, cls), -1).reshape(b, -1, 5 + self.num_classes)
+
+
+class DetectionHead(nn.Module):
+    """``[detection]`` head (YOLOv1): input is the flat output of a ``[connected]`` layer."""
+
+    def __init__(self, side: int, num_boxes: int, num_classes: int, sqrt: bool = True, softmax: bool = False):
+        super().__init__()
+        self.side, self.num_boxes, self.num_classes = side, num_boxes, num_classes
+        self.sqrt, self.softmax = sqrt, softmax
+
+    def raw(self, x: Tensor) -> Tensor:
+        """Darknet's flat ``[S*S*C | S*S*nb conf | S*S*nb*4 coords]`` -> ``(B, S, S, nb*5 + C)``."""
+        b, s, nb, c = x.shape[0], self.side, self.num_boxes, self.num_classes
+        x = x.flatten(1)
+        cls = x[:, : s * s * c].reshape(b, s, s, c)
+        conf = x[:, s * s * c: s * s * (c + nb)].reshape(b, s, s, nb, 1)
+        coords = x[:, s * s * (c + nb):].reshape(b, s, s, nb, 4)
+        return torch.cat((torch.cat((coords, conf), -1).flatten(3), cls), -1)
+
+    def forward(self, x: Tensor, input_hw: tuple[int, int]) -> Tensor:
+        p = self.raw(x)
+        if self.training:
+            return p
+        b, s, nb, c = p.shape[0], self.side, self.num_boxes, self.num_classes
+        boxes = p[..., : nb * 5].reshape(b, s, s, nb, 5)
+        cls = p[..., nb * 5:]
+        if self.softmax:
+            cls = torch.softmax(cls, -1)
+        ys, xs = torch.meshgrid(torch.arange(s, device=x.device, dtype=x.dtype),
+                                torch.arange(s, device=x.device, dtype=x.dtype), indexing="ij")
+        grid = torch.stack((xs, ys), -1).view(1, s, s, 1, 2)
+        size = torch.tensor([input_hw[1], input_hw[0]], device=x.device, dtype=x.dtype)
+        xy = (boxes[..., :2] + grid) / s * size
+        wh = boxes[..., 2:4] ** 2 if self.sqrt else boxes[..., 2:4]
+        wh = wh * size
+        cls = cls.unsqueeze(3).expand(b, s, s, nb, c)
+        return torch.cat((xy, wh, boxes[..., 4:5], cls), -1).reshape(b, -1, 5 + c)

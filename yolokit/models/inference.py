@@ -1,0 +1,150 @@
+"""Running a model on images: pre-processing, ``predict`` and the inference-optimised module.
+
+Pixel convention: network pixels are those of the (letterboxed or resized) network input; ``predict`` maps boxes
+back to the original image's pixels with the inverse of the exact scale and offset it applied, then clips.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from yolokit.models import layers as L
+
+
+def _size(model, imgsz) -> tuple[int, int]:
+    if imgsz is None:
+        return model.input_size
+    if isinstance(imgsz, int):
+        return imgsz, imgsz
+    return int(imgsz[0]), int(imgsz[1])
+
+
+def letterbox_image(image: np.ndarray, size: tuple[int, int], pad_value: int = 127):
+    """Resize ``image`` (HxWx3 uint8) into ``size=(h, w)`` keeping its aspect ratio, centred, padded with grey
+    (Darknet's letterbox pads with 0.5).
+
+    Returns ``(canvas, scale, (pad_x, pad_y))``; a box maps back as ``(x - pad_x) / scale``.
+    """
+    h0, w0 = image.shape[:2]
+    scale = min(size[0] / h0, size[1] / w0)
+    nh, nw = max(1, round(h0 * scale)), max(1, round(w0 * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((size[0], size[1], 3), pad_value, dtype=np.uint8)
+    px, py = (size[1] - nw) // 2, (size[0] - nh) // 2
+    canvas[py:py + nh, px:px + nw] = resized
+    return canvas, scale, (px, py)
+
+
+def to_tensor(images: list[np.ndarray]) -> Tensor:
+    """List of HxWx3 uint8 RGB arrays (same size) -> float ``(B, 3, H, W)`` in [0, 1]."""
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    return batch.float().div_(255.0)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images, conf: float = 0.25, iou: float = 0.45, imgsz=None, letterbox: bool = True,
+            agnostic: bool = False, max_det: int = 300) -> list[Tensor]:
+    """Detections for a list of images.
+
+    Args:
+        model: a :class:`DarknetModel` (or its optimised module, which keeps ``input_size``).
+        images: list of HxWx3 uint8 RGB arrays (or one array).
+        imgsz: network input ``(h, w)`` or an int; default the cfg's ``[net]`` size.
+        letterbox: keep the aspect ratio (grey padding); False = plain resize, as OpenCV's ``blobFromImage``.
+    Returns:
+        one ``(K, 6)`` float tensor ``[x1, y1, x2, y2, score, class]`` per image, in that image's pixels.
+    """
+    # Post-processing is a higher floor than models; imported here so models stay importable on their own.
+    from yolokit.postprocess import postprocess
+
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        images = [images]
+    size = _size(model, imgsz)
+    batch, maps = [], []
+    for img in images:
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"predict expects HxWx3 uint8 RGB images, got {img.shape} {img.dtype}")
+        h0, w0 = img.shape[:2]
+        if letterbox:
+            canvas, s, (px, py) = letterbox_image(img, size)
+            maps.append((s, s, px, py, w0, h0))
+        else:
+            canvas = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+            maps.append((size[1] / w0, size[0] / h0, 0, 0, w0, h0))
+        batch.append(canvas)
+    param = next(model.parameters())
+    x = to_tensor(batch).to(param.device)
+    was_training = model.training
+    model.eval()
+    try:
+        pred = model(x).float()
+    finally:
+        model.train(was_training)
+    dets = postprocess(pred, conf_thres=conf, iou_thres=iou, max_det=max_det, agnostic=agnostic)
+    out = []
+    for d, (sx, sy, px, py, w0, h0) in zip(dets, maps):
+        d = d.clone()
+        d[:, [0, 2]] = ((d[:, [0, 2]] - px) / sx).clamp_(0, w0)
+        d[:, [1, 3]] = ((d[:, [1, 3]] - py) / sy).clamp_(0, h0)
+        out.append(d)
+    return out
+
+
+def fold_batchnorm(block: L.ConvBlock) -> None:
+    """Fold ``block.bn`` into ``block.conv`` in place: ``w' = w * g/sqrt(v+eps)``, ``b' = beta - m*g/sqrt(v+eps)``."""
+    conv, bn = block.conv, block.bn
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True).to(conv.weight.device)
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_(bn.bias + (bias - bn.running_mean) * scale)
+    block.conv = fused
+    del block.bn
+
+
+class _Inference(nn.Module):
+    """Wraps an optimised copy: converts the input to channels-last, runs without autograd."""
+
+    def __init__(self, model: nn.Module, channels_last: bool):
+        super().__init__()
+        self.model = model
+        self.channels_last = channels_last
+        self.input_size = model.input_size
+        self.heads = model.heads
+        self.class_names = model.class_names
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.inference_mode():
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.model(x)
+
+    def predict(self, images, **kwargs) -> list[Tensor]:
+        return predict(self, images, **kwargs)
+
+
+def optimize(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
+    """An eval-mode copy of ``model`` for inference: batch-norm folded into the convolutions, channels-last
+    memory on CPU (oneDNN's fast path; measured in BENCHMARKS.md "infer"), run under ``inference_mode``.
+
+    Outputs equal the original's to float rounding (BN folding reorders the arithmetic).
+    """
+    m = copy.deepcopy(model).eval()
+    for layer in m.layers:
+        if isinstance(layer, L.ConvBlock) and "bn" in layer._modules:
+            fold_batchnorm(layer)
+    device = next(m.parameters()).device
+    if channels_last is None:
+        channels_last = device.type == "cpu"
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return _Inference(m, channels_last).eval()
