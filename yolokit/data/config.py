@@ -13,8 +13,9 @@ A description names the format, a root, the class names and the splits::
       val: {...}
 
 YOLO splits use ``labels`` (the .txt folder) instead of ``annotations``; VOC defaults to the VOCdevkit
-names ``Annotations`` / ``JPEGImages``. ``names`` is optional for COCO (taken from the JSON) and for VOC
-(the sorted set of names found, so unknown names cannot be detected). A dict with the same keys works
+names ``Annotations`` / ``JPEGImages``. ``names`` is optional for COCO (taken from the JSON), for VOC
+(the sorted set of names found) and for YOLO txt (the indices as names); without it unknown classes
+cannot be detected. A dict with the same keys works
 too; its relative ``root`` is taken from the working directory. Unknown keys are an error.
 """
 
@@ -148,8 +149,6 @@ def load_dataset(spec, split: str = "val", *, check_images: bool = True):
     else:
         from yolokit.data.yolo import read_yolo
 
-        if names is None:
-            raise ConfigError(f"{source}: YOLO txt datasets need 'names' (a list or a names file)")
         if s.get("images") is None and ids is None:
             raise ConfigError(f"{source}: YOLO split '{split}' needs 'images' (a folder) or 'list' (image paths)")
         labels = resolve(root, s.get("labels"))
@@ -160,7 +159,7 @@ def load_dataset(spec, split: str = "val", *, check_images: bool = True):
             images = resolve(root, s["images"])
             if not images.is_dir():
                 raise ConfigError(f"{source}: split '{split}' images folder {images} not found")
-        records = read_yolo(images, labels, names, report, check_images)
+        records, names = read_yolo(images, labels, names, report, check_images)
     return DetectionDataset(records, names, report, fmt=fmt, split=split, source=source, **extra)
 
 

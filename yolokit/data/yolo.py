@@ -56,9 +56,14 @@ def parse_yolo_txt(path: Path, report: ProblemReport) -> list[tuple[int, list[fl
     return out
 
 
-def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str], report: ProblemReport,
-              check_images: bool = True) -> list[Record]:
-    """Read a YOLO-txt split. ``images``: a folder (every image in it) or a list of image paths."""
+def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str] | None, report: ProblemReport,
+              check_images: bool = True) -> tuple[list[Record], list[str]]:
+    """Read a YOLO-txt split. ``images``: a folder (every image in it) or a list of image paths.
+
+    ``names`` None: classes are named by their index ("0" .. max index found), and unknown class
+    indices cannot be detected. Returns ``(records, names)``."""
+    nc = len(names) if names is not None else None
+    top = -1
     if isinstance(images, Path):
         files = sorted(p for p in images.iterdir() if is_image(p)) if images.is_dir() else []
         image_dir = images
@@ -84,9 +89,10 @@ def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str], 
         h, w = size
         boxes, cls_ids, what = [], [], []
         for cls, (cx, cy, bw, bh), n in lines:
-            if cls >= len(names):
-                report.add(lab, "unknown_class", f"line {n}: class {cls} but only {len(names)} names")
+            if nc is not None and cls >= nc:
+                report.add(lab, "unknown_class", f"line {n}: class {cls} but only {nc} names")
                 continue
+            top = max(top, cls)
             boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
             cls_ids.append(cls)
             what.append(f"line {n}")
@@ -101,7 +107,7 @@ def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str], 
         for lab in sorted(label_dir.glob("*.txt")):
             if lab.name not in seen_labels and lab.name != "classes.txt":
                 report.add(lab, "label_without_image", f"no image '{lab.stem}.*' in {image_dir}")
-    return records
+    return records, (list(names) if names is not None else [str(i) for i in range(top + 1)])
 
 
 def format_yolo_lines(record: Record) -> list[str]:
