@@ -40,6 +40,11 @@ def _check_args(pred: Tensor, conf_thres: float, iou_thres: float, max_det: int)
         raise ValueError(f"max_det must be >= 1, got {max_det}")
 
 
+def _check_finite(class_scores: Tensor) -> None:
+    if torch.isnan(class_scores).any():
+        raise ValueError("pred contains NaN class probabilities among the candidates")
+
+
 def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thres: float) -> Tensor:
     """Exact greedy NMS applied independently within each group.
 
@@ -97,33 +102,38 @@ def postprocess(pred: Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
     _check_args(pred, conf_thres, iou_thres, max_det)
     batch, _, width = pred.shape
     num_classes = width - 5
-
-    # Objectness bounds the score (class probabilities are <= 1), so it filters cheaply before the
-    # B x N x C product is formed; the result is the same as filtering on the product.
     obj = pred[..., 4]
     if torch.isnan(obj).any():
         raise ValueError("pred contains NaN objectness scores")
-    img_idx, box_idx = (obj > conf_thres).nonzero(as_tuple=True)
-    rows = pred[img_idx, box_idx]                                   # [K, 5+C]
-    cls_scores = rows[:, 5:] * rows[:, 4:5]                          # [K, C]
-    if torch.isnan(cls_scores).any():
-        raise ValueError("pred contains NaN class probabilities")
 
+    # Objectness bounds the score (class probabilities are <= 1), so it filters cheaply first; the result
+    # is the same as filtering on the product.
+    img, box_idx = (obj > conf_thres).nonzero(as_tuple=True)
     if multi_label:
+        cls_scores = pred[img, box_idx, 5:] * obj[img, box_idx, None]          # [K, C]
+        _check_finite(cls_scores)
         cand, cls = (cls_scores > conf_thres).nonzero(as_tuple=True)
-        scores = cls_scores[cand, cls]
+        scores, img, box_idx = cls_scores[cand, cls], img[cand], box_idx[cand]
     else:
-        scores, cls = cls_scores.max(dim=1)
+        # max_c(obj * p_c) = obj * max_c(p_c) for obj >= 0 (rounding is monotonic): no K x C product.
+        # Gathering the candidates' rows pays off when the filter is selective (conf 0.25); at conf 0.001
+        # nearly every row passes and one contiguous max over the whole tensor is cheaper.
+        if 4 * len(img) < obj.numel():
+            best, cls = pred[img, box_idx, 5:].max(dim=-1)                     # [K]
+        else:
+            best, cls = pred[..., 5:].max(dim=-1)                              # [B, N]
+            best, cls = best[img, box_idx], cls[img, box_idx]
+        _check_finite(best)
+        scores = obj[img, box_idx] * best
         cand = (scores > conf_thres).nonzero(as_tuple=True)[0]
-        scores, cls = scores[cand], cls[cand]
+        img, box_idx, scores, cls = img[cand], box_idx[cand], scores[cand], cls[cand]
     if classes is not None:
         wanted = torch.isin(cls, torch.as_tensor(classes, device=cls.device))
-        cand, scores, cls = cand[wanted], scores[wanted], cls[wanted]
+        img, box_idx, scores, cls = img[wanted], box_idx[wanted], scores[wanted], cls[wanted]
 
-    boxes = cxcywh_to_xyxy(rows[cand, :4])
-    img = img_idx[cand]
+    boxes = cxcywh_to_xyxy(pred[img, box_idx, :4])
     groups = img if agnostic else img * num_classes + cls
-    keep = grouped_nms(boxes, scores, groups, iou_thres)
+    keep = _top_per_image_nms(boxes, scores, groups, img, batch, iou_thres, max_det)
 
     # Sort the kept detections by (image, descending score), then cut each image at max_det.
     keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
@@ -131,3 +141,34 @@ def postprocess(pred: Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
     det = torch.cat((boxes[keep], scores[keep, None], cls[keep, None].to(boxes.dtype)), dim=1)
     per_image = torch.bincount(img[keep], minlength=batch).tolist()
     return [d[:max_det] for d in det.split(per_image)]
+
+
+def _top_per_image_nms(boxes: Tensor, scores: Tensor, groups: Tensor, img: Tensor, batch: int,
+                       iou_thres: float, max_det: int) -> Tensor:
+    """Grouped NMS that only looks at each image's best candidates when that is provably enough.
+
+    Greedy NMS decides a box using higher-scoring boxes only. So NMS over an image's top-M candidates keeps
+    exactly the full run's keeps above the cut; if at least ``max_det`` survive, the image's final
+    ``max_det`` detections are already known. Images that keep fewer are redone with 4x more candidates,
+    until the whole image has been seen. Dense low-threshold outputs (conf 0.001) become ~10x cheaper.
+    """
+    if boxes.shape[0] == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    order = torch.argsort(scores, descending=True, stable=True)
+    order = order[torch.argsort(img[order], stable=True)]                     # by image, then score
+    per_image = torch.bincount(img, minlength=batch)
+    first = torch.cumsum(per_image, 0) - per_image
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order), device=order.device) - first[img[order]]   # rank within image
+
+    limit, todo = 4 * max_det, torch.ones(batch, dtype=torch.bool, device=boxes.device)
+    keeps = []
+    while True:
+        sel = (todo[img] & (rank < limit)).nonzero(as_tuple=True)[0]
+        kept = sel[grouped_nms(boxes[sel], scores[sel], groups[sel], iou_thres)]
+        done = (torch.bincount(img[kept], minlength=batch) >= max_det) | (per_image <= limit)
+        keeps.append(kept[(done & todo)[img[kept]]])
+        todo &= ~done
+        if not todo.any():
+            return torch.cat(keeps)
+        limit *= 4
