@@ -1,0 +1,379 @@
+"""The detection pipeline: decode -> preprocess -> infer -> postprocess -> draw/encode, overlapped.
+
+Three threads so that decoding and encoding hide behind inference:
+
+* a reader thread decodes frames into a bounded queue (bounded so a fast decoder cannot fill memory
+  while a slow model falls behind);
+* the calling thread batches frames, preprocesses, runs the model and the NMS;
+* a writer thread draws the boxes and encodes (video writer or image files).
+
+OpenCV and torch release the GIL in their heavy calls, so the threads really overlap. Ctrl-C stops
+the reader, lets the writer finish the frames it already has and closes the video file, so the
+output is playable. Each stage's time is summed in :class:`StageTimes`.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from yolokit.apps.sources import Frame, ImageSource, VideoSource
+from yolokit.errors import DataError
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "draw/encode")
+_END = object()
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (summed over frames, whichever thread ran it) and the wall time."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    frames: int = 0
+    wall: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
+
+    def per_frame_ms(self) -> dict[str, float]:
+        n = max(self.frames, 1)
+        return {k: 1000.0 * v / n for k, v in self.seconds.items()}
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall if self.wall > 0 else 0.0
+
+    def summary(self) -> str:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in self.per_frame_ms().items())
+        return f"{self.frames} frames in {self.wall:.2f} s = {self.fps:.1f} FPS end-to-end; ms/frame: {stages}"
+
+
+class ThreadedReader:
+    """Iterate a source's frames, decoded ahead by a background thread into a bounded queue."""
+
+    def __init__(self, source: Iterable[Frame], maxsize: int = 16, timings: StageTimes | None = None):
+        self.source = source
+        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.stop_event = threading.Event()
+        self.timings = timings
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="yolokit-reader", daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self.stop_event.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for frame in self.source:
+                if self.timings is not None:
+                    self.timings.add("decode", frame.decode_s)
+                if not self._put(frame):
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            self.error = exc
+        finally:
+            self._put(_END)
+
+    def __iter__(self):
+        self.thread.start()
+        while True:
+            item = self.queue.get()
+            if item is _END:
+                break
+            yield item
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+
+
+def batched(frames: Iterable[Frame], size: int):
+    """Group frames into lists of ``size`` (the last may be shorter)."""
+    batch = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --------------------------------------------------------------------------------------- sinks
+class VideoSink:
+    """Annotated video at the input's fps and frame size (mp4v in .mp4; .avi gets MJPG)."""
+
+    def __init__(self, path: str | Path, fps: float, draw: Callable[[np.ndarray, object], np.ndarray]):
+        self.path = Path(path)
+        self.fps = fps
+        self.draw = draw
+        self.writer = None
+        self.written = 0
+
+    def __call__(self, frame: Frame, dets) -> None:
+        import cv2
+
+        if self.writer is None:
+            h, w = frame.image.shape[:2]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise DataError(f"{self.path}: OpenCV cannot open a video writer for it")
+        self.writer.write(self.draw(frame.image, dets))
+        self.written += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()  # writes the index / moov atom: the file is playable after this
+
+
+class ImageSink:
+    """One annotated image per input image, same name, under ``directory``."""
+
+    def __init__(self, directory: str | Path, draw: Callable[[np.ndarray, object], np.ndarray]):
+        self.directory = Path(directory)
+        self.draw = draw
+        self.written = 0
+
+    def __call__(self, frame: Frame, dets) -> None:
+        import cv2
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / frame.name
+        if not cv2.imwrite(str(path), self.draw(frame.image, dets)):
+            raise DataError(f"{path}: OpenCV could not write it")
+        self.written += 1
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadedWriter:
+    """Run a sink in a background thread fed by a bounded queue; times it as draw/encode."""
+
+    def __init__(self, sink: Callable[[Frame, object], None], timings: StageTimes, maxsize: int = 16):
+        self.sink = sink
+        self.timings = timings
+        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="yolokit-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _END:
+                break
+            if self.error is not None:
+                continue  # keep draining so put() never blocks forever
+            t0 = time.perf_counter()
+            try:
+                self.sink(*item)
+            except BaseException as exc:
+                self.error = exc
+            self.timings.add("draw/encode", time.perf_counter() - t0)
+
+    def __call__(self, frame: Frame, dets) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((frame, dets))
+
+    def close(self) -> None:
+        self.queue.put(_END)
+        self.thread.join()
+        self.sink.close()
+        if self.error is not None:
+            raise self.error
+
+
+class CocoResults:
+    """Detections as a COCO results list: ``bbox`` = [x, y, w, h] pixels, ``category_id`` = the
+    model's class index (0-based), ``image_id`` = the frame number for video, and for images the
+    file's numeric stem when it has one (COCO's ``000000000009.jpg`` -> 9), else its position."""
+
+    def __init__(self, class_names: list[str] | None = None, video: bool = False):
+        self.class_names = class_names
+        self.video = video
+        self.results: list[dict] = []
+
+    def add(self, frame: Frame, dets) -> None:
+        stem = Path(frame.name).stem
+        image_id = int(stem) if not self.video and stem.isdigit() else frame.index
+        for x1, y1, x2, y2, score, cls in np.asarray(dets, dtype=np.float64).reshape(-1, 6):
+            row = {"image_id": image_id, "category_id": int(cls),
+                   "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                   "score": round(float(score), 5)}
+            if self.class_names is not None and 0 <= int(cls) < len(self.class_names):
+                row["category_name"] = self.class_names[int(cls)]
+            if not self.video:
+                row["file_name"] = frame.name
+            self.results.append(row)
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.results))
+        return path
+
+
+# ------------------------------------------------------------------------------------ driver
+@dataclass
+class RunResult:
+    timings: StageTimes
+    frames: int
+    failed: int
+    outputs: list[Path]
+    interrupted: bool = False
+
+
+def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None = None, *,
+        batch: int = 1, save_json: bool = False, show: bool = False, max_frames: int | None = None,
+        progress: bool = True, class_names: list[str] | None = None, queue_size: int = 16) -> RunResult:
+    """Detect on every frame of ``source`` and write annotated output under ``out_dir``.
+
+    Video sources give ``out_dir/<name>.mp4`` (same fps and size as the input), image sources one
+    annotated image per input; ``save_json`` adds ``out_dir/<name>.json`` (COCO results). With
+    ``out_dir=None`` nothing is drawn or written (pure throughput). Ctrl-C stops cleanly: the
+    frames done so far are written and the video is closed (playable), ``interrupted`` is set.
+    """
+    from yolokit.apps.draw import draw_detections
+
+    names = class_names if class_names is not None else getattr(predictor, "class_names", None)
+    timings = StageTimes()
+    out_dir = Path(out_dir) if out_dir is not None else None
+
+    def draw(image, dets):
+        return draw_detections(image, dets, names)
+
+    sink = None
+    outputs: list[Path] = []
+    if out_dir is not None:
+        if source.kind == "video":
+            sink = VideoSink(out_dir / f"{source.name}.mp4", source.fps, draw)
+            outputs.append(sink.path)
+        else:
+            sink = ImageSink(out_dir, draw)
+            outputs.append(out_dir)
+    shower = _Shower(source.name, draw) if show else None
+    writer = ThreadedWriter(sink, timings, queue_size) if sink is not None and shower is None else None
+    results = CocoResults(names, video=source.kind == "video") if save_json else None
+
+    total = None
+    try:
+        total = len(source)
+    except TypeError:
+        pass
+    if max_frames is not None:
+        total = min(total, max_frames) if total is not None else max_frames
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="frame", desc=source.name, leave=False)
+
+    reader = ThreadedReader(source, maxsize=queue_size, timings=timings)
+    interrupted = False
+    t_start = time.perf_counter()
+    try:
+        for frames in batched(reader, batch):
+            if max_frames is not None and timings.frames >= max_frames:
+                break
+            if max_frames is not None:
+                frames = frames[:max_frames - timings.frames]
+            t0 = time.perf_counter()
+            b = predictor.preprocess([f.image for f in frames])
+            t1 = time.perf_counter()
+            pred = predictor.infer(b)
+            t2 = time.perf_counter()
+            dets = [d.cpu().numpy() for d in predictor.postprocess(pred, b)]
+            t3 = time.perf_counter()
+            timings.add("preprocess", t1 - t0)
+            timings.add("infer", t2 - t1)
+            timings.add("postprocess", t3 - t2)
+            for frame, d in zip(frames, dets):
+                if results is not None:
+                    results.add(frame, d)
+                if shower is not None:
+                    t4 = time.perf_counter()
+                    if sink is not None:
+                        sink(frame, d)
+                        shower.show(frame.image)
+                    else:
+                        shower.show(draw(frame.image, d))
+                    timings.add("draw/encode", time.perf_counter() - t4)
+                elif writer is not None:
+                    writer(frame, d)
+            timings.frames += len(frames)
+            if bar is not None:
+                bar.update(len(frames))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        reader.stop()
+        if writer is not None:
+            writer.close()
+        elif sink is not None:
+            sink.close()
+        if shower is not None:
+            shower.close()
+        timings.wall = time.perf_counter() - t_start
+        if bar is not None:
+            bar.close()
+    if results is not None and out_dir is not None:
+        outputs.append(results.write(out_dir / f"{source.name}.json"))
+    failed = len(source.failed) if isinstance(source.failed, list) else source.failed
+    return RunResult(timings, timings.frames, failed, outputs, interrupted)
+
+
+class _Shower:
+    """``--show``: a window per source; needs a GUI build of OpenCV (opencv-python, not -headless)."""
+
+    def __init__(self, name: str, draw):
+        import cv2
+
+        self.name = name
+        self.draw = draw
+        try:
+            cv2.namedWindow(name, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            from yolokit.errors import ConfigError
+
+            raise ConfigError("--show needs an OpenCV build with a GUI (pip install opencv-python); "
+                              f"this one has none ({str(exc).strip().splitlines()[-1]})") from None
+
+    def show(self, image: np.ndarray) -> None:
+        import cv2
+
+        cv2.imshow(self.name, image)
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        import cv2
+
+        cv2.destroyWindow(self.name)

@@ -1,0 +1,154 @@
+"""Where frames come from: an image, a directory, a glob, a video file, a webcam or a stream.
+
+``open_source(spec)`` turns the user's SOURCE string into an :class:`ImageSource` or a
+:class:`VideoSource`. Both iterate :class:`Frame` objects holding an OpenCV BGR uint8 image and
+count what they could not read in ``failed`` (reported by the caller, never silent).
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from yolokit.errors import DataError
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+VIDEO_EXTS = {".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".flv", ".3gp",
+              ".ts"}
+STREAM_RE = re.compile(r"^(rtsp|rtmp|http|https|udp|tcp)://", re.I)
+
+
+@dataclass
+class Frame:
+    """One decoded picture. ``image`` is HxWx3 uint8 in OpenCV's BGR order; ``index`` its position
+    in the source (frame number for video, file number for images); ``name`` the file it came from."""
+
+    index: int
+    image: np.ndarray
+    name: str
+    decode_s: float = 0.0
+
+
+class ImageSource:
+    """Still images from a list of files, read in the given order.
+
+    An unreadable file is skipped and its path appended to ``failed``."""
+
+    kind = "images"
+
+    def __init__(self, paths: list[Path], name: str):
+        self.paths = list(paths)
+        self.name = name
+        self.failed: list[str] = []
+        self.fps = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[Frame]:
+        import cv2
+
+        for i, path in enumerate(self.paths):
+            t0 = time.perf_counter()
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                self.failed.append(str(path))
+                continue
+            yield Frame(i, image, path.name, time.perf_counter() - t0)
+
+
+class VideoSource:
+    """Frames from ``cv2.VideoCapture``: a video file, a webcam index or a stream URL.
+
+    OpenCV's ``read()`` answers False both at the end of a stream and for a frame it could not
+    decode. A failure followed by a good frame was a bad frame: it is counted in ``failed`` and
+    skipped. ``max_failures`` failures in a row end the stream; those trailing ones are not counted,
+    as a file's frame count is often an estimate and its tail reads fail the same way.
+    """
+
+    kind = "video"
+
+    def __init__(self, spec: str | int, name: str, max_failures: int = 25,
+                 capture_factory: Callable[[str | int], object] | None = None):
+        import cv2
+
+        self.spec = spec
+        self.name = name
+        self.max_failures = max_failures
+        factory = capture_factory or cv2.VideoCapture
+        self.cap = factory(spec)
+        if not self.cap.isOpened():
+            raise DataError(f"{spec}: cannot open as a video (file, webcam index or stream URL)")
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        # Webcams and some streams report 0 or nonsense; 30 fps is what a player assumes.
+        self.fps = fps if 0 < fps < 1000 else 30.0
+        count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.length = count if count > 0 and not isinstance(spec, int) and not STREAM_RE.match(str(spec)) \
+            else None
+        self.width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.failed = 0
+
+    def __len__(self) -> int:
+        if self.length is None:
+            raise TypeError("a live source has no length")
+        return self.length
+
+    def __iter__(self) -> Iterator[Frame]:
+        index, pending = 0, 0  # pending: failures not yet known to be mid-stream
+        try:
+            while pending < self.max_failures:
+                t0 = time.perf_counter()
+                ok, image = self.cap.read()
+                if not ok or image is None:
+                    pending += 1
+                    index += 1
+                    continue
+                self.failed += pending
+                pending = 0
+                yield Frame(index, image, self.name, time.perf_counter() - t0)
+                index += 1
+        finally:
+            self.cap.release()
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTS
+
+
+def open_source(spec: str, max_failures: int = 25) -> ImageSource | VideoSource:
+    """Interpret SOURCE: a webcam index (``0``), a stream URL (``rtsp://``, ``http://``), a video
+    file, an image file, a directory of images, or a glob (``'data/*.jpg'``).
+
+    Raises DataError naming ``spec`` when it matches nothing readable."""
+    spec = str(spec)
+    if spec.isdigit():
+        return VideoSource(int(spec), f"webcam{spec}", max_failures)
+    if STREAM_RE.match(spec):
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.split("://", 1)[1]).strip("_")[:60] or "stream"
+        return VideoSource(spec, name, max_failures)
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and _is_image(p))
+        if not files:
+            raise DataError(f"{spec}: directory holds no images ({', '.join(sorted(IMAGE_EXTS))})")
+        return ImageSource(files, path.name or "images")
+    if path.is_file():
+        if _is_image(path):
+            return ImageSource([path], path.stem)
+        if path.suffix.lower() in VIDEO_EXTS:
+            return VideoSource(str(path), path.stem, max_failures)
+        raise DataError(f"{spec}: unknown file type {path.suffix!r}; expected an image "
+                        f"({', '.join(sorted(IMAGE_EXTS))}) or a video ({', '.join(sorted(VIDEO_EXTS))})")
+    if glob.has_magic(spec):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if _is_image(Path(p)))
+        if not files:
+            raise DataError(f"{spec}: the pattern matches no images")
+        return ImageSource(files, re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec).parent.name or "glob"))
+    raise DataError(f"{spec}: no such file, directory, glob match, webcam index or stream URL")

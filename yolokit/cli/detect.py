@@ -1,0 +1,103 @@
+"""Detect objects in images, directories, globs, video files, webcams and streams.
+
+Examples:
+  yolokit detect photo.jpg --model yolov3-tiny.cfg --weights yolov3-tiny.weights
+  yolokit detect 'photos/*.png' --model runs/train/best.pt --save-json --out runs/detect
+  yolokit detect traffic.avi --model yolov3-tiny.cfg --weights yolov3-tiny.weights --classes car truck
+  yolokit detect 0 --model best.pt --show                 # webcam 0 (needs a GUI build of OpenCV)
+  yolokit detect rtsp://camera/stream --model best.pt
+
+Annotated images keep their names; a video becomes OUT/<name>.mp4 at the input's fps and size.
+--save-json writes OUT/<name>.json in the COCO results format (category_id = class index).
+"""
+
+from __future__ import annotations
+
+import sys
+
+HELP = "detect on images, directories, globs, videos, webcams, streams (annotated output)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("source", nargs="+",
+                        help="image, directory, glob (quoted), video file, webcam index, or rtsp/http URL")
+    add_model_arguments(parser)
+    parser.add_argument("--conf", type=float, default=0.25, help="score threshold (objectness x class prob)")
+    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
+    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes (names or indices)")
+    parser.add_argument("--out", default="runs/detect", help="output directory (default: runs/detect)")
+    parser.add_argument("--nosave", action="store_true", help="write no annotated images/video")
+    parser.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
+    parser.add_argument("--show", action="store_true", help="show frames in a window (q or Esc stops)")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation: flips + scales, merged before NMS")
+    parser.add_argument("--batch", type=int, default=1, help="frames per forward pass (video)")
+    parser.add_argument("--max-frames", type=int, help="stop after this many frames per source")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_model_arguments(parser) -> None:
+    """--model/--weights/--names/--imgsz/--device, shared with ``yolokit export`` and benches."""
+    parser.add_argument("--model", required=True, help="Darknet .cfg or yolokit checkpoint (.pt)")
+    parser.add_argument("--weights", help="Darknet .weights for a .cfg model")
+    parser.add_argument("--names", help="class names file (one per line); default: the checkpoint's, "
+                                        "or the one .names file beside the cfg/weights that fits")
+    parser.add_argument("--imgsz", type=int, default=416, help="network input size, a multiple of 32")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+
+
+def load_model(args):
+    """The model named by --model/--weights/--names on --device, optimised for inference
+    (batch-norm folded, channels-last on CPU)."""
+    import yolokit
+    from yolokit.errors import ConfigError
+
+    if args.imgsz % 32:
+        raise ConfigError(f"--imgsz {args.imgsz}: must be a multiple of 32 (the YOLO stride)")
+    model = yolokit.load(args.model, weights=args.weights, names=args.names, device=args.device)
+    return model  # TODO optimize_for_inference()
+
+
+def parse_classes(values, names) -> list[int] | None:
+    """--classes values (names or indices) -> class indices; unknown ones are an error."""
+    from yolokit.errors import ConfigError
+
+    if not values:
+        return None
+    out = []
+    for v in values:
+        if v.isdigit():
+            out.append(int(v))
+        elif names is not None and v in names:
+            out.append(names.index(v))
+        else:
+            known = f"; known: {', '.join(names)}" if names else " (the model has no class names)"
+            raise ConfigError(f"--classes: unknown class {v!r}{known}")
+    return out
+
+
+def run(args) -> int:
+    from yolokit.apps.pipeline import run as run_pipeline
+    from yolokit.apps.predict import Predictor
+    from yolokit.apps.sources import open_source
+
+    sources = [open_source(s) for s in args.source]  # fail on a bad SOURCE before loading the model
+    model = load_model(args)
+    names = getattr(model, "class_names", None)
+    predictor = Predictor(model, args.imgsz, args.conf, args.iou, args.max_det,
+                          classes=parse_classes(args.classes, names), device=args.device, tta=args.tta)
+    status = 0
+    for source in sources:
+        result = run_pipeline(source, predictor, None if args.nosave else args.out, batch=args.batch,
+                              save_json=args.save_json, show=args.show, max_frames=args.max_frames,
+                              progress=not args.no_progress)
+        print(f"{source.name}: {result.timings.summary()}")
+        if result.failed:
+            what = "frames" if source.kind == "video" else "images"
+            print(f"{source.name}: {result.failed} {what} could not be decoded and were skipped", file=sys.stderr)
+        for path in result.outputs:
+            print(f"{source.name}: wrote {path}")
+        if result.interrupted:
+            print(f"{source.name}: interrupted; output closed after {result.frames} frames", file=sys.stderr)
+            return 130
+    return status
