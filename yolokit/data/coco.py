@@ -114,7 +114,7 @@ def read_coco(annotations: Path, images: Path, ids: list[str] | None, report: Pr
             crowd.append(bool(a.get("iscrowd", 0)))
             diff.append(bool(a.get("difficult", 0)))  # not COCO; written by yolokit so VOC round-trips
             what.append(f"annotation id {a['id']} ({info['file_name']})")
-        boxes, keep = sanitize_boxes(np.asarray(boxes, np.float32), size, annotations, report, what)
+        boxes, keep = sanitize_boxes(np.asarray(boxes, np.float64), size, annotations, report, what)
         records.append(Record(image, img_id, size, boxes[keep], np.asarray(labels, np.int64)[keep],
                               np.asarray(diff, bool)[keep], np.asarray(crowd, bool)[keep], annotations))
     return records, names, coco, cat_ids

@@ -43,7 +43,7 @@ class DetectionDataset:
             from yolokit.errors import DataError
 
             raise DataError(f"{r.path}: decoded size {w}x{h} differs from the indexed {r.size[1]}x{r.size[0]}")
-        return Sample(image=image, boxes=r.boxes.copy(), labels=r.labels.copy(), image_id=r.image_id,
+        return Sample(image=image, boxes=r.boxes.astype(np.float32), labels=r.labels.copy(), image_id=r.image_id,
                       path=r.path, orig_size=(h, w), difficult=r.difficult.copy(), iscrowd=r.iscrowd.copy())
 
     def __getstate__(self):

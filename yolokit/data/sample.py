@@ -39,7 +39,11 @@ class Sample:
 
 @dataclass
 class Record:
-    """One image's annotations, before decoding. ``size`` is ``(height, width)``."""
+    """One image's annotations, before decoding. ``size`` is ``(height, width)``.
+
+    Boxes are kept in float64 here (float32 in :class:`Sample`) so that conversions reproduce the
+    source's digits: COCO's two-decimal pixels survive a trip through normalised YOLO txt.
+    """
 
     path: Path
     image_id: int | str
@@ -51,7 +55,7 @@ class Record:
     annotation: Path | None = None  # the file the boxes came from (None: background image)
 
     def __post_init__(self):
-        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
         n = len(self.boxes)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(n)
         self.difficult = np.asarray(self.difficult, dtype=bool).reshape(n)
@@ -59,7 +63,7 @@ class Record:
 
 
 def empty_record(path: Path, image_id, size, annotation=None) -> Record:
-    return Record(path, image_id, size, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+    return Record(path, image_id, size, np.zeros((0, 4), np.float64), np.zeros(0, np.int64),
                   np.zeros(0, bool), np.zeros(0, bool), annotation)
 
 
@@ -131,9 +135,9 @@ def sanitize_boxes(boxes: np.ndarray, size: tuple[int, int], file, report: Probl
     clipping) as ``zero_area_box``; ``keep [N]`` is False for the latter. ``what[i]`` names box ``i`` in
     the report (e.g. ``object 2 'dog'``).
     """
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     h, w = size
-    limit = np.array([w, h, w, h], np.float32)
+    limit = np.array([w, h, w, h], np.float64)
     clipped = np.clip(boxes, 0, limit)
     # Overshoots below CLIP_TOLERANCE px are rounding noise of normalised 6-decimal labels (YOLO txt):
     # clipped without a report. Anything larger is a real out-of-bounds box and is reported.

@@ -172,7 +172,7 @@ def read_voc(annotations: Path, images: Path, ids: list[str] | None, names: list
             labels.append(index[obj["name"]])
             difficult.append(obj["difficult"])
             what.append(f"object {k} '{obj['name']}'")
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         boxes, keep = sanitize_boxes(boxes, size, xml, report, what)
         records.append(Record(image, stem, size, boxes[keep], np.asarray(labels, np.int64)[keep],
                               np.asarray(difficult, bool)[keep], np.zeros(int(keep.sum()), bool), xml))

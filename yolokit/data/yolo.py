@@ -96,7 +96,7 @@ def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str] |
             boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
             cls_ids.append(cls)
             what.append(f"line {n}")
-        boxes, keep = sanitize_boxes(np.asarray(boxes, np.float32), size, lab, report, what)
+        boxes, keep = sanitize_boxes(np.asarray(boxes, np.float64), size, lab, report, what)
         k = int(keep.sum())
         records.append(Record(image, image.stem, size, boxes[keep], np.asarray(cls_ids, np.int64)[keep],
                               np.zeros(k, bool), np.zeros(k, bool), lab))
@@ -111,10 +111,10 @@ def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str] |
 
 
 def format_yolo_lines(record: Record) -> list[str]:
-    """The label lines of one record (6 decimals, the precision of the common COCO->YOLO exports)."""
+    """The label lines of one record, 6 significant digits (``%g``, as the common COCO->YOLO exports)."""
     h, w = record.size
     lines = []
     for box, label in zip(record.boxes, record.labels):
         x1, y1, x2, y2 = (float(v) for v in box)
-        lines.append(f"{int(label)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+        lines.append(f"{int(label)} {(x1 + x2) / 2 / w:g} {(y1 + y2) / 2 / h:g} {(x2 - x1) / w:g} {(y2 - y1) / h:g}")
     return lines

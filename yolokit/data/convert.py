@@ -1,0 +1,119 @@
+"""Convert a dataset between COCO JSON, Pascal VOC XML and YOLO txt. Images are never copied or moved.
+
+``convert(spec, "coco" | "voc" | "yolo", out_dir)`` writes, per split::
+
+    coco: out_dir/annotations/instances_<split>.json   (category ids kept from COCO input, else 1..K)
+    voc:  out_dir/Annotations/<stem>.xml + out_dir/ImageSets/Main/<split>.txt
+    yolo: out_dir/labels/<split>/<stem>.txt (an empty file for a background image) + out_dir/names.txt
+
+plus ``out_dir/data.yaml``, a dataset description of the result whose ``images`` point back at the
+original image folders, so ``load_dataset(out_dir / "data.yaml", split)`` reads the converted copy.
+
+What a format cannot hold is counted, never dropped silently: YOLO txt has no ``iscrowd`` (crowd boxes
+are left out) and no ``difficult`` (the boxes are written, the flag is lost); VOC has no ``iscrowd``
+(crowd boxes are written as ``difficult``, the nearest meaning: ignored by evaluation). COCO keeps
+``difficult`` in an extra key (see ``yolokit/data/coco.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from yolokit.errors import ConfigError
+
+TARGETS = ("coco", "voc", "yolo")
+
+
+def _image_dir(records, split: str) -> Path:
+    parents = {r.path.parent for r in records}
+    if len(parents) > 1:
+        raise ConfigError(f"split '{split}': images live in {len(parents)} folders ({sorted(map(str, parents))[:3]}...); "
+                          "converting needs one image folder per split")
+    return parents.pop() if parents else Path(".")
+
+
+def _rel(path: Path, start: Path) -> str:
+    return os.path.relpath(path.resolve(), start.resolve())
+
+
+def convert(spec, to: str, out_dir, splits: list[str] | None = None) -> dict:
+    """Convert every split (or ``splits``) of ``spec`` to format ``to`` under ``out_dir``.
+
+    Returns ``{"splits": {name: {"images", "boxes", "written", "crowd_dropped", "difficult_lost"}},
+    "problems": [Problem, ...], "yaml": Path}`` -- problems are those of the source, as ``check`` lists them.
+    """
+    import yaml
+
+    from yolokit.data.config import load_dataset, read_spec
+
+    if to not in TARGETS:
+        raise ConfigError(f"convert: target format must be one of {TARGETS}, got {to!r}")
+    data, _, _ = read_spec(spec)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names_seen = None
+    summary, problems, desc_splits = {}, [], {}
+    for split in splits or list(data["splits"]):
+        ds = load_dataset(spec, split)
+        problems.extend(ds.problems)
+        if names_seen is not None and names_seen != ds.class_names:
+            raise ConfigError(f"split '{split}' has other class names than the previous split")
+        names_seen = ds.class_names
+        img_dir = _image_dir(ds.records, split)
+        stats = {"images": len(ds), "boxes": ds.num_boxes, "written": 0, "crowd_dropped": 0, "difficult_lost": 0}
+        if to == "coco":
+            from yolokit.data.coco import records_to_coco
+
+            ann = out / "annotations" / f"instances_{split}.json"
+            ann.parent.mkdir(parents=True, exist_ok=True)
+            coco = records_to_coco(ds.records, ds.class_names, ds.index_to_cat_id)
+            ann.write_text(json.dumps(coco))
+            stats["written"] = len(coco["annotations"])
+            desc_splits[split] = {"images": _rel(img_dir, out), "annotations": _rel(ann, out)}
+        elif to == "voc":
+            from dataclasses import replace
+
+            from yolokit.data.voc import write_voc_xml
+
+            (out / "Annotations").mkdir(exist_ok=True)
+            (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+            stems = []
+            for r in ds.records:
+                stem = r.path.stem
+                stems.append(stem)
+                crowd_as_difficult = replace(r, difficult=r.difficult | r.iscrowd)
+                write_voc_xml(crowd_as_difficult, ds.class_names, out / "Annotations" / f"{stem}.xml")
+                stats["written"] += len(r.boxes)
+            lst = out / "ImageSets" / "Main" / f"{split}.txt"
+            lst.write_text("".join(s + "\n" for s in stems))
+            desc_splits[split] = {"images": _rel(img_dir, out), "annotations": "Annotations", "list": _rel(lst, out)}
+        else:
+            from dataclasses import replace
+
+            from yolokit.data.yolo import format_yolo_lines
+
+            lab_dir = out / "labels" / split
+            lab_dir.mkdir(parents=True, exist_ok=True)
+            for r in ds.records:
+                keep = ~r.iscrowd
+                stats["crowd_dropped"] += int(r.iscrowd.sum())
+                stats["difficult_lost"] += int((r.difficult & keep).sum())
+                kept = replace(r, boxes=r.boxes[keep], labels=r.labels[keep], difficult=r.difficult[keep],
+                               iscrowd=r.iscrowd[keep])
+                lines = format_yolo_lines(kept)
+                (lab_dir / f"{r.path.stem}.txt").write_text("".join(ln + "\n" for ln in lines))
+                stats["written"] += len(lines)
+            desc_splits[split] = {"images": _rel(img_dir, out), "labels": _rel(lab_dir, out)}
+        summary[split] = stats
+    desc = {"description": f"converted to {to} by yolokit convert", "format": to, "root": "."}
+    if to == "yolo":
+        (out / "names.txt").write_text("".join(n + "\n" for n in names_seen or []))
+        desc["names"] = "names.txt"
+    elif to == "voc":
+        desc["names"] = list(names_seen or [])
+    desc["splits"] = desc_splits
+    yaml_path = out / "data.yaml"
+    yaml_path.write_text(yaml.safe_dump(desc, sort_keys=False))
+    return {"splits": summary, "problems": problems, "yaml": yaml_path}
