@@ -100,75 +100,77 @@ def postprocess(pred: Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
         list of B tensors ``(K, 6)`` = ``[x1, y1, x2, y2, score, class]`` sorted by descending score.
     """
     _check_args(pred, conf_thres, iou_thres, max_det)
-    batch, _, width = pred.shape
-    num_classes = width - 5
+    num_classes = pred.shape[2] - 5
     obj = pred[..., 4]
     if torch.isnan(obj).any():
         raise ValueError("pred contains NaN objectness scores")
-
-    # Objectness bounds the score (class probabilities are <= 1), so it filters cheaply first; the result
-    # is the same as filtering on the product.
-    img, box_idx = (obj > conf_thres).nonzero(as_tuple=True)
-    if multi_label:
-        cls_scores = pred[img, box_idx, 5:] * obj[img, box_idx, None]          # [K, C]
-        _check_finite(cls_scores)
-        cand, cls = (cls_scores > conf_thres).nonzero(as_tuple=True)
-        scores, img, box_idx = cls_scores[cand, cls], img[cand], box_idx[cand]
-    else:
-        # max_c(obj * p_c) = obj * max_c(p_c) for obj >= 0 (rounding is monotonic): no K x C product.
-        # Gathering the candidates' rows pays off when the filter is selective (conf 0.25); at conf 0.001
-        # nearly every row passes and one contiguous max over the whole tensor is cheaper.
-        if 4 * len(img) < obj.numel():
-            best, cls = pred[img, box_idx, 5:].max(dim=-1)                     # [K]
-        else:
-            best, cls = pred[..., 5:].max(dim=-1)                              # [B, N]
-            best, cls = best[img, box_idx], cls[img, box_idx]
-        _check_finite(best)
-        scores = obj[img, box_idx] * best
-        cand = (scores > conf_thres).nonzero(as_tuple=True)[0]
-        img, box_idx, scores, cls = img[cand], box_idx[cand], scores[cand], cls[cand]
+    scores, cls = _candidate_scores(pred, obj, conf_thres, multi_label)       # [B, M], M = N or N*C
     if classes is not None:
         wanted = torch.isin(cls, torch.as_tensor(classes, device=cls.device))
-        img, box_idx, scores, cls = img[wanted], box_idx[wanted], scores[wanted], cls[wanted]
+        scores = torch.where(wanted, scores, torch.zeros_like(scores))
 
-    boxes = cxcywh_to_xyxy(pred[img, box_idx, :4])
-    groups = img if agnostic else img * num_classes + cls
-    keep = _top_per_image_nms(boxes, scores, groups, img, batch, iou_thres, max_det)
+    def candidates(images: Tensor, k: int):
+        """The k best candidates of each listed image, as flat rows sorted by (image, descending score)."""
+        top, idx = scores[images].topk(k, dim=1)                             # [b, k], sorted
+        row, col = (top > conf_thres).nonzero(as_tuple=True)
+        img, flat = images[row], idx[row, col]
+        box = flat // num_classes if multi_label else flat
+        return img, box, top[row, col], cls[img, flat]
 
-    # Sort the kept detections by (image, descending score), then cut each image at max_det.
-    keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
-    keep = keep[torch.argsort(img[keep], stable=True)]
-    det = torch.cat((boxes[keep], scores[keep, None], cls[keep, None].to(boxes.dtype)), dim=1)
-    per_image = torch.bincount(img[keep], minlength=batch).tolist()
-    return [d[:max_det] for d in det.split(per_image)]
+    return _top_per_image_nms(pred, scores, conf_thres, candidates, iou_thres, max_det,
+                              num_classes, agnostic)
 
 
-def _top_per_image_nms(boxes: Tensor, scores: Tensor, groups: Tensor, img: Tensor, batch: int,
-                       iou_thres: float, max_det: int) -> Tensor:
+def _candidate_scores(pred: Tensor, obj: Tensor, conf_thres: float, multi_label: bool) -> tuple[Tensor, Tensor]:
+    """Scores and classes ``[B, M]``: one per box (its best class) or one per (box, class) pair."""
+    batch, n, width = pred.shape
+    if multi_label:
+        scores = (pred[..., 5:] * obj[..., None]).flatten(1)                  # [B, N*C], index n*C + c
+        _check_finite(scores)
+        cls = torch.arange(width - 5, device=pred.device).repeat(n).expand(batch, -1)
+        return scores, cls
+    # max_c(obj * p_c) = obj * max_c(p_c) for obj >= 0 (rounding is monotonic): no B x N x C product.
+    # Objectness bounds the score (class probabilities are <= 1), so when it is selective (conf 0.25) only the
+    # rows that pass it are read; at conf 0.001 nearly every row passes and one max over the tensor is cheaper.
+    img, box = (obj > conf_thres).nonzero(as_tuple=True)
+    if 4 * len(img) < obj.numel():
+        best, best_cls = pred[img, box, 5:].max(dim=-1)                       # [K]
+        _check_finite(best)
+        scores = torch.zeros_like(obj)
+        cls = torch.zeros(obj.shape, dtype=torch.long, device=obj.device)
+        scores[img, box] = obj[img, box] * best
+        cls[img, box] = best_cls
+        return scores, cls
+    best, cls = pred[..., 5:].max(dim=-1)                                     # [B, N]
+    _check_finite(best)
+    return obj * best, cls
+
+
+def _top_per_image_nms(pred, scores, conf_thres, candidates, iou_thres, max_det, num_classes, agnostic):
     """Grouped NMS that only looks at each image's best candidates when that is provably enough.
 
-    Greedy NMS decides a box using higher-scoring boxes only. So NMS over an image's top-M candidates keeps
-    exactly the full run's keeps above the cut; if at least ``max_det`` survive, the image's final
-    ``max_det`` detections are already known. Images that keep fewer are redone with 4x more candidates,
-    until the whole image has been seen. Dense low-threshold outputs (conf 0.001) become ~10x cheaper.
+    Greedy NMS decides a box using higher-scoring boxes only. So NMS over an image's top-k candidates keeps
+    exactly the full run's keeps above the cut; if at least ``max_det`` survive, the image's final ``max_det``
+    detections are known. Images that keep fewer are redone with 4x more candidates until the whole image has
+    been seen. Dense low-threshold outputs (conf 0.001) become several times cheaper; nothing is approximated.
     """
-    if boxes.shape[0] == 0:
-        return torch.empty(0, dtype=torch.long, device=boxes.device)
-    order = torch.argsort(scores, descending=True, stable=True)
-    order = order[torch.argsort(img[order], stable=True)]                     # by image, then score
-    per_image = torch.bincount(img, minlength=batch)
-    first = torch.cumsum(per_image, 0) - per_image
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order), device=order.device) - first[img[order]]   # rank within image
-
-    limit, todo = 4 * max_det, torch.ones(batch, dtype=torch.bool, device=boxes.device)
-    keeps = []
-    while True:
-        sel = (todo[img] & (rank < limit)).nonzero(as_tuple=True)[0]
-        kept = sel[grouped_nms(boxes[sel], scores[sel], groups[sel], iou_thres)]
-        done = (torch.bincount(img[kept], minlength=batch) >= max_det) | (per_image <= limit)
-        keeps.append(kept[(done & todo)[img[kept]]])
-        todo &= ~done
-        if not todo.any():
-            return torch.cat(keeps)
-        limit *= 4
+    batch, m = scores.shape
+    out = [pred.new_zeros((0, 6)) for _ in range(batch)]
+    passing = (scores > conf_thres).sum(1)                                    # [B]
+    todo = (passing > 0).nonzero(as_tuple=True)[0]
+    k = 4 * max_det
+    while len(todo):
+        k = min(k, m)
+        img, box, score, cls = candidates(todo, k)
+        boxes = cxcywh_to_xyxy(pred[img, box, :4])
+        groups = img if agnostic else img * num_classes + cls
+        keep = grouped_nms(boxes, score, groups, iou_thres).sort().values    # rows stay in (image, score) order
+        kept = torch.bincount(img[keep], minlength=batch)
+        done = (kept >= max_det) | (passing <= k)
+        det = torch.cat((boxes[keep], score[keep, None], cls[keep, None].to(boxes.dtype)), dim=1)
+        for i, d in zip(todo.tolist(), det.split(kept[todo].tolist())):
+            if done[i]:
+                out[i] = d[:max_det]
+        todo = todo[~done[todo]]
+        k *= 4
+    return out

@@ -8,6 +8,9 @@ and a background of random boxes with low objectness and low class probabilities
 
 from __future__ import annotations
 
+import statistics
+import time
+
 HELP = "post-processor speed vs the torchvision per-image loop (and ultralytics if installed)"
 
 
@@ -79,10 +82,27 @@ def _ultralytics_nms():
     return non_max_suppression
 
 
+def _interleaved(fns, repeat, sync):
+    """Run the contenders in turn, ``repeat`` rounds after one warm-up round; milliseconds per call.
+
+    Interleaving keeps a burst of load from another process from landing on one contender only; the ratio
+    reported is the median of per-round ratios.
+    """
+    times = {name: [] for name in fns}
+    for round_ in range(repeat + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if round_:
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
 def run(args):
     import torch
 
-    from yolokit.bench.common import markdown_table, timeit, write_section
+    from yolokit.bench.common import markdown_table, write_section
     from yolokit.postprocess import postprocess
 
     pred = dense_workload(args.batch, args.boxes, args.classes, seed=args.seed, device=args.device)
@@ -90,19 +110,22 @@ def run(args):
     ultra = _ultralytics_nms()
     rows = []
     for conf in args.conf:
-        def timed(fn):
-            return timeit(lambda: (fn(), sync()), warmup=2, repeat=args.repeat) * 1e3
-
-        ours = timed(lambda: postprocess(pred, conf, args.iou))
-        peer = timed(lambda: torchvision_loop(pred, conf, args.iou))
+        fns = {"ours": lambda: postprocess(pred, conf, args.iou),
+               "peer": lambda: torchvision_loop(pred, conf, args.iou)}
         if ultra is not None:
             # ultralytics expects (B, 4+C, N) with class scores already including objectness.
             u_in = torch.cat((pred[..., :4], pred[..., 5:] * pred[..., 4:5]), -1).transpose(1, 2).contiguous()
-            u_ms = timed(lambda: ultra(u_in, conf, args.iou, max_det=300))
+            fns["ultra"] = lambda: ultra(u_in, conf, args.iou, max_det=300)
+        times = _interleaved(fns, args.repeat, sync)
+        ours, peer = statistics.median(times["ours"]), statistics.median(times["peer"])
+        ratio = statistics.median(o / p for o, p in zip(times["ours"], times["peer"]))
+        if ultra is not None:
+            u_ms = statistics.median(times["ultra"])
+            u_ratio = statistics.median(u / o for u, o in zip(times["ultra"], times["ours"]))
         kept = sum(len(d) for d in postprocess(pred, conf, args.iou))
         cands = int(((pred[..., 5:] * pred[..., 4:5]).amax(-1) > conf).sum())
-        row = [conf, cands, kept, f"{ours:.1f}", f"{peer:.1f}", f"{ours / peer:.2f}x"]
-        row += [f"{u_ms:.1f}", f"{u_ms / ours:.1f}x"] if ultra is not None else ["n/a", "n/a"]
+        row = [conf, cands, kept, f"{ours:.1f}", f"{peer:.1f}", f"{ratio:.2f}x"]
+        row += [f"{u_ms:.1f}", f"{u_ratio:.1f}x"] if ultra is not None else ["n/a", "n/a"]
         rows.append(row)
     header = ["conf", "candidates", "kept", "yolokit ms", "torchvision loop ms", "yolokit / loop",
               "ultralytics ms", "ultralytics / yolokit"]
@@ -112,7 +135,8 @@ def run(args):
         body = (f"## Post-processor (`yolokit bench nms`, device {args.device})\n\n"
                 f"Workload: B={args.batch}, N={args.boxes}, C={args.classes}, clustered jittered candidates "
                 f"(`yolokit.bench.nms.dense_workload`, seed {args.seed}), IoU {args.iou}, max_det 300; "
-                f"median of {args.repeat} runs. Lower ratio is better for yolokit / loop."
+                f"median of {args.repeat} interleaved rounds (ratios: median of per-round ratios). "
+                f"yolokit / loop below 1 means yolokit is faster."
                 + ("" if ultra else " ultralytics is not installed in this environment, so its columns are n/a.")
                 + "\n\n" + table)
         write_section(args.write, f"nms-{args.device.split(':')[0]}", body)
