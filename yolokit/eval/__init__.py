@@ -10,13 +10,13 @@ from yolokit.eval.coco import (COCO80_TO_91, STAT_NAMES, CocoResult, coco_evalua
                                detections_to_coco, ground_truth_to_coco, save_coco_results)
 from yolokit.eval.confusion import confusion_matrix
 from yolokit.eval.evaluator import (METRICS, detections_from_coco, evaluate, evaluate_model, format_table,
-                                    ground_truth_from, predict_dataset)
+                                    ground_truth_from, predict_dataset, save_detections)
 from yolokit.eval.voc import (Detections, GroundTruth, Match, VocResult, average_precision, pair_iou,
                               voc_evaluate, voc_match)
 
 __all__ = [
     "METRICS", "confusion_matrix", "detections_from_coco", "evaluate", "evaluate_model", "format_table",
-    "ground_truth_from", "predict_dataset",
+    "ground_truth_from", "predict_dataset", "save_detections",
     "COCO80_TO_91", "STAT_NAMES", "CocoResult", "coco_evaluate", "coco_image_ids", "detections_to_coco",
     "ground_truth_to_coco", "save_coco_results", "Detections", "GroundTruth", "Match", "VocResult",
     "average_precision", "pair_iou", "voc_evaluate", "voc_match",

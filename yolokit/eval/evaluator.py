@@ -161,7 +161,7 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
     bad = set(metrics) - set(METRICS)
     if bad:
         raise DataError(f"unknown metric(s) {sorted(bad)}: expected {METRICS}")
-    dataset = None if isinstance(gt, GroundTruth) or isinstance(gt, list) else gt
+    dataset = None if isinstance(gt, (GroundTruth, list)) else gt
     class_names = list(class_names if class_names is not None else getattr(gt, "class_names", []))
     g = ground_truth_from(gt)
     num_classes = len(class_names) or int(max(g.labels.max(initial=-1), 0)) + 1
@@ -232,6 +232,20 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
             np.savetxt(save_dir / "confusion_matrix.csv", cm, fmt="%d", delimiter=",",
                        header=",".join(class_names + ["background"]))
     return out
+
+
+def save_detections(gt, detections, path: str | Path, class_names: Sequence[str] | None = None,
+                    category_ids: Sequence[int] | None = None) -> Path:
+    """Write ``detections`` (any form :func:`evaluate` takes) as a COCO results JSON for the images of
+    ``gt``, with the same image and category ids :func:`evaluate` scores with."""
+    dataset = None if isinstance(gt, (GroundTruth, list)) else gt
+    class_names = list(class_names if class_names is not None else getattr(gt, "class_names", []))
+    g = ground_truth_from(gt)
+    if category_ids is None:
+        category_ids = default_category_ids(class_names, dataset)
+    det, _ = _as_detections(detections, g, class_names, category_ids)
+    det = det.filter((det.labels >= 0) & (det.labels < len(category_ids)))
+    return save_coco_results(path, detections_to_coco(det, coco_image_ids(g.image_ids), category_ids))
 
 
 def format_table(metrics: dict) -> str:

@@ -1,0 +1,135 @@
+"""Evaluate detections: VOC mAP (2007 11-point and 2010+ all-point, IoU 0.5, difficult ignored) and
+COCO mAP through pycocotools, with a per-class table.
+
+Ground truth: ``--data DATA.yaml [--split val]``, or ``--format voc|coco|yolo --images PATH
+--annotations PATH [--names FILE]``. Detections: ``--pred results.json`` (COCO results JSON from any
+detector), or ``--model CFG|CKPT [--weights W]`` to run a yolokit model first.
+
+examples:
+  yolokit eval --data configs/data/coco128.yaml --pred results.json
+  yolokit eval --data configs/data/coco128.yaml --model yolov3-tiny.cfg --weights yolov3-tiny.weights --json
+  yolokit eval --format voc --images JPEGImages --annotations Annotations --pred dets.json --save-dir runs/eval --plots
+"""
+
+from __future__ import annotations
+
+HELP = "VOC / COCO mAP of detections (a results JSON or a model) against a dataset"
+
+
+def add_arguments(p):
+    g = p.add_argument_group("ground truth")
+    g.add_argument("--data", metavar="YAML", help="dataset description (configs/data/*.yaml)")
+    g.add_argument("--split", default="val", help="split of --data to evaluate on (default: val)")
+    g.add_argument("--format", choices=("voc", "coco", "yolo"), help="ground truth given directly: its format")
+    g.add_argument("--images", metavar="PATH", help="with --format: the image folder")
+    g.add_argument("--annotations", metavar="PATH",
+                   help="with --format: VOC XML folder, COCO instances JSON, or YOLO label folder")
+    g.add_argument("--names", metavar="FILE|A,B,..", help="with --format: class names (needed for yolo)")
+    d = p.add_argument_group("detections")
+    d.add_argument("--pred", metavar="JSON", help="COCO results JSON ([{image_id, category_id, bbox, score}])")
+    d.add_argument("--model", metavar="CFG|CKPT", help="run this model (Darknet .cfg, checkpoint or model name)")
+    d.add_argument("--weights", metavar="W", help="Darknet .weights for a .cfg model")
+    d.add_argument("--imgsz", type=int, help="network input size (default: the cfg's)")
+    d.add_argument("--conf", type=float, default=0.001, help="detector score threshold (default 0.001)")
+    d.add_argument("--iou", type=float, default=0.6, help="detector NMS IoU (default 0.6)")
+    d.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
+    d.add_argument("--device", default="cpu", help="torch device for --model (default cpu)")
+    d.add_argument("--tta", action="store_true", help="test-time augmentation (flips and scales) with --model")
+    m = p.add_argument_group("metrics and output")
+    m.add_argument("--metrics", default="voc07,voc,coco", help="comma list of voc07, voc, coco (default: all)")
+    m.add_argument("--iou-thres", type=float, default=0.5, help="VOC IoU threshold (default 0.5)")
+    m.add_argument("--pixel-offset", type=float, default=0.0, choices=(0.0, 1.0),
+                   help="VOC IoU pixel convention: 0 continuous (default), 1 VOC devkit '+1'")
+    m.add_argument("--report-conf", type=float, default=0.25,
+                   help="score threshold of the precision/recall line and confusion matrix (default 0.25)")
+    m.add_argument("--max-dets", type=int, default=100, help="COCO maxDets for AP (default 100)")
+    m.add_argument("--coco-backend", choices=("pycocotools", "faster"), default="pycocotools",
+                   help="'faster' = faster-coco-eval (same numbers, if installed)")
+    m.add_argument("--save-dir", metavar="DIR", help="write metrics.json, metrics.txt, detections.json there")
+    m.add_argument("--plots", action="store_true", help="with --save-dir: PR curves and confusion matrix PNGs")
+    m.add_argument("--save-pred", metavar="JSON", help="write the detections as a COCO results JSON")
+    m.add_argument("--json", action="store_true", help="print the metrics dict as JSON instead of the table")
+
+
+def load_ground_truth(args):
+    """The dataset named by ``--data`` or by ``--format/--images/--annotations``."""
+    from pathlib import Path
+
+    from yolokit.data import load_dataset
+    from yolokit.errors import ConfigError
+
+    if args.data and args.format:
+        raise ConfigError("give either --data or --format/--images/--annotations, not both")
+    if args.data:
+        return load_dataset(args.data, args.split)
+    if not (args.format and args.images and args.annotations):
+        raise ConfigError("ground truth needed: --data DATA.yaml, or --format and --images and --annotations")
+    split = {"images": str(Path(args.images).resolve())}
+    split["labels" if args.format == "yolo" else "annotations"] = str(Path(args.annotations).resolve())
+    spec = {"format": args.format, "root": ".", "splits": {"val": split}}
+    if args.names:
+        names = Path(args.names)
+        spec["names"] = str(names.resolve()) if names.is_file() else [n.strip() for n in args.names.split(",")]
+    return load_dataset(spec, "val")
+
+
+def run(args) -> int:
+    import json
+    import sys
+
+    from yolokit.errors import ConfigError
+    from yolokit.eval import evaluate, format_table, save_detections
+
+    if bool(args.pred) == bool(args.model):
+        raise ConfigError("give exactly one of --pred results.json or --model CFG|CKPT")
+    ds = load_ground_truth(args)
+    if len(ds.problems):
+        print(f"ground truth: {len(ds)} images, {ds.num_boxes} boxes; data problems: {ds.problems.summary()} "
+              f"(see `yolokit check`)", file=sys.stderr)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.pred:
+        dets = args.pred
+    else:
+        dets = _run_model(args, ds)
+    result = evaluate(ds, dets, metrics=metrics, iou_thres=args.iou_thres, pixel_offset=args.pixel_offset,
+                      conf=args.report_conf, max_dets=args.max_dets, coco_backend=args.coco_backend,
+                      save_dir=args.save_dir, plots=args.plots)
+    if args.save_pred:
+        save_detections(ds, dets, args.save_pred)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_table(result))
+        if args.save_dir:
+            print(f"results saved to {args.save_dir}")
+    return 0
+
+
+def _run_model(args, ds) -> list:
+    """--model: one (K, 6) detection array per dataset image (original pixels)."""
+    import sys
+
+    import yolokit
+    from yolokit.eval import predict_dataset
+
+    model = yolokit.load(args.model, args.weights, device=args.device)
+    names = getattr(model, "class_names", None)
+    if names and len(names) != len(ds.class_names):
+        print(f"warning: the model has {len(names)} classes, the dataset {len(ds.class_names)}; "
+              f"class indices are compared as they are", file=sys.stderr)
+    if args.tta:
+        from yolokit.apps.predict import tta_predict_fn
+
+        predict_fn = tta_predict_fn(model, imgsz=args.imgsz or _net_size(model), conf=args.conf,
+                                    iou=args.iou, device=args.device)
+    else:
+        def predict_fn(images):
+            return model.predict(images, conf=args.conf, iou=args.iou, imgsz=args.imgsz)
+    return predict_dataset(predict_fn, ds, args.batch, progress=not args.json and sys.stderr.isatty())
+
+
+def _net_size(model) -> int:
+    size = getattr(model, "input_size", None)
+    if isinstance(size, (tuple, list)):
+        return int(size[0])
+    return int(size or 416)
