@@ -67,9 +67,11 @@ class VideoSource:
     """Frames from ``cv2.VideoCapture``: a video file, a webcam index or a stream URL.
 
     OpenCV's ``read()`` answers False both at the end of a stream and for a frame it could not
-    decode. A failure followed by a good frame was a bad frame: it is counted in ``failed`` and
-    skipped. ``max_failures`` failures in a row end the stream; those trailing ones are not counted,
-    as a file's frame count is often an estimate and its tail reads fail the same way.
+    decode, and for files it may also skip an undecodable packet silently. A failed read followed by
+    a good frame, or a jump in a file's timestamps, is a bad frame: counted in ``failed`` and skipped
+    (``Frame.index`` keeps the true frame number). ``max_failures`` failed reads in a row end the
+    stream; those trailing ones are not counted, as a file's frame count is often an estimate and
+    reads past its real end fail the same way.
     """
 
     kind = "video"
@@ -101,16 +103,26 @@ class VideoSource:
         return self.length
 
     def __iter__(self) -> Iterator[Frame]:
-        index, pending = 0, 0  # pending: failures not yet known to be mid-stream
+        import cv2
+
+        index, pending = 0, 0  # pending: failed reads not yet known to be mid-stream
+        last_ms = None
         try:
             while pending < self.max_failures:
                 t0 = time.perf_counter()
                 ok, image = self.cap.read()
                 if not ok or image is None:
                     pending += 1
-                    index += 1
                     continue
-                self.failed += pending
+                skipped = pending
+                ms = self.cap.get(cv2.CAP_PROP_POS_MSEC) if self.length is not None else 0.0
+                if last_ms is not None and ms > last_ms:
+                    # FFmpeg's reader also drops undecodable packets inside read() without saying so;
+                    # the timestamps show the gap (a constant-frame-rate file is assumed).
+                    skipped = max(skipped, round((ms - last_ms) * self.fps / 1000.0) - 1)
+                last_ms = ms if ms > 0 else None
+                index += skipped
+                self.failed += skipped
                 pending = 0
                 yield Frame(index, image, self.name, time.perf_counter() - t0)
                 index += 1

@@ -1,0 +1,101 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from yolokit.apps.predict import Predictor, tta_predict_fn
+from yolokit.ops.boxes import box_iou
+
+
+class OneBox(nn.Module):
+    """A stand-in model that always predicts one box, given in network pixels, for class 1 of 3."""
+
+    def __init__(self, cx, cy, w, h):
+        super().__init__()
+        self.row = torch.tensor([[cx, cy, w, h, 0.9, 0.1, 0.8, 0.1]])
+
+    def forward(self, x):
+        return self.row.expand(x.shape[0], 1, 8).clone()
+
+
+def test_boxes_are_mapped_back_through_the_letterbox():
+    # A 200x100 image letterboxed to 416: scale 2.08, resized to 416x208, pad_y = (416-208)/2 = 104.
+    # Network box cx=208 cy=208 w=104 h=52 -> x1 = 156/2.08 = 75, y1 = (182-104)/2.08 = 37.5,
+    # x2 = 260/2.08 = 125, y2 = (234-104)/2.08 = 62.5; score 0.9 * 0.8 = 0.72, class 1.
+    pred = Predictor(OneBox(208, 208, 104, 52), imgsz=416)
+    (det,) = pred([np.zeros((100, 200, 3), np.uint8)])
+    torch.testing.assert_close(det, torch.tensor([[75.0, 37.5, 125.0, 62.5, 0.72, 1.0]]))
+
+
+def test_boxes_are_clipped_to_the_original_image():
+    pred = Predictor(OneBox(20, 208, 100, 52), imgsz=416)    # sticks out on the left
+    (det,) = pred([np.zeros((100, 200, 3), np.uint8)])
+    assert det[0, 0].item() == 0.0
+
+
+def test_tta_merges_flipped_views_back_onto_the_image():
+    # The flipped view sees the box mirrored: 416 - 208 = 208 here, so both views agree and the NMS
+    # keeps one box at the same place as without TTA.
+    model = OneBox(208, 208, 104, 52)
+    plain = Predictor(model, imgsz=416)([np.zeros((100, 200, 3), np.uint8)])[0]
+    tta = Predictor(model, imgsz=416, tta=True, tta_views=[(1.0, False), (1.0, True)])
+    (det,) = tta([np.zeros((100, 200, 3), np.uint8)])
+    torch.testing.assert_close(det, plain)
+
+
+def test_tta_flip_view_equals_detecting_on_the_mirrored_image(tiny, photos):
+    # dog.jpg is 768x576: letterboxed to 416 it fills the width (no x padding), so mirroring the
+    # network input is mirroring the image. Without TTA on the mirrored image, then mirrored back,
+    # the detections must be those of the flip-only TTA view.
+    image = cv2.imread(str(photos / "dog.jpg"))
+    width = image.shape[1]
+    flipped = Predictor(tiny, imgsz=416, tta=True, tta_views=[(1.0, True)])([image])[0]
+    direct = Predictor(tiny, imgsz=416)([np.ascontiguousarray(image[:, ::-1])])[0]
+    direct = torch.cat((width - direct[:, 2:3], direct[:, 1:2], width - direct[:, 0:1], direct[:, 3:]), 1)
+    assert len(flipped) == len(direct) >= 3
+    assert torch.equal(flipped[:, 5], direct[:, 5])
+    torch.testing.assert_close(flipped[:, :4], direct[:, :4], atol=1.0, rtol=0)
+    torch.testing.assert_close(flipped[:, 4], direct[:, 4], atol=0.02, rtol=0)
+
+
+def test_predictor_finds_opencv_reference_objects(tiny, photos):
+    # OpenCV 4.14's detections for dog.jpg (REFERENCE_OPENCV_OUTPUTS.txt): dog, car, truck, bicycle.
+    # OpenCV resizes without letterbox, so boxes differ a little; each must be found with IoU > 0.7.
+    names = tiny.class_names
+    reference = {"dog": [124.4, 218.9, 382.3, 518.5], "car": [466.5, 82.5, 686.5, 171.8],
+                 "truck": [530.2, 94.1, 630.2, 161.3], "bicycle": [229.3, 196.2, 559.0, 444.9]}
+    (det,) = Predictor(tiny, imgsz=416, conf=0.2)([cv2.imread(str(photos / "dog.jpg"))])
+    for name, box in reference.items():
+        mine = det[det[:, 5] == names.index(name)]
+        assert len(mine), name
+        assert box_iou(torch.tensor([box]), mine[:, :4]).max() > 0.7, name
+
+
+def test_rgb_and_bgr_inputs_agree(tiny, photos):
+    bgr = cv2.imread(str(photos / "person.jpg"))
+    a = Predictor(tiny, imgsz=320, bgr=True)([bgr])[0]
+    b = Predictor(tiny, imgsz=320, bgr=False)([np.ascontiguousarray(bgr[..., ::-1])])[0]
+    torch.testing.assert_close(a, b)
+
+
+def test_tta_predict_fn_for_eval_takes_rgb_batches(tiny, photos):
+    fn = tta_predict_fn(tiny, imgsz=320, conf=0.25, iou=0.45)
+    images = [cv2.imread(str(photos / n))[..., ::-1].copy() for n in ("dog.jpg", "horses.jpg")]
+    dets = fn(images)
+    assert len(dets) == 2 and all(d.shape[1] == 6 for d in dets)
+    names = tiny.class_names
+    assert names.index("dog") in dets[0][:, 5].tolist()
+    assert names.index("horse") in dets[1][:, 5].tolist()
+    for d, im in zip(dets, images):
+        assert (d[:, 0] >= 0).all() and (d[:, 2] <= im.shape[1]).all() and (d[:, 3] <= im.shape[0]).all()
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_batching_does_not_change_detections(tiny, photos, batch):
+    images = [cv2.imread(str(photos / n)) for n in ("dog.jpg", "horses.jpg", "person.jpg")]
+    pred = Predictor(tiny, imgsz=416)
+    one_by_one = [pred([im])[0] for im in images]
+    together = [d for i in range(0, 3, batch) for d in pred(images[i:i + batch])]
+    for a, b in zip(one_by_one, together):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
