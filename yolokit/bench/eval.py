@@ -1,0 +1,203 @@
+"""Evaluation speed.
+
+VOC: yolokit's vectorised matcher + AP on 5,000 images x 100 detections (20 classes), against the
+devkit-style per-detection loop (the algorithm of the VOC devkit / py-faster-rcnn ``voc_eval`` /
+Cartucho's ``main.py``), timed once on the same workload; both APs are compared.
+
+COCO: ``yolokit.eval.evaluate(metrics=["coco"])`` from yolokit arrays, against plain pycocotools as
+users call it (``COCO(gt.json)``, ``loadRes(results.json)``, evaluate / accumulate / summarize) on the
+same boxes written to JSON, and the optional faster-coco-eval backend; the 12 stats are compared.
+
+The workload is synthetic but shaped like a detector's output: a few ground-truth boxes per image,
+detections that are jittered copies of them (some duplicates, some wrong class) plus random boxes,
+with scores spread so that precision falls with recall.
+"""
+
+from __future__ import annotations
+
+HELP = "VOC / COCO metric speed (5,000 images x 100 detections) vs the devkit loop and pycocotools"
+
+
+def add_arguments(parser):
+    parser.add_argument("--images", type=int, default=5000, help="images in the VOC workload (default 5000)")
+    parser.add_argument("--dets", type=int, default=100, help="detections per image (default 100)")
+    parser.add_argument("--classes", type=int, default=20)
+    parser.add_argument("--coco-images", type=int, default=200, help="images in the COCO workload (default 200)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-loop", action="store_true", help="skip the (slow) devkit-loop peer")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def synthetic_workload(n_images=5000, dets_per_image=100, n_classes=20, size=500, seed=0):
+    """``(GroundTruth, Detections)``: 1..15 boxes per image (10% difficult), ``dets_per_image`` detections."""
+    import numpy as np
+
+    from yolokit.eval import Detections, GroundTruth
+
+    rng = np.random.default_rng(seed)
+    n_gt = rng.integers(1, 16, n_images)
+    g_img = np.repeat(np.arange(n_images), n_gt)
+    G = len(g_img)
+    xy = rng.uniform(0, size * 0.8, (G, 2))
+    wh = rng.uniform(10, size * 0.4, (G, 2))
+    g_boxes = np.c_[xy, xy + wh]
+    g_lab = rng.integers(0, n_classes, G)
+    gt = GroundTruth(g_boxes, g_lab, g_img, rng.random(G) < 0.1, np.zeros(G, bool),
+                     [f"{i:06d}" for i in range(n_images)], np.full((n_images, 2), size))
+
+    D = n_images * dets_per_image
+    d_img = np.repeat(np.arange(n_images), dets_per_image)
+    first = np.r_[0, np.cumsum(n_gt)[:-1]]
+    src = first[d_img] + (rng.random(D) * n_gt[d_img]).astype(int)  # a box of the same image
+    from_gt = rng.random(D) < 0.3
+    jitter = rng.normal(0, 0.08, (D, 4)) * np.repeat(wh[src], 2, axis=1)
+    rxy = rng.uniform(0, size * 0.9, (D, 2))
+    rand = np.c_[rxy, rxy + rng.uniform(5, size * 0.3, (D, 2))]
+    boxes = np.where(from_gt[:, None], g_boxes[src] + jitter, rand)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+    labels = np.where(from_gt & (rng.random(D) < 0.9), g_lab[src], rng.integers(0, n_classes, D))
+    scores = np.round(np.where(from_gt, rng.beta(5, 2, D), rng.beta(1, 5, D)), 4)  # rounding makes ties
+    return gt, Detections(boxes, scores, labels, d_img)
+
+
+def devkit_loop(gt, det, n_classes, iou_thres=0.5):
+    """The devkit algorithm, detection by detection (numpy IoU over one image's boxes per detection)."""
+    import numpy as np
+
+    from yolokit.eval import average_precision
+
+    by_img_cls = {}
+    for j in range(len(gt)):
+        by_img_cls.setdefault((int(gt.image[j]), int(gt.labels[j])), []).append(j)
+    by_img_cls = {k: np.array(v) for k, v in by_img_cls.items()}
+    used = np.zeros(len(gt), bool)
+    aps = np.full(n_classes, np.nan)
+    for c in range(n_classes):
+        npos = int(((gt.labels == c) & ~gt.difficult).sum())
+        idx = np.flatnonzero(det.labels == c)
+        idx = idx[np.argsort(-det.scores[idx], kind="stable")]
+        tp = np.zeros(len(idx))
+        fp = np.zeros(len(idx))
+        for k, d in enumerate(idx):
+            cand = by_img_cls.get((int(det.image[d]), c))
+            if cand is None:
+                fp[k] = 1
+                continue
+            bb, g = det.boxes[d], gt.boxes[cand]
+            iw = np.maximum(np.minimum(g[:, 2], bb[2]) - np.maximum(g[:, 0], bb[0]), 0)
+            ih = np.maximum(np.minimum(g[:, 3], bb[3]) - np.maximum(g[:, 1], bb[1]), 0)
+            inter = iw * ih
+            ov = inter / ((bb[2] - bb[0]) * (bb[3] - bb[1]) + (g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]) - inter)
+            j = int(np.argmax(ov))
+            if ov[j] >= iou_thres:
+                if gt.difficult[cand[j]]:
+                    continue
+                if not used[cand[j]]:
+                    used[cand[j]] = True
+                    tp[k] = 1
+                else:
+                    fp[k] = 1
+            else:
+                fp[k] = 1
+        keep = (tp + fp) > 0
+        ctp, cfp = np.cumsum(tp[keep]), np.cumsum(fp[keep])
+        if npos:
+            aps[c] = average_precision(ctp / npos, ctp / np.maximum(ctp + cfp, np.finfo(float).eps))
+    return aps
+
+
+def run(args) -> int:
+    import contextlib
+    import io
+    import json
+    import statistics
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from yolokit.bench.common import markdown_table, timeit, write_section
+    from yolokit.eval import (STAT_NAMES, coco_image_ids, detections_to_coco, evaluate, ground_truth_to_coco,
+                              voc_evaluate)
+
+    # ------------------------------------------------------------------ VOC
+    gt, det = synthetic_workload(args.images, args.dets, args.classes, seed=args.seed)
+    t_voc = timeit(lambda: voc_evaluate(gt, det, args.classes), warmup=1, repeat=args.repeat)
+    ours = voc_evaluate(gt, det, args.classes)
+    t_full = timeit(lambda: evaluate(gt, det, metrics=["voc", "voc07"]), warmup=1, repeat=args.repeat)
+    rows = [[f"yolokit voc_evaluate (all-point + 11-point, {args.classes} classes)", f"{t_voc:.3f}", "1.0x"],
+            ["yolokit evaluate(metrics=[voc, voc07]) incl. P/R table", f"{t_full:.3f}", f"{t_full / t_voc:.1f}x"]]
+    agree = ""
+    if not args.no_loop:
+        t0 = time.perf_counter()
+        loop_ap = devkit_loop(gt, det, args.classes)
+        t_loop = time.perf_counter() - t0
+        rows.append(["devkit-style per-detection loop (1 run)", f"{t_loop:.3f}", f"{t_loop / t_voc:.0f}x"])
+        diff = float(np.nanmax(np.abs(loop_ap - ours.ap)))
+        agree = f"Per-class AP of the loop and yolokit: max |difference| = {diff:.1e}."
+    voc_md = (f"VOC AP@0.5, {args.images:,} images x {args.dets} detections = {len(det):,} detections, "
+              f"{len(gt):,} ground-truth boxes (median of {args.repeat}):\n\n"
+              + markdown_table(["method", "seconds", "vs yolokit"], rows) + f"\n\n{agree}")
+    print(voc_md)
+
+    # ------------------------------------------------------------------ COCO
+    cgt, cdet = synthetic_workload(args.coco_images, args.dets, 80, seed=args.seed + 1)
+    names = [f"c{i}" for i in range(80)]
+    cats = list(range(1, 81))
+    img_ids = coco_image_ids(cgt.image_ids)
+    gt_dict = ground_truth_to_coco(cgt, cats, names, img_ids)
+    results = detections_to_coco(cdet, img_ids, cats)
+    with tempfile.TemporaryDirectory() as tmp:
+        gt_path, res_path = Path(tmp) / "gt.json", Path(tmp) / "res.json"
+        gt_path.write_text(json.dumps(gt_dict))
+        res_path.write_text(json.dumps(results))
+
+        def plain():
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval
+
+            with contextlib.redirect_stdout(io.StringIO()):
+                g = COCO(str(gt_path))
+                ev = COCOeval(g, g.loadRes(str(res_path)), "bbox")
+                ev.evaluate(); ev.accumulate(); ev.summarize()
+            return dict(zip(STAT_NAMES, ev.stats.tolist()))
+
+        def ours_coco(backend="pycocotools"):
+            return evaluate(cgt, cdet, names, metrics=["coco"], category_ids=cats, coco_backend=backend)["coco"]
+
+        # interleaved rounds, so that load from others on a shared machine hits both alike
+        reps = max(3, args.repeat // 2)
+        ours_coco(), plain()  # warm-up: imports, caches
+        t_plain_all, t_ours_all = [], []
+        for _ in range(reps):
+            for fn, acc in ((plain, t_plain_all), (ours_coco, t_ours_all)):
+                t0 = time.perf_counter()
+                fn()
+                acc.append(time.perf_counter() - t0)
+        t_plain, t_ours = statistics.median(t_plain_all), statistics.median(t_ours_all)
+        same = ours_coco() == plain()
+        crows = [["plain pycocotools (COCO(json), loadRes(json), evaluate/accumulate/summarize)",
+                  f"{t_plain:.3f}", "1.00x"],
+                 ["yolokit evaluate(metrics=[coco]) from arrays, pycocotools backend", f"{t_ours:.3f}",
+                  f"{t_ours / t_plain:.2f}x"]]
+        fast_note = "faster-coco-eval not installed: `pip install faster-coco-eval` adds the 'faster' backend."
+        try:
+            import faster_coco_eval  # noqa: F401
+
+            t_fast = timeit(lambda: ours_coco("faster"), warmup=1, repeat=reps)  # far from the others' noise
+            crows.append(["yolokit evaluate(metrics=[coco]), faster-coco-eval backend", f"{t_fast:.3f}",
+                          f"{t_fast / t_plain:.2f}x"])
+            a, b = plain(), ours_coco("faster")
+            fast_note = (f"faster backend: max |stat difference| vs pycocotools = "
+                         f"{max(abs(a[k] - b[k]) for k in STAT_NAMES):.1e}.")
+        except ImportError:
+            pass
+    coco_md = (f"COCO bbox, {args.coco_images} images x {args.dets} detections = {len(cdet):,} detections, "
+               f"{len(cgt):,} boxes, 80 classes (median of {reps} interleaved rounds):\n\n"
+               + markdown_table(["method", "seconds", "vs plain pycocotools"], crows)
+               + f"\n\nyolokit's pycocotools-backend stats equal plain pycocotools' exactly: {same}. {fast_note}")
+    print("\n" + coco_md)
+    if args.write:
+        write_section(args.write, "eval", "### eval\n\n" + voc_md + "\n\n" + coco_md)
+    return 0
