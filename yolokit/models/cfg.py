@@ -201,3 +201,10 @@ def format_cfg(sections: list[Section]) -> str:
         out += [f"{k}={v}" for k, v in sec.options.items()]
         out.append("")
     return "\n".join(out)
+
+
+def set_net_size(text: str, height: int, width: int, source: str = "<cfg>") -> str:
+    """The cfg with ``[net] width/height`` replaced (comments are not kept)."""
+    sections = parse_cfg(text, source)
+    sections[0].options["height"], sections[0].options["width"] = str(height), str(width)
+    return format_cfg(sections)

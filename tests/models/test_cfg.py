@@ -1,0 +1,78 @@
+"""The cfg reader: every problem names the file and line; real cfgs parse."""
+
+import pytest
+
+from yolokit.errors import ConfigError
+from yolokit.models import DarknetModel, build_model, model_names, config_path
+from yolokit.models.cfg import parse_cfg, format_cfg
+
+NET = "[net]\nwidth=64\nheight=64\nchannels=3\n"
+HEAD = "[convolutional]\nfilters=18\nsize=1\nactivation=linear\n[yolo]\nmask=0,1,2\nanchors=4,4, 8,8, 16,16\nclasses=1\n"
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        DarknetModel(text, "my.cfg")
+    return str(info.value)
+
+
+def test_unknown_layer_names_file_and_line():
+    msg = error_of(NET + "[convolutional]\nfilters=4\n\n[magic]\nsize=3\n")
+    assert "my.cfg:8" in msg and "[magic]" in msg
+
+
+def test_unknown_key_names_line_and_key():
+    msg = error_of(NET + "[convolutional]\nfilter=4\n")
+    assert "my.cfg:6" in msg and "'filter'" in msg
+
+
+def test_bad_value_names_line():
+    msg = error_of(NET + "[convolutional]\nfilters=many\n" + HEAD)
+    assert "my.cfg:6" in msg and "filters" in msg
+
+
+def test_unsupported_feature_value_is_refused():
+    assert "my.cfg:7" in error_of(NET + "[convolutional]\nfilters=4\nxnor=1\n" + HEAD)
+
+
+def test_duplicate_key_and_missing_net():
+    assert "set twice" in error_of(NET + "[convolutional]\nsize=3\nsize=1\n" + HEAD)
+    assert "first section must be [net]" in error_of("[convolutional]\nsize=3\n")
+
+
+def test_shape_errors_name_the_layer():
+    assert "my.cfg:6" in error_of(NET + "[route]\nlayers=-3\n" + HEAD)          # the layers= line
+    msg = error_of(NET + "[convolutional]\nfilters=17\nsize=1\n[yolo]\nmask=0,1,2\nanchors=4,4, 8,8, 16,16\nclasses=1\n")
+    assert "my.cfg:8" in msg and "18 expected" in msg
+    assert "no detection layer" in error_of(NET + "[convolutional]\nfilters=4\n")
+    assert "unknown activation" in error_of(NET + "[convolutional]\nactivation=leeky\n" + HEAD)
+
+
+def test_comments_and_format_round_trip():
+    text = NET + "# a comment\n; another\n  [convolutional]  \n filters = 18 \nsize=1\n" + HEAD[HEAD.index("[yolo]"):]
+    sections = parse_cfg(text)
+    assert [s.kind for s in sections] == ["net", "convolutional", "yolo"]
+    assert sections[1].options == {"filters": "18", "size": "1"}
+    again = parse_cfg(format_cfg(sections))
+    assert [s.options for s in again] == [s.options for s in sections]
+
+
+def test_real_cfgs_parse(shared):
+    from tests.models.conftest import FASTEST, fastest_files
+
+    for stem in FASTEST:
+        cfg, _ = fastest_files(shared, stem)
+        model = DarknetModel(cfg.read_text(), str(cfg))
+        assert [h.kind for h in model.heads] == ["yolo", "yolo"]
+        assert [h.grid for h in model.heads] == [(10, 10), (20, 20)]
+
+
+def test_every_shipped_config_builds_on_meta():
+    import torch
+
+    names = model_names()
+    assert {"yolov1", "yolov2", "yolov3", "yolov2-tiny", "yolov3-tiny", "yolo-lite"} <= set(names)
+    for name in names:
+        with torch.device("meta"):                  # no memory for YOLOv1's 200M-parameter FC layer
+            model = build_model(config_path(name).read_text(), source=name)
+        assert model.heads and model.flops() > 0

@@ -1,0 +1,81 @@
+"""Print a model's layers (Darknet-style table), parameter count and FLOPs.
+
+FLOPs follow Darknet's convention: 2 x multiply-accumulates of the convolutional, connected and local layers
+(so yolov3-tiny reads 5.56 BFLOPs at 416x416, as Darknet prints). The model is built on torch's meta device:
+nothing is allocated, so even YOLOv1's 270M parameters print instantly.
+
+Examples:
+    yolokit info yolov3-tiny
+    yolokit info yolov2 --imgsz 608
+    yolokit info path/to/model.cfg
+"""
+
+from __future__ import annotations
+
+HELP = "layers, parameters and FLOPs of a model (cfg, checkpoint or configs/models name)"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="a .cfg file, a yolokit checkpoint, or a name in configs/models")
+    parser.add_argument("--imgsz", default=None, help="input size: N or HxW (default: the cfg's [net] size)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the totals")
+
+
+def parse_imgsz(value: str | None) -> tuple[int, int] | None:
+    from yolokit.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        parts = [int(v) for v in str(value).lower().split("x")]
+    except ValueError:
+        raise ConfigError(f"--imgsz {value}: expected N or HxW") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise ConfigError(f"--imgsz {value}: expected N or HxW with positive sizes")
+    return parts[0], parts[1]
+
+
+def summary(model_arg: str, imgsz: tuple[int, int] | None = None):
+    """``(model on the meta device, source)`` for a cfg path, checkpoint or model name."""
+    from pathlib import Path
+
+    import torch
+
+    from yolokit.models import DarknetModel, config_path
+    from yolokit.models.cfg import set_net_size
+
+    path = Path(model_arg)
+    if path.is_file() and path.suffix in {".pt", ".pth", ".ckpt"}:
+        text = torch.load(path, map_location="cpu", weights_only=True)["cfg"]
+    else:
+        if not path.is_file():
+            path = config_path(model_arg)
+        text = path.read_text()
+    if imgsz is not None:
+        text = set_net_size(text, *imgsz, source=str(path))
+    with torch.device("meta"):
+        return DarknetModel(text, str(path)), str(path)
+
+
+def run(args) -> int:
+    model, source = summary(args.model, parse_imgsz(args.imgsz))
+    h, w = model.input_size
+    params = sum(p.numel() for p in model.parameters())
+    if not args.quiet:
+        print(f"{source}: {len(model.layers)} layers, input {h}x{w}x{model.infos[0].in_shape[0]}")
+        print(f"{'layer':>5}  {'type':<13} {'detail':<30} {'input':>14}    {'output':>14}  {'BFLOPs':>7}")
+        for info in model.infos:
+            ci, hi, wi = info.in_shape
+            co, ho, wo = info.out_shape
+            flops = f"{info.flops / 1e9:7.3f}" if info.flops else ""
+            print(f"{info.index:5d}  {info.kind:<13} {info.detail.strip():<30} {hi:4d}x{wi:4d}x{ci:4d} -> "
+                  f"{ho:4d}x{wo:4d}x{co:4d}  {flops}")
+        for spec in model.heads:
+            anchors = " ".join(f"{aw:g}x{ah:g}" for aw, ah in spec.anchors)
+            print(f"head: layer {spec.layer} [{spec.kind}] grid {spec.grid[0]}x{spec.grid[1]} "
+                  f"stride {spec.stride[0]:g} classes {spec.num_classes} boxes/cell {spec.num_boxes}"
+                  + (f" anchors(px) {anchors}" if anchors else ""))
+    print(f"params: {params:,}  BFLOPs: {model.flops() / 1e9:.3f} at {h}x{w}")
+    return 0
