@@ -25,9 +25,11 @@ def test_raccoon_fixed_split_and_voc_pixel_convention(shared):
     assert not {r.image_id for r in train.records} & {r.image_id for r in val.records}
     assert len(train.problems) == 0 and len(val.problems) == 0
     # raccoon-1.xml: <xmin>81</xmin><ymin>88</ymin><xmax>522</xmax><ymax>408</ymax> (1-based inclusive)
-    rec = next(r for r in train.records + val.records if r.image_id == "raccoon-1")
-    np.testing.assert_array_equal(rec.boxes, [[80, 87, 522, 408]])
-    s = (train if rec in train.records else val)[[r.image_id for r in (train if rec in train.records else val).records].index("raccoon-1")]
+    ds = train if any(r.image_id == "raccoon-1" for r in train.records) else val
+    i = [r.image_id for r in ds.records].index("raccoon-1")
+    np.testing.assert_array_equal(ds.records[i].boxes, [[80, 87, 522, 408]])
+    s = ds[i]
+    np.testing.assert_array_equal(s.boxes, [[80, 87, 522, 408]])
     assert s.image.dtype == np.uint8 and s.image.shape == (417, 650, 3) and s.orig_size == (417, 650)
     assert s.labels.dtype == np.int64 and s.boxes.dtype == np.float32
 
@@ -171,3 +173,19 @@ def test_truncated_image_at_load_time_names_file(tmp_path, shared):
     (tmp_path / "a.jpg").write_bytes(data[:-5000])
     with pytest.raises(DataError, match="a.jpg"):
         ds[0]
+
+
+def test_ultralytics_data_yaml_is_read_as_is(shared, tmp_path):
+    """``path/train/val/names`` YAML with the images -> labels folder rule (built with symlinks)."""
+    src = shared / "coco128_yolo"
+    (tmp_path / "images").mkdir(), (tmp_path / "labels").mkdir()
+    (tmp_path / "images" / "train2017").symlink_to(src / "images" / "train2017")
+    (tmp_path / "labels" / "train2017").symlink_to(src / "object_detection" / "labels" / "train2017")
+    (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\ntrain: images/train2017\n"
+                                        f"names: {src / 'object_detection' / 'config.yaml'}\n")
+    (tmp_path / "inline.yaml").write_text("path: .\ntrain: images/train2017\nnames: {0: person, 1: bicycle}\n")
+    ds = load_dataset(tmp_path / "data.yaml", "train")
+    assert len(ds) == 128 and ds.num_boxes == 929 and len(ds.class_names) == 80
+    assert kinds(ds) == {"background": 2, "label_without_image": 2}
+    small = load_dataset(tmp_path / "inline.yaml", "train")
+    assert small.class_names == ["person", "bicycle"] and kinds(small)["unknown_class"] > 0

@@ -17,6 +17,9 @@ names ``Annotations`` / ``JPEGImages``. ``names`` is optional for COCO (taken fr
 (the sorted set of names found) and for YOLO txt (the indices as names); without it unknown classes
 cannot be detected. A dict with the same keys works
 too; its relative ``root`` is taken from the working directory. Unknown keys are an error.
+
+An Ultralytics/YOLOv5 data YAML (``path``, ``train``, ``val``, ``test``, ``names``; no ``format`` key) is
+read as it is: YOLO txt, ``path`` as the root, labels found by the images -> labels folder rule.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ def read_spec(spec) -> tuple[dict, Path, str]:
         raise ConfigError(f"dataset description must be a YAML path or a dict, got {type(spec).__name__}")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with format/root/names/splits")
+    if "format" not in data and "names" in data and any(k in data for k in ("train", "val", "test")):
+        data = _from_ultralytics(data)
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; expected {sorted(_TOP_KEYS)}")
@@ -69,6 +74,21 @@ def read_spec(spec) -> tuple[dict, Path, str]:
     root = Path(data.get("root", "."))
     root = Path(os.path.normpath(root if root.is_absolute() else (base / root)))
     return data, root, source
+
+
+def _from_ultralytics(data: dict) -> dict:
+    """An Ultralytics/YOLOv5 data YAML (``path``, ``train``/``val``/``test`` image folders or .txt lists,
+    ``names``) as a yolokit description: labels found by the images -> labels folder rule."""
+    spec = {"format": "yolo", "root": data.get("path") or ".", "names": data["names"], "splits": {}}
+    for split in ("train", "val", "test"):
+        value = data.get(split)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            raise ConfigError(f"data YAML: '{split}' lists several folders; yolokit takes one per split")
+        key = "list" if str(value).endswith(".txt") else "images"
+        spec["splits"][split] = {key: value}
+    return spec
 
 
 def resolve(root: Path, p) -> Path | None:
