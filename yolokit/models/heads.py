@@ -88,7 +88,7 @@ class YoloHead(_Grid):
     def __init__(self, anchors: list[tuple[float, float]], num_classes: int, scale_x_y: float = 1.0):
         super().__init__()
         self.num_anchors, self.num_classes, self.scale_x_y = len(anchors), num_classes, scale_x_y
-        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(1, -1, 1, 1, 2),
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(-1, 2),
                              persistent=False)
 
     def forward(self, x: Tensor, input_hw: tuple[int, int]) -> Tensor:
@@ -102,7 +102,7 @@ class YoloHead(_Grid):
         if s != 1.0:
             xy = xy * s - (s - 1) / 2
         xy = (xy + self.grid(h, w, x.device, x.dtype)) * stride
-        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype)
+        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype).view(1, -1, 1, 1, 2)
         rest = torch.sigmoid(p[..., 4:])                               # objectness, class probabilities
         return torch.cat((xy, wh, rest), -1).reshape(b, -1, 5 + self.num_classes)
 
@@ -113,7 +113,7 @@ class RegionHead(_Grid):
     def __init__(self, anchors: list[tuple[float, float]], num_classes: int, softmax: bool = True):
         super().__init__()
         self.num_anchors, self.num_classes, self.softmax = len(anchors), num_classes, softmax
-        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(1, -1, 1, 1, 2),
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(-1, 2),
                              persistent=False)
 
     def forward(self, x: Tensor, input_hw: tuple[int, int]) -> Tensor:
@@ -123,7 +123,7 @@ class RegionHead(_Grid):
             return p
         stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=x.dtype)
         xy = (torch.sigmoid(p[..., :2]) + self.grid(h, w, x.device, x.dtype)) * stride
-        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype) * stride
+        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype).view(1, -1, 1, 1, 2) * stride
         obj = torch.sigmoid(p[..., 4:5])
         cls = torch.softmax(p[..., 5:], -1) if self.softmax else p[..., 5:]
         return torch.cat((xy, wh, obj, cls), -1).reshape(b, -1, 5 + self.num_classes)
