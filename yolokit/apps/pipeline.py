@@ -212,24 +212,31 @@ class ThreadedWriter:
 
 
 class CocoResults:
-    """Detections as a COCO results list: ``bbox`` = [x, y, w, h] pixels, ``category_id`` = the
-    model's class index (0-based), ``image_id`` = the frame number for video, and for images the
-    file's numeric stem when it has one (COCO's ``000000000009.jpg`` -> 9), else its position."""
+    """Detections as a COCO results list: ``bbox`` = [x, y, w, h] pixels; ``image_id`` = the frame
+    number for video, and for images the file's stem (an int when numeric, as COCO's
+    ``000000000009.jpg`` -> 9), which is what yolokit datasets use; ``category_id`` in
+    ``yolokit eval``'s convention (COCO's 91-id space for the 80 COCO classes, else the class index),
+    so ``yolokit eval --pred`` reads the file back."""
 
     def __init__(self, class_names: list[str] | None = None, video: bool = False):
+        from yolokit.eval.evaluator import default_category_ids
+
         self.class_names = class_names
+        self.category_ids = default_category_ids(class_names) if class_names else None
         self.video = video
         self.results: list[dict] = []
 
     def add(self, frame: Frame, dets) -> None:
         stem = Path(frame.name).stem
-        image_id = int(stem) if not self.video and stem.isdigit() else frame.index
+        image_id = frame.index if self.video else int(stem) if stem.isdigit() else stem
         for x1, y1, x2, y2, score, cls in np.asarray(dets, dtype=np.float64).reshape(-1, 6):
-            row = {"image_id": image_id, "category_id": int(cls),
+            c = int(cls)
+            row = {"image_id": image_id,
+                   "category_id": self.category_ids[c] if self.category_ids and c < len(self.category_ids) else c,
                    "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
                    "score": round(float(score), 5)}
-            if self.class_names is not None and 0 <= int(cls) < len(self.class_names):
-                row["category_name"] = self.class_names[int(cls)]
+            if self.class_names is not None and 0 <= c < len(self.class_names):
+                row["category_name"] = self.class_names[c]
             if not self.video:
                 row["file_name"] = frame.name
             self.results.append(row)

@@ -8,7 +8,7 @@ Examples:
   yolokit detect rtsp://camera/stream --model best.pt
 
 Annotated images keep their names; a video becomes OUT/<name>.mp4 at the input's fps and size.
---save-json writes OUT/<name>.json in the COCO results format (category_id = class index).
+--save-json writes OUT/<name>.json in the COCO results format (as `yolokit eval --pred` reads it).
 """
 
 from __future__ import annotations
