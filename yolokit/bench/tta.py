@@ -1,0 +1,72 @@
+"""Test-time augmentation: AP50 gained against inference time paid, on one dataset split.
+
+Each row runs :class:`yolokit.apps.predict.Predictor` over the split with a set of views ((scale of
+imgsz, mirrored) pairs; one forward pass each), merges the views before the NMS, and evaluates with
+:func:`yolokit.eval.evaluate` (VOC all-point AP at IoU 0.5, and pycocotools' AP50 / AP).
+"""
+
+from __future__ import annotations
+
+import time
+
+HELP = "TTA: AP50 effect and cost (time per image) of flips + scales merged before NMS"
+
+VIEW_SETS = {
+    "none": ((1.0, False),),
+    "flip": ((1.0, False), (1.0, True)),
+    "flip+scales (default)": None,  # yolokit.apps.predict.TTA_VIEWS
+}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="cfg or checkpoint (e.g. a raccoon fine-tune)")
+    parser.add_argument("--weights", help="Darknet .weights for a .cfg model")
+    parser.add_argument("--data", default="configs/data/raccoon.yaml", help="dataset YAML")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--imgsz", type=int, default=416)
+    parser.add_argument("--conf", type=float, default=0.001, help="detector threshold for mAP (low)")
+    parser.add_argument("--iou", type=float, default=0.6, help="NMS IoU")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args) -> int:
+    import yolokit
+    from yolokit.apps.predict import TTA_VIEWS, Predictor
+    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.data import load_dataset
+    from yolokit.eval import evaluate, predict_dataset
+
+    ds = load_dataset(args.data, args.split)
+    base = yolokit.load(args.model, weights=args.weights, device=args.device)
+    try:
+        model = base.optimize_for_inference()
+    except RuntimeError as exc:
+        print(f"optimize_for_inference failed ({exc}); measuring the plain model")
+        model = base
+    rows, base_ms = [], None
+    for name, views in VIEW_SETS.items():
+        views = list(views or TTA_VIEWS)
+        pred = Predictor(model, args.imgsz, args.conf, args.iou, device=args.device, bgr=False,
+                         tta=len(views) > 1, tta_views=views)
+        predict_dataset(pred, [ds[0]], 1)  # warm-up
+        t0 = time.perf_counter()
+        dets = predict_dataset(pred, ds, args.batch)
+        ms = 1000 * (time.perf_counter() - t0) / len(ds)
+        base_ms = base_ms or ms
+        m = evaluate(ds, dets, metrics=("voc", "coco"))
+        coco = m.get("coco") or {}
+        rows.append([name, " ".join(f"{s:g}{'f' if f else ''}" for s, f in views),
+                     f"{ms:.0f}", f"{ms / base_ms:.2f}x", f"{100 * m['voc']:.1f}",
+                     f"{100 * coco.get('AP50', float('nan')):.1f}", f"{100 * coco.get('AP', float('nan')):.1f}"])
+        print(" | ".join(rows[-1]))
+    header = ["TTA", "views (scale, f = mirrored)", "ms/image", "cost", "VOC AP50", "COCO AP50", "COCO AP"]
+    body = (f"`{args.model}` on `{args.data}` split `{args.split}` ({len(ds)} images), {args.imgsz}x{args.imgsz}, "
+            f"conf {args.conf}, NMS IoU {args.iou}; views merged before one NMS. Time per image includes "
+            f"letterbox, forward passes and NMS (batch {args.batch}, {args.device}).\n\n"
+            + markdown_table(header, rows))
+    print(body)
+    if args.write:
+        write_section(args.write, "tta", body)
+        print(f"updated section 'tta' of {args.write}")
+    return 0
