@@ -1,0 +1,105 @@
+"""The classical baseline: HOG features + linear SVM over a sliding window and an image pyramid.
+
+  yolokit hog train --data configs/data/raccoon.yaml --out runs/hog/raccoon.npz
+  yolokit hog detect photo.jpg --model runs/hog/raccoon.npz --out runs/hog/detect --save-json
+  yolokit hog detect 'photos/*.jpg' --model runs/hog/raccoon.npz --conf 0.5 --nosave --save-json
+
+detect takes the same SOURCE kinds and output options as ``yolokit detect`` (it runs the same pipeline);
+--imgsz is the longer image side before scanning (default: the size the model was trained at).
+Evaluate with ``yolokit eval``, or ``yolokit compare`` for the side-by-side with YOLO.
+"""
+
+from __future__ import annotations
+
+import sys
+
+HELP = "HOG+SVM sliding-window baseline: train a model, detect with it"
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="hog_command", required=True, metavar="{train,detect}")
+    t = sub.add_parser("train", help="train a one-class HOG + linear-SVM detector (hard-negative mining)")
+    t.add_argument("--data", required=True, help="dataset YAML (configs/data/*.yaml)")
+    t.add_argument("--out", required=True, help="model file to write (.npz)")
+    t.add_argument("--split", default="train", help="split to train on (default: %(default)s)")
+    t.add_argument("--class", dest="class_name", help="class to detect (default: the dataset's only class)")
+    t.add_argument("--imgsz", type=int, default=480, help="longer image side for training and detection")
+    t.add_argument("--inner", type=int, default=48, help="object size inside the window, pixels (sqrt of area)")
+    t.add_argument("--margin", type=int, default=8, help="context pixels around the object in the window")
+    t.add_argument("--scale", type=float, default=1.1, help="pyramid ratio between levels")
+    t.add_argument("--rounds", type=int, default=2, help="hard-negative mining rounds")
+    t.add_argument("--C", dest="c", type=float, default=1.0, help="LinearSVC C")
+    t.add_argument("--limit", type=int, default=0, help="use only the first N training images")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(_hog_run=run_train)
+
+    d = sub.add_parser("detect", help="detect with a trained model (same outputs as yolokit detect)")
+    d.add_argument("source", nargs="+", help="image, directory, glob (quoted), video file, webcam index or URL")
+    d.add_argument("--model", required=True, help="HOG+SVM model (.npz from 'yolokit hog train')")
+    d.add_argument("--imgsz", type=int, help="longer image side before scanning (default: the model's)")
+    d.add_argument("--conf", type=float, default=0.25, help="calibrated score threshold")
+    d.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    d.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
+    d.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes (names or indices)")
+    d.add_argument("--out", default="runs/hog/detect", help="output directory (default: %(default)s)")
+    d.add_argument("--nosave", action="store_true", help="write no annotated images/video")
+    d.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
+    d.add_argument("--show", action="store_true", help="show frames in a window (q or Esc stops)")
+    d.add_argument("--max-frames", type=int, help="stop after this many frames per source")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(_hog_run=run_detect)
+
+
+def run(args) -> int:
+    return args._hog_run(args)
+
+
+def run_train(args) -> int:
+    from yolokit.data import load_dataset
+    from yolokit.errors import ConfigError
+    from yolokit.hog import train
+
+    data = load_dataset(args.data, split=args.split)
+    names = list(data.class_names)
+    if args.class_name is None:
+        if len(names) != 1:
+            raise ConfigError(f"{args.data}: {len(names)} classes; name the one to detect with --class")
+        index = 0
+    elif args.class_name in names:
+        index = names.index(args.class_name)
+    else:
+        raise ConfigError(f"--class {args.class_name!r}: not a class of {args.data} ({', '.join(names)})")
+    if len(data.problems):
+        print(f"{args.data} [{args.split}]: {data.problems.summary()}", file=sys.stderr)
+    if args.limit:
+        data = [data[i] for i in range(min(args.limit, len(data)))]
+    model = train(data, class_index=index, class_name=names[index], inner=args.inner, margin=args.margin,
+                  scale=args.scale, max_side=args.imgsz, rounds=args.rounds, c=args.c, seed=args.seed,
+                  log=print)
+    print(f"wrote {model.save(args.out)}")
+    return 0
+
+
+def run_detect(args) -> int:
+    from yolokit.apps.pipeline import run as run_pipeline
+    from yolokit.apps.sources import open_source
+    from yolokit.cli.detect import parse_classes
+    from yolokit.hog import HogSvmDetector
+    from yolokit.hog.predict import HogPredictor
+
+    sources = [open_source(s) for s in args.source]
+    model = HogSvmDetector.load(args.model)
+    predictor = HogPredictor(model, args.imgsz, args.conf, args.iou, args.max_det,
+                             classes=parse_classes(args.classes, model.class_names))
+    for source in sources:
+        result = run_pipeline(source, predictor, None if args.nosave else args.out, save_json=args.save_json,
+                              show=args.show, max_frames=args.max_frames, progress=not args.no_progress)
+        print(f"{source.name}: {result.timings.summary()}")
+        if result.failed:
+            what = "frames" if source.kind == "video" else "images"
+            print(f"{source.name}: {result.failed} {what} could not be decoded and were skipped", file=sys.stderr)
+        for path in result.outputs:
+            print(f"{source.name}: wrote {path}")
+        if result.interrupted:
+            return 130
+    return 0
