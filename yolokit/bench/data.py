@@ -98,8 +98,13 @@ def run(args) -> int:
     step = None
     if peer_batch is not None:
         step = train_step_rate(str(ROOT / args.model), peer_batch[0], peer_batch[1], args.device, args.steps)
+    import os
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     body = [f"Loader at {args.imgsz}x{args.imgsz}, batch {args.batch}, {args.epochs} passes over each train split "
-            "(first batch of each pass excluded: worker start-up).", ""]
+            "(first batch of each pass excluded: worker start-up). "
+            f"1-minute load average at the end: {load:.1f} on {os.cpu_count()} CPUs (above the CPU count, "
+            "other work shared the machine and worker scaling is understated).", ""]
     header = ["data", "pipeline", "workers", "images timed", "images/s"]
     if step is not None:
         header.append(f"x {Path(args.model).stem} train step")
