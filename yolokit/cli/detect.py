@@ -55,7 +55,7 @@ def load_model(args):
     if args.imgsz % 32:
         raise ConfigError(f"--imgsz {args.imgsz}: must be a multiple of 32 (the YOLO stride)")
     model = yolokit.load(args.model, weights=args.weights, names=args.names, device=args.device)
-    return model  # TODO optimize_for_inference()
+    return model.optimize_for_inference()
 
 
 def parse_classes(values, names) -> list[int] | None:
