@@ -116,9 +116,7 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
     desc = {k: v for k, v in data.items() if k != "splits"}
     desc["description"] = (f"{len(ratios)}-way stratified split {ratios} (seed {seed}) of {source} "
                            f"by yolokit split")
-    desc["root"] = os.path.relpath(root, out.resolve())
-    if isinstance(desc.get("names"), str) and not Path(desc["names"]).is_absolute():
-        pass  # names files are relative to root, which is preserved
+    desc["root"] = os.path.relpath(root, out.resolve())  # names files stay relative to the same root
     desc["splits"] = {}
     for p, name in enumerate(part_names):
         chosen = sorted((r for r, q in zip(records, parts) if q == p), key=lambda r: r.path.name)
