@@ -189,3 +189,18 @@ def test_ultralytics_data_yaml_is_read_as_is(shared, tmp_path):
     assert kinds(ds) == {"background": 2, "label_without_image": 2}
     small = load_dataset(tmp_path / "inline.yaml", "train")
     assert small.class_names == ["person", "bicycle"] and kinds(small)["unknown_class"] > 0
+
+
+def test_exif_rotated_jpeg_keeps_stored_pixels(tmp_path, shared):
+    """Boxes refer to the stored pixel grid; an EXIF orientation tag must not rotate the decoded image."""
+    from PIL import Image
+
+    with Image.open(shared / "raccoon" / "images" / "raccoon-1.jpg") as im:
+        exif = Image.Exif()
+        exif[274] = 6  # "rotate 90 CW to display"
+        im.save(tmp_path / "a.jpg", exif=exif.tobytes())
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    ds = load_dataset({"format": "yolo", "root": str(tmp_path), "names": ["a"],
+                       "splits": {"t": {"images": ".", "labels": "."}}}, "t")
+    s = ds[0]
+    assert s.image.shape == (417, 650, 3) and s.orig_size == (417, 650)

@@ -88,7 +88,9 @@ def read_image(path: str | Path) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read image ({exc.strerror})") from exc
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    # Pixels as stored: EXIF orientation is ignored, because annotation tools and the COCO/VOC boxes refer
+    # to the stored pixel grid (and the header size used for indexing is the stored one).
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise DataError(f"{path}: not a decodable image")
     if _jpeg_truncated(path, data):
