@@ -82,8 +82,9 @@ def level_grid(image: np.ndarray, params: HogParams) -> np.ndarray:
         return np.zeros((0, 0, params.block_dim), np.float32)
     nby, nbx = (h - b) // s + 1, (w - b) // s + 1
     hh, ww = (nby - 1) * s + b, (nbx - 1) * s + b
-    crop = np.ascontiguousarray(image[:hh, :ww])
-    desc = params.descriptor((ww, hh)).compute(crop)
+    # One window covering the block-aligned part, located at (0, 0) of the WHOLE image: the gradients at its
+    # right/bottom edge then see the real pixels beyond it, as in detectMultiScale (a crop would mirror them).
+    desc = params.descriptor((ww, hh)).compute(np.ascontiguousarray(image), (s, s), (0, 0), ((0, 0),))
     return to_grid(desc, nby, nbx, params.block_dim)
 
 
