@@ -1,11 +1,11 @@
 """The detection pipeline: decode -> preprocess -> infer -> postprocess -> draw/encode, overlapped.
 
-Three threads so that decoding and encoding hide behind inference:
+Three threads, so that everything but the forward pass hides behind it:
 
-* a reader thread decodes frames into a bounded queue (bounded so a fast decoder cannot fill memory
-  while a slow model falls behind);
-* the calling thread batches frames, preprocesses, runs the model and the NMS;
-* a writer thread draws the boxes and encodes (video writer or image files).
+* a reader thread decodes and letterboxes frames into a bounded queue (bounded so a fast decoder
+  cannot fill memory while a slow model falls behind);
+* the calling thread batches the frames and runs the model, nothing else;
+* a writer thread runs the NMS, maps boxes back to the frame, draws and encodes.
 
 OpenCV and torch release the GIL in their heavy calls, so the threads really overlap. Ctrl-C stops
 the reader, lets the writer finish the frames it already has and closes the video file, so the
@@ -14,6 +14,7 @@ output is playable. Each stage's time is summed in :class:`StageTimes`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import threading
@@ -24,6 +25,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from yolokit.apps.predict import concat_batches
 from yolokit.apps.sources import Frame, ImageSource, VideoSource
 from yolokit.errors import DataError
 
@@ -58,10 +60,14 @@ class StageTimes:
 
 
 class ThreadedReader:
-    """Iterate a source's frames, decoded ahead by a background thread into a bounded queue."""
+    """Iterate a source's frames, decoded ahead by a background thread into a bounded queue.
 
-    def __init__(self, source: Iterable[Frame], maxsize: int = 16, timings: StageTimes | None = None):
+    ``prepare(frame)``, when given, also runs in that thread and its result is what is queued."""
+
+    def __init__(self, source: Iterable[Frame], maxsize: int = 16, timings: StageTimes | None = None,
+                 prepare: Callable[[Frame], object] | None = None):
         self.source = source
+        self.prepare = prepare
         self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self.stop_event = threading.Event()
         self.timings = timings
@@ -82,7 +88,7 @@ class ThreadedReader:
             for frame in self.source:
                 if self.timings is not None:
                     self.timings.add("decode", frame.decode_s)
-                if not self._put(frame):
+                if not self._put(frame if self.prepare is None else self.prepare(frame)):
                     return
         except BaseException as exc:  # handed to the consumer, re-raised there
             self.error = exc
@@ -173,12 +179,12 @@ class ImageSink:
         pass
 
 
-class ThreadedWriter:
-    """Run a sink in a background thread fed by a bounded queue; times it as draw/encode."""
+class Worker:
+    """Run ``fn(*item)`` for every submitted item in one background thread, in order, fed by a
+    bounded queue; an exception stops the work and is re-raised by the next submit() or close()."""
 
-    def __init__(self, sink: Callable[[Frame, object], None], timings: StageTimes, maxsize: int = 16):
-        self.sink = sink
-        self.timings = timings
+    def __init__(self, fn: Callable[..., None], maxsize: int = 16):
+        self.fn = fn
         self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="yolokit-writer", daemon=True)
@@ -190,23 +196,20 @@ class ThreadedWriter:
             if item is _END:
                 break
             if self.error is not None:
-                continue  # keep draining so put() never blocks forever
-            t0 = time.perf_counter()
+                continue  # keep draining so submit() never blocks forever
             try:
-                self.sink(*item)
+                self.fn(*item)
             except BaseException as exc:
                 self.error = exc
-            self.timings.add("draw/encode", time.perf_counter() - t0)
 
-    def __call__(self, frame: Frame, dets) -> None:
+    def submit(self, *item) -> None:
         if self.error is not None:
             raise self.error
-        self.queue.put((frame, dets))
+        self.queue.put(item)
 
     def close(self) -> None:
         self.queue.put(_END)
         self.thread.join()
-        self.sink.close()
         if self.error is not None:
             raise self.error
 
@@ -287,8 +290,27 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
             sink = ImageSink(out_dir, draw)
             outputs.append(out_dir)
     shower = _Shower(source.name, draw) if show else None
-    writer = ThreadedWriter(sink, timings, queue_size) if sink is not None and shower is None else None
     results = CocoResults(names, video=source.kind == "video") if save_json else None
+
+    def prepare(frame: Frame):                      # reader thread
+        t0 = time.perf_counter()
+        b = predictor.preprocess([frame.image])
+        timings.add("preprocess", time.perf_counter() - t0)
+        return frame, b
+
+    def finish(frames: list[Frame], pred, b) -> None:  # writer thread (main thread with --show)
+        t0 = time.perf_counter()
+        dets = [d.cpu().numpy() for d in predictor.postprocess(pred, b)]
+        t1 = time.perf_counter()
+        timings.add("postprocess", t1 - t0)
+        for frame, d in zip(frames, dets):
+            if results is not None:
+                results.add(frame, d)
+            if sink is not None:
+                sink(frame, d)                      # draws in place, then encodes
+            if shower is not None:
+                shower.show(frame.image if sink is not None else draw(frame.image, d))
+        timings.add("draw/encode", time.perf_counter() - t1)
 
     total = None
     try:
@@ -303,38 +325,22 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
 
         bar = tqdm(total=total, unit="frame", desc=source.name, leave=False)
 
-    reader = ThreadedReader(source, maxsize=queue_size, timings=timings)
+    frames_in = itertools.islice(source, max_frames) if max_frames is not None else source
+    reader = ThreadedReader(frames_in, maxsize=queue_size, timings=timings, prepare=prepare)
+    worker = Worker(finish, queue_size) if shower is None else None
     interrupted = False
     t_start = time.perf_counter()
     try:
-        for frames in batched(reader, batch):
-            if max_frames is not None and timings.frames >= max_frames:
-                break
-            if max_frames is not None:
-                frames = frames[:max_frames - timings.frames]
+        for items in batched(reader, batch):
+            frames = [f for f, _ in items]
+            b = items[0][1] if len(items) == 1 else concat_batches([b for _, b in items])
             t0 = time.perf_counter()
-            b = predictor.preprocess([f.image for f in frames])
-            t1 = time.perf_counter()
             pred = predictor.infer(b)
-            t2 = time.perf_counter()
-            dets = [d.cpu().numpy() for d in predictor.postprocess(pred, b)]
-            t3 = time.perf_counter()
-            timings.add("preprocess", t1 - t0)
-            timings.add("infer", t2 - t1)
-            timings.add("postprocess", t3 - t2)
-            for frame, d in zip(frames, dets):
-                if results is not None:
-                    results.add(frame, d)
-                if shower is not None:
-                    t4 = time.perf_counter()
-                    if sink is not None:
-                        sink(frame, d)
-                        shower.show(frame.image)
-                    else:
-                        shower.show(draw(frame.image, d))
-                    timings.add("draw/encode", time.perf_counter() - t4)
-                elif writer is not None:
-                    writer(frame, d)
+            timings.add("infer", time.perf_counter() - t0)
+            if worker is not None:
+                worker.submit(frames, pred, b)
+            else:
+                finish(frames, pred, b)
             timings.frames += len(frames)
             if bar is not None:
                 bar.update(len(frames))
@@ -342,15 +348,17 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
         interrupted = True
     finally:
         reader.stop()
-        if writer is not None:
-            writer.close()
-        elif sink is not None:
-            sink.close()
-        if shower is not None:
-            shower.close()
-        timings.wall = time.perf_counter() - t_start
-        if bar is not None:
-            bar.close()
+        try:
+            if worker is not None:
+                worker.close()
+        finally:
+            if sink is not None:
+                sink.close()
+            if shower is not None:
+                shower.close()
+            timings.wall = time.perf_counter() - t_start
+            if bar is not None:
+                bar.close()
     if results is not None and out_dir is not None:
         outputs.append(results.write(out_dir / f"{source.name}.json"))
     failed = len(source.failed) if isinstance(source.failed, list) else source.failed

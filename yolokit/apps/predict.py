@@ -45,6 +45,15 @@ class Batch:
         return self.views[0].x
 
 
+def concat_batches(batches: Sequence[Batch]) -> Batch:
+    """One batch from several preprocessed the same way (e.g. one frame each, in a reader thread)."""
+    views = []
+    for parts in zip(*(b.views for b in batches)):
+        views.append(View(torch.cat([v.x for v in parts]), parts[0].size, [s for v in parts for s in v.scales],
+                          [p for v in parts for p in v.pads], parts[0].flip))
+    return Batch(views, [s for b in batches for s in b.shapes])
+
+
 def _round_to_stride(size: float, stride: int = 32) -> int:
     return max(stride, int(round(size / stride)) * stride)
 
