@@ -31,13 +31,15 @@ def coco_eval_case(shared):
     return root / "gts" / "sampled_gts_bbox_area.json", json.loads((root / "cocoapi_results.json").read_text())
 
 
-def test_reference_stats(shared, coco_eval_case):
+@pytest.mark.parametrize("backend", ["vectorised", "pycocotools"])
+def test_reference_stats(shared, coco_eval_case, backend):
     gt_path, results = coco_eval_case
     ref = rodm_coco_reference(shared / "voc2012_rodm" / "REFERENCE_RESULTS.txt", "1)")
     assert set(ref) == set(STAT_NAMES)
-    stats = coco_evaluate(gt_path, results).stats
+    stats = coco_evaluate(gt_path, results, backend=backend).stats
     for k in STAT_NAMES:
         assert round(stats[k], 6) == ref[k], k  # AP 0.503647, AP50 0.696973, ...
+    assert stats == direct_pycocotools(gt_path, results)
 
 
 def test_dataset_path_equals_direct_pycocotools(coco_eval_case):
@@ -124,7 +126,7 @@ def test_unknown_category_ids_are_an_error():
 def test_faster_backend_gives_the_same_numbers(coco_eval_case):
     pytest.importorskip("faster_coco_eval")
     gt_path, results = coco_eval_case
-    a = coco_evaluate(gt_path, results).stats
+    a = coco_evaluate(gt_path, results, backend="pycocotools").stats
     b = coco_evaluate(gt_path, results, backend="faster").stats
     for k in STAT_NAMES:
         assert b[k] == pytest.approx(a[k], abs=1e-12), k

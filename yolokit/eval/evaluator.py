@@ -145,14 +145,15 @@ def _num(v):
 def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
              metrics: Iterable[str] = METRICS, iou_thres: float = 0.5, pixel_offset: float = 0.0,
              conf: float = 0.25, coco_gt=None, category_ids: Sequence[int] | None = None,
-             max_dets: int = 100, coco_backend: str = "pycocotools", save_dir: str | Path | None = None,
+             max_dets: int = 100, coco_backend: str = "vectorised", save_dir: str | Path | None = None,
              plots: bool = False) -> dict:
     """Evaluate detections against ground truth; returns the metrics dict (module docstring).
 
     ``gt``: a dataset from :func:`yolokit.data.load_dataset`, a list of samples/records, or a
     :class:`GroundTruth`. ``detections``: one ``(K, 6)`` ``[x1, y1, x2, y2, score, class]`` per image
     (dataset order), a :class:`Detections`, a COCO results list / dict, or a path to a JSON of one.
-    ``pixel_offset``: 0 = continuous boxes (default), 1 = VOC devkit "+1 pixel" IoU. ``coco_gt``: the
+    ``pixel_offset``: 0 = continuous boxes (default), 1 = VOC devkit "+1 pixel" IoU. ``coco_backend``:
+    "vectorised" (pycocotools' numbers bit for bit, faster), "pycocotools" (stock) or "faster". ``coco_gt``: the
     COCO ground truth to score against (path / dict / COCO); defaults to the dataset's own COCO file,
     else one built from ``gt`` (box areas). ``save_dir``: write metrics.json, metrics.txt,
     detections.json and, with ``plots``, PR-curve and confusion-matrix PNGs.
@@ -277,7 +278,7 @@ def format_table(metrics: dict) -> str:
                  f"recall {pct(a['recall']).strip()}%, F1 {pct(a['f1']).strip()}%  (TP {a['tp']}, FP {a['fp']})")
     if has_coco:
         c = metrics["coco"]
-        lines.append(f"COCO (pycocotools, maxDets {p['max_dets']}): " +
+        lines.append(f"COCO ({p['coco_backend']} COCOeval, maxDets {p['max_dets']}): " +
                      "  ".join(f"{k} {c[k]:.4f}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
         lines.append("    " + "  ".join(f"{k} {c[k]:.4f}" for k in ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")))
     lines.append(f"{metrics['images']} images, {metrics['objects']} objects, {metrics['detections']} detections"
