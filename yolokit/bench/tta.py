@@ -35,7 +35,7 @@ def run(args) -> int:
     from yolokit.apps.predict import TTA_VIEWS, Predictor
     from yolokit.bench.common import markdown_table, write_section
     from yolokit.data import load_dataset
-    from yolokit.eval import evaluate, predict_dataset
+    from yolokit.eval import evaluate
 
     ds = load_dataset(args.data, args.split)
     base = yolokit.load(args.model, weights=args.weights, device=args.device)
@@ -44,17 +44,28 @@ def run(args) -> int:
     except RuntimeError as exc:
         print(f"optimize_for_inference failed ({exc}); measuring the plain model")
         model = base
-    rows, base_ms = [], None
+    configs = []
     for name, views in VIEW_SETS.items():
         views = list(views or TTA_VIEWS)
-        pred = Predictor(model, args.imgsz, args.conf, args.iou, device=args.device, bgr=False,
-                         tta=len(views) > 1, tta_views=views)
-        predict_dataset(pred, [ds[0]], 1)  # warm-up
-        t0 = time.perf_counter()
-        dets = predict_dataset(pred, ds, args.batch)
-        ms = 1000 * (time.perf_counter() - t0) / len(ds)
-        base_ms = base_ms or ms
-        m = evaluate(ds, dets, metrics=("voc", "coco"))
+        configs.append((name, views, Predictor(model, args.imgsz, args.conf, args.iou, device=args.device,
+                                               bgr=False, tta=len(views) > 1, tta_views=views)))
+    # Interleaved per batch, so that load from other processes hits every configuration alike.
+    dets = {name: [] for name, _, _ in configs}
+    seconds = dict.fromkeys(dets, 0.0)
+    for _, _, pred in configs:
+        pred([ds[0].image])  # warm-up
+    for start in range(0, len(ds), args.batch):
+        images = [ds[i].image for i in range(start, min(start + args.batch, len(ds)))]
+        for name, _, pred in configs:
+            t0 = time.perf_counter()
+            out = pred(images)
+            seconds[name] += time.perf_counter() - t0
+            dets[name].extend(d.cpu().numpy() for d in out)
+    rows = []
+    base_ms = 1000 * seconds["none"] / len(ds)
+    for name, views, _ in configs:
+        ms = 1000 * seconds[name] / len(ds)
+        m = evaluate(ds, dets[name], metrics=("voc", "coco"))
         coco = m.get("coco") or {}
         rows.append([name, " ".join(f"{s:g}{'f' if f else ''}" for s, f in views),
                      f"{ms:.0f}", f"{ms / base_ms:.2f}x", f"{100 * m['voc']:.1f}",
@@ -63,7 +74,8 @@ def run(args) -> int:
     header = ["TTA", "views (scale, f = mirrored)", "ms/image", "cost", "VOC AP50", "COCO AP50", "COCO AP"]
     body = (f"`{args.model}` on `{args.data}` split `{args.split}` ({len(ds)} images), {args.imgsz}x{args.imgsz}, "
             f"conf {args.conf}, NMS IoU {args.iou}; views merged before one NMS. Time per image includes "
-            f"letterbox, forward passes and NMS (batch {args.batch}, {args.device}).\n\n"
+            f"letterbox, forward passes and NMS (batch {args.batch}, {args.device}); the configurations "
+            f"run alternately batch by batch, so machine load affects them alike.\n\n"
             + markdown_table(header, rows))
     print(body)
     if args.write:
