@@ -63,6 +63,7 @@ class TrainConfig:
     ema_tau: float = 2000.0
     amp: bool = True  # mixed precision, used on CUDA only
     freeze: int = 0  # freeze the first N layers (transfer learning)
+    freeze_epochs: int = 0  # unfreeze them after this many epochs (0 = frozen for the whole run)
     keep_head: bool = True  # new classes: keep the pretrained box/objectness rows of the head convs
     patience: int = 0  # early stopping: epochs without val mAP gain (0 = off)
     box_loss: str = "mse"  # mse | giou | ciou
@@ -76,6 +77,7 @@ class TrainConfig:
     val_conf: float = 0.005
     val_iou: float = 0.45
     val_every: int = 1
+    val_before: bool = False  # also evaluate the starting weights (epoch 0 row)
     resume: str | None = None  # a last.pt to continue from
     seed: int = 0
     sync_bn: bool = False
@@ -174,6 +176,13 @@ def freeze_layers(model: nn.Module, n: int) -> list[str]:
     return frozen
 
 
+def unfreeze_layers(model: nn.Module) -> None:
+    """Undo :func:`freeze_layers` (second stage of the transfer-learning recipe: fine-tune everything)."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model._frozen_layers = 0
+
+
 def _train_mode(model: nn.Module) -> None:
     model.train()
     n = getattr(model, "_frozen_layers", 0)
@@ -183,12 +192,11 @@ def _train_mode(model: nn.Module) -> None:
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD (Nesterov-free, as Darknet) or AdamW. Weight decay applies to conv/linear weights only, not to
-    BatchNorm parameters or biases (Darknet decays only weights)."""
+    BatchNorm parameters or biases (Darknet decays only weights). Frozen parameters are included: they get
+    no gradient, so the optimizer skips them until they are unfrozen (``freeze_epochs``)."""
     decay, no_decay = [], []
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
-            if not p.requires_grad:
-                continue
             is_weight = name == "weight" and not isinstance(module, nn.modules.batchnorm._NormBase)
             (decay if is_weight else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -335,11 +343,21 @@ def train(cfg: TrainConfig) -> dict:
               f"updates/epoch, device {device}{', AMP' if use_amp else ''}")
 
     history = []
+    if main and cfg.val_before and resume_state is None:
+        metrics = validate(model, val_loader, val_ds, device, cfg.val_conf, cfg.val_iou)
+        row = {"epoch": 0, "lr": 0.0, "images": 0, "map50": metrics["map50"], "map50_07": metrics["map50_07"]}
+        logger.log(row)
+        history.append(row)
+        print(f"before training: map50={metrics['map50']:.4f} map50_07={metrics['map50_07']:.4f}", flush=True)
     updates = scheduler.it
     stop = False
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         _seed_all(cfg.seed + 1000 * (epoch + 1) + rank)
+        if cfg.freeze and cfg.freeze_epochs and epoch >= cfg.freeze_epochs and getattr(model, "_frozen_layers", 0):
+            unfreeze_layers(model)
+            if main:
+                print(f"epoch {epoch + 1}: unfreezing the first {cfg.freeze} layers")
         if sampler is not None:
             sampler.set_epoch(epoch)
         loader = _loader(train_set, cfg.batch, True, cfg.workers, sampler, seed=cfg.seed + epoch)

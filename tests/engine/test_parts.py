@@ -1,0 +1,160 @@
+"""Schedules, EMA, checkpoints, freezing, head transfer and torchvision backbones (no training loop)."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from yolokit.engine import BurnInSchedule, ModelEMA, load_checkpoint, save_checkpoint
+from yolokit.engine.trainer import TrainConfig, build_optimizer, freeze_layers
+from yolokit.errors import ConfigError, WeightsError
+
+
+def _opt(lr=0.1):
+    return torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def test_burn_in_is_darknet_power_4_then_cosine():
+    opt = _opt(0.1)
+    sched = BurnInSchedule(opt, total_steps=100, kind="cosine", burn_in=10, final=0.0)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step()
+    # update it (0-based) during burn-in: lr * ((it + 1) / burn_in) ** 4 * cosine(it)
+    assert lrs[0] == pytest.approx(0.1 * (1 / 10) ** 4)
+    assert lrs[4] == pytest.approx(0.1 * (5 / 10) ** 4 * 0.5 * (1 + math.cos(math.pi * 4 / 100)))
+    assert lrs[50] == pytest.approx(0.1 * 0.5)  # half way down the cosine
+    assert lrs[-1] < 0.001 and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_step_schedule_and_state_dict():
+    opt = _opt(1.0)
+    sched = BurnInSchedule(opt, total_steps=10, kind="step", steps=(0.5, 0.8), scale=0.1)
+    seen = []
+    for _ in range(10):
+        seen.append(round(opt.param_groups[0]["lr"], 6))
+        sched.step()
+    assert seen == [1.0] * 5 + [0.1] * 3 + [0.01] * 2
+    opt2 = _opt(1.0)
+    sched2 = BurnInSchedule(opt2, total_steps=10, kind="step", steps=(0.5, 0.8), scale=0.1)
+    sched2.load_state_dict({"it": 6})
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        BurnInSchedule(_opt(), 10, kind="poly")
+
+
+def test_ema_tracks_weights_with_ramped_decay():
+    model = nn.Linear(2, 1)
+    ema = ModelEMA(model, decay=0.9, tau=1.0)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.fill_(1.0)
+    start = ema.module.weight.clone()
+    ema.update(model)
+    d = 0.9 * (1 - math.exp(-1))
+    torch.testing.assert_close(ema.module.weight, start * d + (1 - d))
+    for _ in range(200):
+        ema.update(model)
+    torch.testing.assert_close(ema.module.weight, torch.ones_like(start), atol=1e-6, rtol=0)
+    state = ema.state_dict()
+    other = ModelEMA(nn.Linear(2, 1))
+    other.load_state_dict(state)
+    assert other.updates == 201
+    torch.testing.assert_close(other.module.bias, ema.module.bias)
+
+
+def test_checkpoint_is_atomic_and_weights_only(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 1}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+    class Bomb:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        save_checkpoint({"model": {}, "x": Bomb()}, path)
+    assert load_checkpoint(path)["epoch"] == 1  # the previous checkpoint survived the failed write
+    assert list(tmp_path.iterdir()) == [path]
+    # a pickled object that is not plain data is refused by weights_only loading
+    torch.save({"model": {}, "cfg": nn.Linear(1, 1)}, tmp_path / "code.pt")
+    with pytest.raises(WeightsError):
+        load_checkpoint(tmp_path / "code.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="bad.pt"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_optimizer_groups_decay_only_weights():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 2, 1))
+    cfg = TrainConfig(model="x", data="y", weight_decay=1e-3)
+    opt = build_optimizer(model, cfg)
+    decayed = {id(p) for p in opt.param_groups[0]["params"]}
+    assert decayed == {id(model[0].weight), id(model[2].weight)}
+    assert opt.param_groups[1]["weight_decay"] == 0 and len(opt.param_groups[1]["params"]) == 4
+    assert isinstance(build_optimizer(model, TrainConfig(model="x", data="y", optimizer="adamw")),
+                      torch.optim.AdamW)
+    with pytest.raises(ConfigError):
+        build_optimizer(model, TrainConfig(model="x", data="y", optimizer="lion"))
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="lr0"):
+        TrainConfig.from_dict({"model": "m", "data": "d", "lr0": 0.01})
+
+
+def test_freeze_first_layers(shared):
+    from yolokit.models import load
+
+    model = load(shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg")
+    frozen = freeze_layers(model, 4)
+    assert frozen and all(name.split(".")[1] in {"0", "1", "2", "3"} for name in frozen)
+    assert not any(p.requires_grad for p in model.layers[2].parameters())
+    assert all(p.requires_grad for p in model.layers[4].parameters())
+
+
+def test_head_transfer_keeps_box_and_objectness(shared):
+    from yolokit.engine.transfer import keep_box_and_objectness
+    from yolokit.models import load, with_num_classes
+
+    d = shared / "yolov3_tiny_darknet"
+    coco = load(d / "yolov3-tiny.cfg", d / "yolov3-tiny.weights")
+    one = with_num_classes(coco, 1)
+    assert keep_box_and_objectness(coco, one) == 2
+    for spec in coco.heads:
+        w_old = coco.layers[spec.layer - 1].conv.weight.view(3, 85, -1)
+        w_new = one.layers[spec.layer - 1].conv.weight.view(3, 6, -1)
+        torch.testing.assert_close(w_new[:, :5], w_old[:, :5])
+        assert w_new[:, 5:].abs().sum() == 0
+    # the box/objectness outputs of the two models agree on a real image
+    x = torch.rand(1, 3, 128, 128)
+    a, b = coco.eval()(x), one.eval()(x)
+    torch.testing.assert_close(b[..., :5], a[..., :5])
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_torchvision_backbone_detector_trains_without_weights(name):
+    from yolokit.engine.backbones import build_tv_detector
+    from yolokit.loss import build_loss
+
+    torch.manual_seed(0)
+    model = build_tv_detector(name, num_classes=2)
+    model.train()
+    outs = model(torch.rand(2, 3, 96, 96))
+    assert [tuple(o.shape) for o in outs] == [(2, 3, 3, 3, 7), (2, 3, 6, 6, 7)]
+    loss, _ = build_loss(model.heads)(outs, torch.tensor([[0, 1, 10.0, 20.0, 60.0, 90.0]]))
+    loss.backward()
+    assert next(model.layers[0].parameters()).grad is not None  # gradients reach the backbone
+    model.eval()
+    assert tuple(model(torch.rand(1, 3, 96, 96)).shape) == (1, 3 * (9 + 36), 7)
+    assert freeze_layers(model, 2)  # backbone stages come first
+
+
+def test_torchvision_backbone_unknown_name():
+    from yolokit.engine.backbones import build_tv_detector
+
+    with pytest.raises(ConfigError, match="vgg"):
+        build_tv_detector("vgg16", 1)

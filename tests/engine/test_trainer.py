@@ -1,0 +1,101 @@
+"""The training loop end to end on a few real raccoon images at a tiny input size."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from yolokit.engine import NonFiniteLossError, TrainConfig, load_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[2]
+RACCOON = str(ROOT / "configs" / "data" / "raccoon.yaml")
+
+
+def _cfg(shared, out, **kw):
+    d = shared / "yolov3_tiny_darknet"
+    base = dict(model=str(d / "yolov3-tiny.cfg"), weights=str(d / "yolov3-tiny.weights"), data=RACCOON,
+                out=str(out), epochs=2, imgsz=96, batch=2, nbs=2, burn_in=1, lr=1e-3, limit_train=4,
+                limit_val=2, progress=False, tensorboard=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_checkpoints_logs_and_resumes_exactly(shared, tmp_path):
+    straight = train(_cfg(shared, tmp_path / "a"))
+    assert straight["epochs_run"] == 2
+    for name in ("last.pt", "best.pt", "results.csv"):
+        assert (tmp_path / "a" / name).is_file()
+    rows = list(csv.DictReader(open(tmp_path / "a" / "results.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and all(r["map50"] != "" for r in rows)
+    last = load_checkpoint(tmp_path / "a" / "last.pt")
+    assert last["epoch"] == 1 and last["class_names"] == ["raccoon"]
+    assert {"model", "cfg", "optimizer", "scheduler", "ema", "raw_model", "train_args"} <= set(last)
+
+    # the same run stopped after epoch 1, then resumed: identical weights and optimizer state
+    train(_cfg(shared, tmp_path / "b", epochs=2, max_updates=2))  # 4 images / batch 2 = 2 updates = 1 epoch
+    first = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert first["epoch"] == 0
+    resumed = train(_cfg(shared, tmp_path / "b", resume=str(tmp_path / "b" / "last.pt")))
+    assert resumed["epochs_run"] == 1
+    again = load_checkpoint(tmp_path / "b" / "last.pt")
+    for key in ("raw_model", "model"):
+        for name, value in last[key].items():
+            torch.testing.assert_close(again[key][name], value, rtol=0, atol=0, msg=f"{key}.{name}")
+    assert again["scheduler"] == last["scheduler"]
+
+    # a checkpoint loads as a model through the models contract
+    from yolokit.models import load
+
+    model = load(tmp_path / "a" / "best.pt")
+    assert model.num_classes == 1 and model.class_names == ["raccoon"]
+
+
+def test_darknet_to_checkpoint_to_darknet_weights(shared, tmp_path):
+    from yolokit.models import load, save_weights
+
+    train(_cfg(shared, tmp_path, epochs=1, limit_train=2))
+    model = load(tmp_path / "last.pt")
+    save_weights(model, tmp_path / "raccoon.weights")
+    (tmp_path / "raccoon.cfg").write_text(model.cfg_text)
+    back = load(tmp_path / "raccoon.cfg", tmp_path / "raccoon.weights")
+    x = torch.rand(1, 3, 96, 96)
+    torch.testing.assert_close(back(x), model(x))
+
+
+def test_nan_loss_stops_with_a_clear_message(shared, tmp_path):
+    with pytest.raises(NonFiniteLossError, match="epoch 1, batch 1"):
+        train(_cfg(shared, tmp_path, loss_weights={"lambda_obj": float("nan")}))
+
+
+def test_early_stopping_and_frozen_layers(shared, tmp_path):
+    # lr 0 with a constant schedule: val mAP cannot improve after epoch 1 -> stop after epoch 1 + patience
+    result = train(_cfg(shared, tmp_path, epochs=6, lr=0.0, schedule="constant", patience=2, ema=False,
+                        freeze=4))
+    assert result["epochs_run"] == 3 and result["best_epoch"] == 1
+    # with lr 0 nothing moves; now a real lr with the first 4 layers frozen
+    out = tmp_path / "f"
+    train(_cfg(shared, out, epochs=1, lr=1e-2, freeze=4, ema=False))
+    from yolokit.models import load
+
+    d = shared / "yolov3_tiny_darknet"
+    start = load(d / "yolov3-tiny.cfg", d / "yolov3-tiny.weights").state_dict()
+    trained = load_checkpoint(out / "last.pt")["model"]
+    assert torch.equal(trained["layers.0.conv.weight"], start["layers.0.conv.weight"])
+    assert torch.equal(trained["layers.2.bn.running_mean"], start["layers.2.bn.running_mean"])
+    assert not torch.equal(trained["layers.12.conv.weight"], start["layers.12.conv.weight"])
+
+
+def test_cli_train_and_resume(shared, tmp_path, capsys):
+    from yolokit.cli import main
+
+    d = shared / "yolov3_tiny_darknet"
+    args = ["train", "--model", str(d / "yolov3-tiny.cfg"), "--weights", str(d / "yolov3-tiny.weights"),
+            "--data", RACCOON, "--epochs", "1", "--imgsz", "96", "--batch", "2", "--nbs", "2",
+            "--limit-train", "2", "--limit-val", "2", "--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    assert "best val AP50" in capsys.readouterr().out
+    assert main(["train", "--imgsz", "100", "--model", "m", "--data", RACCOON]) == 2
+    assert "multiple of 32" in capsys.readouterr().err
+    # resume of a finished run trains nothing more and says so through the same code path
+    assert main(["train", "--resume", str(tmp_path / "last.pt")]) == 0
