@@ -176,6 +176,7 @@ class Match:
     iou: np.ndarray
     tp: np.ndarray
     ignored: np.ndarray
+    score_order: np.ndarray | None = None  # detection indices by descending score (stable)
 
     @property
     def fp(self) -> np.ndarray:
@@ -224,7 +225,7 @@ def voc_match(gt: GroundTruth, det: Detections, iou_thres: float = 0.5,
     _, first_idx = np.unique(best_gt[cand_sorted], return_index=True)
     tp = np.zeros(n_det, bool)
     tp[cand_sorted[first_idx]] = True
-    return Match(gt=best_gt, iou=best_iou, tp=tp, ignored=ignored)
+    return Match(gt=best_gt, iou=best_iou, tp=tp, ignored=ignored, score_order=order)
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
@@ -321,9 +322,13 @@ def voc_evaluate(gt: GroundTruth, det: Detections, num_classes: int | None = Non
     counted = gt.labels[~gt.difficult & ~gt.iscrowd]
     npos = np.bincount(counted, minlength=num_classes)[:num_classes]
 
-    # Counted detections grouped by class, each group in descending score order (lexsort is stable).
-    keep = np.flatnonzero(~m.ignored)
-    order = keep[np.lexsort((-det.scores[keep], det.labels[keep]))]
+    # Counted detections grouped by class, each group in descending score order: a stable sort by
+    # class of the score order (small integer keys take numpy's radix sort).
+    keep = m.score_order[~m.ignored[m.score_order]]
+    key = det.labels[keep]
+    if len(key) and 0 <= key.min() and key.max() < 2 ** 15:
+        key = key.astype(np.int16)
+    order = keep[np.argsort(key, kind="stable")]
     labels = det.labels[order]
     bounds = np.searchsorted(labels, np.arange(num_classes + 1))
     ap = np.full(num_classes, np.nan)
