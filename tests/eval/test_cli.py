@@ -72,3 +72,20 @@ def test_pretrained_yolov3_tiny_on_coco128_equals_pycocotools(shared, capsys, tm
     assert m["coco"] == direct  # exactly pycocotools' numbers
     assert 0.05 < m["coco"]["AP"] < m["coco"]["AP50"]  # a working COCO model, not noise
     assert set(m["coco"]) == set(STAT_NAMES)
+
+
+@pytest.mark.slow
+def test_model_with_tta_hook(shared, capsys, tmp_path):
+    names = sorted(p.name for p in (shared / "coco128_cocojson/val2017").glob("*.jpg"))[:3]
+    (tmp_path / "list.txt").write_text("\n".join(names))
+    (tmp_path / "data.yaml").write_text(
+        f"format: coco\nroot: {shared / 'coco128_cocojson'}\nsplits:\n  val:\n    images: val2017\n"
+        f"    annotations: annotations/instances_val2017.json\n    list: {tmp_path / 'list.txt'}\n")
+    net = shared / "yolov3_tiny_darknet"
+    args = ["--data", tmp_path / "data.yaml", "--model", net / "yolov3-tiny.cfg", "--weights", net / "yolov3-tiny.weights",
+            "--metrics", "coco,voc", "--imgsz", 320]
+    plain = run_json(capsys, *args)
+    tta = run_json(capsys, *args, "--tta")
+    assert plain["images"] == tta["images"] == 3
+    assert tta["detections"] != plain["detections"]  # the TTA predict_fn ran (more views, other boxes)
+    assert tta["coco"]["AP50"] > 0.2 and plain["coco"]["AP50"] > 0.2

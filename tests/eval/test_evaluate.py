@@ -1,6 +1,7 @@
 """evaluate(): the dict, table, files and figures; the confusion matrix; the predict_fn hook."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +96,18 @@ def test_table_and_json_without_coco():
     text = format_table(m)
     assert "+1 pixel" in text and "thing" in text
     json.dumps(m)  # plain JSON types only
+
+
+def test_yolo_dataset_takes_coco_results_json(shared):
+    """COCO-derived YOLO txt (stems 000000000009.jpg, 80 classes) links a results JSON that uses COCO's
+    integer image ids and 91 category ids: the COCO ground truth as detections scores ~1."""
+    from yolokit.data import load_dataset
+
+    ds = load_dataset(Path(__file__).resolve().parents[2] / "configs/data/coco128_yolo.yaml", "train")
+    anns = json.loads((shared / "coco128_cocojson/annotations/instances_train2017.json").read_text())["annotations"]
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+               for a in anns if not a["iscrowd"]]
+    m = evaluate(ds, results, metrics=["voc"])
+    assert m["skipped"] == {}  # every image and category id found its place
+    assert m["detections"] == len(results)
+    assert m["voc"] > 0.97  # YOLO txt rounds the boxes; nothing else differs

@@ -35,9 +35,13 @@ COCO80_TO_91 = (
 
 def coco_image_ids(image_ids: Sequence) -> list[int]:
     """Integer COCO image ids for a dataset's ``image_ids``: kept when they are all integers (COCO
-    files), else 1..N in dataset order (VOC / YOLO file stems)."""
+    files); the numbers of all-digit file stems (``000000000009`` -> 9, as COCO-derived YOLO datasets
+    and other tools' results files use them) when those are unique; else 1..N in dataset order."""
     if all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in image_ids):
         return [int(i) for i in image_ids]
+    stems = [str(i) for i in image_ids]
+    if stems and all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems):
+        return [int(s) for s in stems]
     return list(range(1, len(image_ids) + 1))
 
 
