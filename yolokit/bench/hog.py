@@ -24,6 +24,11 @@ def add_arguments(parser):
     parser.add_argument("--scale", type=float, default=1.05)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threshold", type=float, default=-1.0, help="raw SVM score kept (low: many windows)")
+    parser.add_argument("--people", action="store_true",
+                        help="also score OpenCV's people detector on the person class of VOC2012-rodm and "
+                             "coco128 with yolokit's NMS and evaluator (the Dalal-Triggs reference point)")
+    parser.add_argument("--upscale", type=float, nargs="+", default=[1.0, 2.0],
+                        help="--people: image enlargements to try (the window is 128 px tall)")
 
 
 def _default_images() -> list[Path]:
@@ -117,6 +122,44 @@ def run(args):
             "interleaved runs. yolokit computes HOG once per level (cv2.HOGDescriptor.compute over the whole "
             "level) and scores every window with one matrix product + shifted sums (`yolokit/hog/scan.py`).\n\n"
             + markdown_table(header, rows))
+    if args.people:
+        body += "\n\n" + people_reference(args.upscale)
     if args.write:
         write_section(args.write, "hog", body)
     return 0
+
+
+def people_reference(upscales) -> str:
+    """Markdown: the Dalal-Triggs people detector's person AP on VOC2012-rodm and coco128."""
+    import time
+
+    from yolokit.bench.common import markdown_table
+    from yolokit.data import load_dataset
+    from yolokit.hog.people import PeopleDetector
+    from yolokit.hog.scoring import score
+
+    cfg = Path(__file__).resolve().parents[2] / "configs" / "data"
+    rows = []
+    for yaml_name, split in (("voc2012_rodm.yaml", "val"), ("coco128.yaml", "val")):
+        data = load_dataset(cfg / yaml_name, split=split)
+        person = list(data.class_names).index("person")
+        samples = [data[i] for i in range(len(data))]
+        for up in upscales:
+            det = PeopleDetector(hit_threshold=-0.5, scale=1.05, upscale=up)
+            t0 = time.perf_counter()
+            windows = [det.windows(s.image) for s in samples]
+            fps = len(samples) / (time.perf_counter() - t0)
+            for inner in (True, False):
+                dets = [det.detections(b, m, inner=inner) for b, m in windows]
+                m = score(samples, dets, person, "person")
+                box = "person box (48x96 of 64x128)" if inner else "whole window"
+                rows.append([yaml_name.removesuffix(".yaml"), len(samples), m["gt"], f"x{up:g}", box,
+                             m["voc"], m["AP50"], m["AP"], f"{fps:.1f}"])
+                print(f"people {yaml_name} x{up:g} {box}: VOC AP50 {m['voc']:.3f} COCO AP50 {m['AP50']:.3f} "
+                      f"AP {m['AP']:.3f}")
+    header = ["data", "images", "persons", "upscale", "reported box", "VOC AP50 (all-point)", "COCO AP50",
+              "COCO AP", "FPS"]
+    return ("Reference point: OpenCV's Dalal-Triggs people detector (`HOGDescriptor_getDefaultPeopleDetector`, "
+            "INRIA-trained) on the person class, windows with SVM margin >= -0.5 (`groupThreshold=0`), scores "
+            "sigmoid(margin), yolokit's NMS (IoU 0.45) and evaluator. VOC AP ignores difficult boxes; COCO AP "
+            "counts them.\n\n" + markdown_table(header, rows))

@@ -37,7 +37,8 @@ class PeopleDetector:
         return int(self.hog.getDescriptorSize()) + 1
 
     def windows(self, image: np.ndarray):
-        """``(boxes float32 [K, 4] xyxy pixels of image, margins float32 [K])`` before NMS."""
+        """``(boxes float32 [K, 4]`` xyxy pixels of ``image`` -- whole windows --, ``margins float32 [K])``
+        before NMS."""
         import cv2
 
         f = self.upscale
@@ -49,27 +50,28 @@ class PeopleDetector:
             padding=(self.padding,) * 2, scale=self.scale, groupThreshold=0)
         rects = np.asarray(rects, np.float32).reshape(-1, 4)
         boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], 1)
-        if self.inner:
-            inset = rects[:, 2:] * np.array([8 / 64, 16 / 128], np.float32)  # [K, 2] (x, y)
-            boxes = np.concatenate([boxes[:, :2] + inset, boxes[:, 2:] - inset], 1)
         return boxes / f, np.asarray(margins, np.float32).reshape(-1)
 
-    def predict(self, images, conf: float = 0.0, iou: float = 0.45, max_det: int = 300):
-        """List of ``(K, 6)`` tensors ``[x1, y1, x2, y2, sigmoid(margin), 0]`` after yolokit's NMS."""
+    def detections(self, boxes: np.ndarray, margins: np.ndarray, conf: float = 0.0, iou: float = 0.45,
+                   max_det: int = 300, inner: bool | None = None):
+        """Windows of one image -> ``(K, 6)`` tensor ``[x1, y1, x2, y2, sigmoid(margin), 0]`` after yolokit's
+        NMS; ``inner`` (default: the detector's) insets each window to the person box."""
         import torch
 
         from yolokit.postprocess import postprocess
 
+        if self.inner if inner is None else inner:
+            inset = (boxes[:, 2:] - boxes[:, :2]) * np.array([8 / 64, 16 / 128], np.float32)  # [K, 2] (x, y)
+            boxes = np.concatenate([boxes[:, :2] + inset, boxes[:, 2:] - inset], 1)
+        pred = np.empty((len(boxes), 6), np.float32)
+        pred[:, :2] = (boxes[:, :2] + boxes[:, 2:]) / 2
+        pred[:, 2:4] = boxes[:, 2:] - boxes[:, :2]
+        pred[:, 4] = 1.0 / (1.0 + np.exp(-margins))
+        pred[:, 5] = 1.0
+        return postprocess(torch.from_numpy(pred)[None], conf_thres=conf, iou_thres=iou, max_det=max_det)[0]
+
+    def predict(self, images, conf: float = 0.0, iou: float = 0.45, max_det: int = 300):
+        """List of ``(K, 6)`` tensors ``[x1, y1, x2, y2, sigmoid(margin), 0]`` after yolokit's NMS."""
         if isinstance(images, np.ndarray) and images.ndim == 3:
             images = [images]
-        out = []
-        for image in images:
-            boxes, margins = self.windows(image)
-            pred = np.empty((len(boxes), 6), np.float32)
-            pred[:, :2] = (boxes[:, :2] + boxes[:, 2:]) / 2
-            pred[:, 2:4] = boxes[:, 2:] - boxes[:, :2]
-            pred[:, 4] = 1.0 / (1.0 + np.exp(-margins))
-            pred[:, 5] = 1.0
-            out.append(postprocess(torch.from_numpy(pred)[None], conf_thres=conf, iou_thres=iou,
-                                   max_det=max_det)[0])
-        return out
+        return [self.detections(*self.windows(im), conf=conf, iou=iou, max_det=max_det) for im in images]

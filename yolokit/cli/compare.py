@@ -1,0 +1,86 @@
+"""Compare HOG+SVM with YOLO models on one dataset split: same NMS, same evaluator, same CPU.
+
+  yolokit compare --data configs/data/raccoon.yaml --hog runs/hog/raccoon.npz \\
+      --yolo yolov3-tiny-finetuned=runs/raccoon/best.pt --yolo tiny-scratch=runs/scratch/best.pt \\
+      --sizes 224 320 416 --write BENCHMARKS.md --plot docs/compare_raccoon.png
+
+Columns: AP50 and AP (COCO protocol), FPS of predict on this CPU (batch 1), learned parameters, FLOPs per
+image, and AP per 100K parameters. The table is written at --table-size; the plot shows every size.
+--yolo takes NAME=CHECKPOINT, NAME=MODEL_NAME or NAME=CFG,WEIGHTS.
+"""
+
+from __future__ import annotations
+
+HELP = "side-by-side AP / FPS / params / FLOPs of HOG+SVM and YOLO models on a dataset split"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data", required=True, help="dataset YAML")
+    p.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
+    p.add_argument("--class", dest="class_name", help="class to score (default: the dataset's only class)")
+    p.add_argument("--hog", nargs="*", default=[], metavar="[NAME=]MODEL.npz", help="HOG+SVM models")
+    p.add_argument("--yolo", nargs="*", default=[], metavar="NAME=PATH[,WEIGHTS]", help="YOLO models")
+    p.add_argument("--sizes", nargs="+", type=int, default=[224, 320, 416], help="input sizes")
+    p.add_argument("--table-size", type=int, default=416, help="input size of the markdown table")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    p.add_argument("--write", metavar="MD", help="update the 'compare' section of this markdown file")
+    p.add_argument("--plot", metavar="PNG", help="speed-vs-accuracy plot across --sizes")
+
+
+def _entries(args):
+    from yolokit.errors import ConfigError
+    from yolokit.hog.compare import Entry
+
+    out = []
+    for spec in args.hog:
+        name, _, path = spec.rpartition("=")
+        out.append(Entry(name or "HOG+SVM", "hog", path))
+    for spec in args.yolo:
+        name, sep, path = spec.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"--yolo {spec!r}: expected NAME=PATH[,WEIGHTS]")
+        path, _, weights = path.partition(",")
+        out.append(Entry(name, "yolo", path, weights or None))
+    if not out:
+        raise ConfigError("compare: give at least one --hog or --yolo model")
+    return out
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from yolokit.data import load_dataset
+    from yolokit.errors import ConfigError
+    from yolokit.hog import compare
+
+    entries = _entries(args)
+    data = load_dataset(args.data, split=args.split)
+    names = list(data.class_names)
+    if args.class_name is None and len(names) != 1:
+        raise ConfigError(f"{args.data}: {len(names)} classes; name the one to score with --class")
+    index = names.index(args.class_name) if args.class_name in names else 0
+    if args.class_name is not None and args.class_name not in names:
+        raise ConfigError(f"--class {args.class_name!r}: not a class of {args.data} ({', '.join(names)})")
+    n = min(args.limit, len(data)) if args.limit else len(data)
+    samples = [data[i] for i in range(n)]
+    results = []
+    for entry in entries:
+        results += compare.evaluate(entry, samples, args.sizes, index, names[index])
+    md = compare.table(results, args.table_size)
+    print(md)
+    if args.plot:
+        title = f"{Path(args.data).stem} {args.split} ({n} images): AP50 vs FPS at input {args.sizes}"
+        print(f"wrote {compare.plot(results, args.plot, title)}")
+    if args.write:
+        from yolokit.bench.common import write_section
+
+        body = (f"`{names[index]}` on {Path(args.data).name} split `{args.split}` ({n} images), input size "
+                f"{args.table_size}. AP50/AP: COCO protocol (pycocotools) on detections at conf 0.001 after "
+                "yolokit's NMS (IoU 0.45). FPS: `predict` per image, batch 1, decoded images, this CPU. FLOPs: "
+                "YOLO = torch's counter for one forward (2 x MACs); HOG+SVM = 2 x windows x descriptor length "
+                "(HOG extraction itself not counted). Input size: YOLO's square input; HOG's longer image side."
+                f"\n\n{md}\n")
+        if args.plot:
+            body += f"\nSpeed vs accuracy across input sizes {args.sizes}: `{args.plot}`\n"
+        write_section(args.write, "compare", body)
+    return 0
