@@ -76,8 +76,19 @@ class MaxPool(nn.Module):
         # Only the pixels the windows actually reach: the "extra" right/bottom padding may be unused.
         pad_b = max(0, (out_h - 1) * self.stride[0] + self.size - h - lo)
         pad_r = max(0, (out_w - 1) * self.stride[1] + self.size - w - lo)
-        if lo or pad_b or pad_r:
-            x = F.pad(x, (lo, pad_r, lo, pad_b), value=float("-inf"))
+        if not (lo or pad_b or pad_r):
+            return F.max_pool2d(x, self.size, self.stride)
+        p = max(lo, pad_b, pad_r)
+        if p <= self.size // 2:
+            # max_pool2d pads implicitly (with -inf) by p on every side; dropping the first p - lo outputs
+            # leaves Darknet's asymmetric windows, without materialising a padded copy.
+            y = F.max_pool2d(x, self.size, self.stride, padding=p)
+            o_h, o_w = (p - lo) // self.stride[0], (p - lo) // self.stride[1]
+            if (p - lo) % self.stride[0] == 0 and (p - lo) % self.stride[1] == 0:
+                fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
+                    else torch.contiguous_format
+                return y[..., o_h:o_h + out_h, o_w:o_w + out_w].contiguous(memory_format=fmt)
+        x = F.pad(x, (lo, pad_r, lo, pad_b), value=float("-inf"))
         return F.max_pool2d(x, self.size, self.stride)
 
 
