@@ -130,3 +130,28 @@ def test_faster_backend_gives_the_same_numbers(coco_eval_case):
     b = coco_evaluate(gt_path, results, backend="faster").stats
     for k in STAT_NAMES:
         assert b[k] == pytest.approx(a[k], abs=1e-12), k
+
+
+def test_category_id_space_inference():
+    from yolokit.eval.evaluator import category_ids_for, infer_category_ids
+
+    three, eighty = ["a", "b", "c"], ["person"] + [f"c{i}" for i in range(79)]
+    assert infer_category_ids({0, 2}, three) == [0, 1, 2]
+    assert infer_category_ids({1, 3}, three) == [1, 2, 3]
+    assert infer_category_ids({1, 90}, eighty) == list(COCO80_TO_91)
+    assert infer_category_ids({1, 12}, eighty) == list(range(1, 81))  # 12 is no COCO id: 1-based
+    with pytest.raises(DataError, match="category ids"):
+        infer_category_ids({0, 3}, three)
+    assert category_ids_for("zero", 3) == [0, 1, 2]
+    with pytest.raises(DataError, match="80 classes"):
+        category_ids_for("coco91", 3)
+
+
+def test_explicit_category_ids_override_the_guess():
+    gt = GroundTruth.from_lists([np.array([[0, 0, 10, 10.], [20, 20, 30, 30]])], [[1, 2]], sizes=[(50, 50)])
+    res = [{"image_id": 0, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9},
+           {"image_id": 0, "category_id": 2, "bbox": [20, 20, 10, 10], "score": 0.9}]
+    # guessed 1-based: ids 1, 2 -> classes 0, 1, which are the wrong classes here
+    assert evaluate(gt, res, ["a", "b", "c"], metrics=["voc"])["voc"] == 0.0
+    m = evaluate(gt, res, ["a", "b", "c"], metrics=["voc", "coco"], category_ids="zero")
+    assert m["voc"] == 1.0 and m["coco"]["AP"] == pytest.approx(1.0)

@@ -35,6 +35,9 @@ def add_arguments(p):
     d.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     d.add_argument("--device", default="cpu", help="torch device for --model (default cpu)")
     d.add_argument("--tta", action="store_true", help="test-time augmentation (flips and scales) with --model")
+    d.add_argument("--category-ids", choices=("auto", "zero", "one", "coco91"), default="auto",
+                   help="id space of --pred's category_id: auto (default: a COCO dataset's ids, else guessed "
+                        "from the file), zero (0..C-1), one (1..C), coco91 (COCO's 80 classes in 91 ids)")
     m = p.add_argument_group("metrics and output")
     m.add_argument("--metrics", default="voc07,voc,coco", help="comma list of voc07, voc, coco (default: all)")
     m.add_argument("--iou-thres", type=float, default=0.5, help="VOC IoU threshold (default 0.5)")
@@ -92,11 +95,13 @@ def run(args) -> int:
         dets = args.pred
     else:
         dets = _run_model(args, ds)
+    cat_ids = None if args.category_ids == "auto" else args.category_ids
     result = evaluate(ds, dets, metrics=metrics, iou_thres=args.iou_thres, pixel_offset=args.pixel_offset,
+                      category_ids=cat_ids,
                       conf=args.report_conf, max_dets=args.max_dets, coco_backend=args.coco_backend,
                       save_dir=args.save_dir, plots=args.plots)
     if args.save_pred:
-        save_detections(ds, dets, args.save_pred)
+        save_detections(ds, dets, args.save_pred, category_ids=cat_ids)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -36,15 +36,33 @@ def ground_truth_from(source) -> GroundTruth:
     return GroundTruth.from_samples(getattr(source, "records", source))
 
 
+CATEGORY_MODES = ("zero", "one", "coco91")
+
+
 def default_category_ids(class_names: Sequence[str], dataset=None) -> list[int]:
     """COCO category id of each contiguous class: the dataset's own ids for COCO files; COCO's 91-id
-    space for an 80-class COCO-named dataset (coco.names order); else 0..C-1."""
+    space for an 80-class COCO-named dataset (coco.names order, "person" first); else 1..C."""
     ids = getattr(dataset, "index_to_cat_id", None)
     if ids is not None:
         return list(ids)
     if len(class_names) == 80 and class_names[0] == "person":
         return list(COCO80_TO_91)
-    return list(range(len(class_names)))
+    return list(range(1, len(class_names) + 1))
+
+
+def category_ids_for(mode, n: int) -> list[int]:
+    """An explicit id space: "zero" (0..C-1), "one" (1..C), "coco91" (80 classes), or a list."""
+    if not isinstance(mode, str):
+        return [int(c) for c in mode]
+    if mode == "zero":
+        return list(range(n))
+    if mode == "one":
+        return list(range(1, n + 1))
+    if mode == "coco91":
+        if n != 80:
+            raise DataError(f"category ids 'coco91' need 80 classes, the dataset has {n}")
+        return list(COCO80_TO_91)
+    raise DataError(f"unknown category id mode {mode!r}: expected one of {CATEGORY_MODES} or a list")
 
 
 def detections_from_coco(results, gt: GroundTruth, class_names: Sequence[str],
@@ -104,36 +122,64 @@ def detections_from_coco(results, gt: GroundTruth, class_names: Sequence[str],
 
 
 def infer_category_ids(seen: set, class_names: Sequence[str], source: str = "detections") -> list[int]:
-    """Which id space a results file uses, from the ids it contains: 0-based contiguous, 1-based
-    contiguous, or COCO's 91 ids for an 80-class dataset (checked in that order)."""
+    """Which id space a results file uses, from the ids it contains: 0-based when it has a 0; COCO's
+    91 ids for an 80-class dataset when they all fit; else 1-based. Pass ``category_ids`` explicitly
+    (CLI ``--category-ids``) where a file is ambiguous, e.g. 0-based without any class-0 detection."""
     seen = {int(s) for s in seen if s is not None}
     n = len(class_names)
-    if seen <= set(range(n)):
+    if 0 in seen and seen <= set(range(n)):
         return list(range(n))
-    if seen <= set(range(1, n + 1)):
-        return list(range(1, n + 1))
     if n == 80 and seen <= set(COCO80_TO_91):
         return list(COCO80_TO_91)
+    if seen <= set(range(1, n + 1)):
+        return list(range(1, n + 1))
     raise DataError(f"{source}: category ids {sorted(seen)[:10]} fit neither 0..{n - 1}, 1..{n}"
                     + (" nor COCO's 91-id space" if n == 80 else "") + f" for {n} classes")
+
+
+def _load_results(detections):
+    """A results path is read here; anything else is returned as is."""
+    if isinstance(detections, (str, Path)):
+        try:
+            return json.loads(Path(detections).read_text()), str(detections)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{detections}: cannot read detections JSON ({exc})") from exc
+    return detections, "detections"
+
+
+def _is_results_list(detections) -> bool:
+    return isinstance(detections, list) and bool(detections) and isinstance(detections[0], dict)
 
 
 def _as_detections(detections, gt: GroundTruth, class_names, category_ids, source="detections"):
     if isinstance(detections, Detections):
         return detections, {}
-    if isinstance(detections, dict) or (isinstance(detections, list) and detections
-                                        and isinstance(detections[0], dict)):
+    if isinstance(detections, dict) or _is_results_list(detections):
         return detections_from_coco(detections, gt, class_names, category_ids, source)
-    if isinstance(detections, (str, Path)):
-        try:
-            data = json.loads(Path(detections).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{detections}: cannot read detections JSON ({exc})") from exc
-        return detections_from_coco(data, gt, class_names, category_ids, str(detections))
     dets = list(detections)
+    if not dets:  # an empty results list: nothing detected
+        return Detections(np.zeros((0, 4)), [], [], []), {}
     if len(dets) != gt.num_images:
         raise DataError(f"{source}: {len(dets)} per-image detection tensors for {gt.num_images} images")
     return Detections.from_lists(dets), {}
+
+
+def _resolve_category_ids(category_ids, dataset, detections, class_names, source) -> list[int]:
+    """Explicit ids/mode > the COCO dataset's own ids > the id space a results list uses > default."""
+    if category_ids is not None:
+        return category_ids_for(category_ids, len(class_names))
+    if getattr(dataset, "index_to_cat_id", None) is not None:
+        return list(dataset.index_to_cat_id)
+    if _is_results_list(detections):
+        return infer_category_ids({r.get("category_id") for r in detections}, class_names, source)
+    return default_category_ids(class_names)
+
+
+def _coco_view_ids(dataset, read_ids) -> list[int]:
+    """Category ids of the COCO view (scoring, export): a COCO dataset's own, else those the input used
+    (so an exported results file reads back the same way)."""
+    ids = getattr(dataset, "index_to_cat_id", None)
+    return list(ids) if ids is not None else list(read_ids)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -155,7 +201,9 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
     ``pixel_offset``: 0 = continuous boxes (default), 1 = VOC devkit "+1 pixel" IoU. ``coco_backend``:
     "vectorised" (pycocotools' numbers bit for bit, faster), "pycocotools" (stock) or "faster". ``coco_gt``: the
     COCO ground truth to score against (path / dict / COCO); defaults to the dataset's own COCO file,
-    else one built from ``gt`` (box areas). ``save_dir``: write metrics.json, metrics.txt,
+    else one built from ``gt`` (box areas). ``category_ids``: how a results list's ids map to classes --
+    "zero", "one", "coco91" or a list (default: the COCO dataset's ids, else inferred from the ids the
+    file uses, see :func:`infer_category_ids`). ``save_dir``: write metrics.json, metrics.txt,
     detections.json and, with ``plots``, PR-curve and confusion-matrix PNGs.
     """
     metrics = tuple(metrics)
@@ -168,9 +216,10 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
     num_classes = len(class_names) or int(max(g.labels.max(initial=-1), 0)) + 1
     if not class_names:
         class_names = [str(c) for c in range(num_classes)]
-    if category_ids is None:
-        category_ids = default_category_ids(class_names, dataset)
-    det, skipped = _as_detections(detections, g, class_names, category_ids)
+    detections, source = _load_results(detections)
+    read_ids = _resolve_category_ids(category_ids, dataset, detections, class_names, source)
+    det, skipped = _as_detections(detections, g, class_names, read_ids, source)
+    category_ids = _coco_view_ids(dataset, read_ids)
     out_of_range = (det.labels < 0) | (det.labels >= num_classes)
     if out_of_range.any():
         skipped["unknown_category"] = skipped.get("unknown_category", 0) + int(out_of_range.sum())
@@ -242,9 +291,10 @@ def save_detections(gt, detections, path: str | Path, class_names: Sequence[str]
     dataset = None if isinstance(gt, (GroundTruth, list)) else gt
     class_names = list(class_names if class_names is not None else getattr(gt, "class_names", []))
     g = ground_truth_from(gt)
-    if category_ids is None:
-        category_ids = default_category_ids(class_names, dataset)
-    det, _ = _as_detections(detections, g, class_names, category_ids)
+    detections, source = _load_results(detections)
+    read_ids = _resolve_category_ids(category_ids, dataset, detections, class_names, source)
+    det, _ = _as_detections(detections, g, class_names, read_ids, source)
+    category_ids = _coco_view_ids(dataset, read_ids)
     det = det.filter((det.labels >= 0) & (det.labels < len(category_ids)))
     return save_coco_results(path, detections_to_coco(det, coco_image_ids(g.image_ids), category_ids))
 
