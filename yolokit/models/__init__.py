@@ -116,6 +116,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> DarknetModel:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt or foreign file
         raise WeightsError(f"{path}: not a readable yolokit checkpoint ({exc})") from None
+    if isinstance(ckpt, dict) and ckpt.get("cfg") is None and ckpt.get("tv_arch"):
+        raise WeightsError(f"{path}: a torchvision-backbone model ({ckpt['tv_arch']}), not a Darknet cfg model; "
+                           "rebuild it with yolokit.engine.backbones.build_tv_detector")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "cfg" not in ckpt:
         raise WeightsError(f"{path}: checkpoint lacks 'model' and 'cfg' entries (not saved by yolokit)")
     model = DarknetModel(ckpt["cfg"], f"{path}[cfg]")
