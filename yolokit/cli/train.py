@@ -36,6 +36,7 @@ def add_arguments(p) -> None:
     g.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
     g.add_argument("--burn-in", type=int, default=100, help="warm-up optimizer updates (Darknet burn_in)")
     g.add_argument("--patience", type=int, default=0, help="early stop after N epochs without val gain")
+    g.add_argument("--stop-at-map", type=float, default=0.0, help="stop once val AP50 reaches this")
     g.add_argument("--freeze", type=int, default=0, help="freeze the first N layers")
     g.add_argument("--freeze-epochs", type=int, default=0,
                    help="unfreeze the --freeze layers after N epochs (0: frozen throughout)")
@@ -75,7 +76,7 @@ def run(args) -> int:
         if not args.model or not args.data:
             raise ConfigError("yolokit train needs --model and --data (or --resume LAST_PT)")
         keys = ("model", "weights", "data", "out", "epochs", "imgsz", "batch", "nbs", "optimizer", "lr",
-                "momentum", "weight_decay", "schedule", "burn_in", "patience", "freeze", "freeze_epochs", "keep_head",
+                "momentum", "weight_decay", "schedule", "burn_in", "patience", "stop_at_map", "freeze", "freeze_epochs", "keep_head",
                 "max_updates", "box_loss", "augment", "jitter", "limit_train", "limit_val", "train_split",
                 "val_split", "val_before", "device", "workers", "ema", "amp", "sync_bn", "seed", "progress")
         cfg = TrainConfig(**{k: getattr(args, k) for k in keys})

@@ -43,6 +43,10 @@ class LetterboxSet(torch.utils.data.Dataset):
         index = self.indices[i]
         sample = self.dataset[index]
         image, boxes, labels = sample.image, sample.boxes.astype(np.float32), sample.labels
+        # Training targets leave out COCO crowd regions and VOC "difficult" objects, as Darknet's label
+        # scripts do (voc_label.py skips difficult=1); evaluation ignores them rather than counting them.
+        keep = ~(np.asarray(sample.difficult, bool) | np.asarray(sample.iscrowd, bool))
+        boxes, labels = boxes[keep], labels[keep]
         h, w = image.shape[:2]
         s = self.imgsz
         scale = min(s / w, s / h)

@@ -66,6 +66,7 @@ class TrainConfig:
     freeze_epochs: int = 0  # unfreeze them after this many epochs (0 = frozen for the whole run)
     keep_head: bool = True  # new classes: keep the pretrained box/objectness rows of the head convs
     patience: int = 0  # early stopping: epochs without val mAP gain (0 = off)
+    stop_at_map: float = 0.0  # stop once val AP50 reaches this (0 = off)
     box_loss: str = "mse"  # mse | giou | ciou
     loss_weights: dict = field(default_factory=dict)  # lambda_* overrides for the loss
     augment: bool = True
@@ -264,7 +265,8 @@ def _plain(value):
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Run training; returns ``{"best_map50", "best_epoch", "epochs_run", "out", "history"}``.
+    """Run training; returns ``{"best_map50", "best_epoch", "epochs_run", "out", "history", "model" (the
+    evaluated weights: EMA when on), "raw_model"}``.
 
     Raises :class:`NonFiniteLossError` (a YolokitError: the CLI prints one line) when the loss goes NaN/inf.
     """
@@ -295,7 +297,10 @@ def train(cfg: TrainConfig) -> dict:
     freeze_layers(model, cfg.freeze)
     model.to(device)
     if cfg.sync_bn and world > 1:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif main:  # torch's SyncBatchNorm runs on GPUs only
+            print("--sync-bn ignored: SyncBatchNorm needs CUDA; each process keeps its own BatchNorm statistics")
 
     criterion = build_loss(model.heads, img_size=(cfg.imgsz, cfg.imgsz), **_loss_kwargs(model, cfg))
     optimizer = build_optimizer(model, cfg)
@@ -432,6 +437,10 @@ def train(cfg: TrainConfig) -> dict:
             history.append(row)
             msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
             print(msg, flush=True)
+        if cfg.stop_at_map and metrics is not None and metrics["map50"] >= cfg.stop_at_map:
+            if main:
+                print(f"val AP50 {metrics['map50']:.4f} reached --stop-at-map {cfg.stop_at_map}")
+            stop = True
         if cfg.patience and bad_epochs >= cfg.patience:
             if main:
                 print(f"early stop: no val mAP gain for {cfg.patience} epochs (best {best_map:.4f} at epoch "
@@ -452,7 +461,8 @@ def train(cfg: TrainConfig) -> dict:
 
         dist.barrier()
     return {"best_map50": best_map, "best_epoch": best_epoch + 1, "epochs_run": epoch + 1 - start_epoch,
-            "out": str(out), "history": history, "model": ema.module if ema is not None else model}
+            "out": str(out), "history": history, "model": ema.module if ema is not None else model,
+            "raw_model": model}
 
 
 def _loss_kwargs(model: nn.Module, cfg: TrainConfig) -> dict:

@@ -1,0 +1,46 @@
+"""DDP: two gloo processes on the CPU (torchrun) train a few steps and end with identical weights."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import sys, torch, torch.distributed as dist
+from yolokit.engine import TrainConfig, train
+d = sys.argv[1]
+cfg = TrainConfig(model=d + "/yolov3-tiny.cfg", weights=d + "/yolov3-tiny.weights", data=sys.argv[2],
+                  out=sys.argv[3], epochs=1, imgsz=64, batch=2, nbs=4, burn_in=1, lr=1e-2, limit_train=8,
+                  limit_val=2, progress=False, tensorboard=False, max_updates=2)
+result = train(cfg)
+rank = dist.get_rank()
+torch.save({k: v.detach().clone() for k, v in result["raw_model"].named_parameters()}, f"{sys.argv[3]}/rank{rank}.pt")
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_keep_identical_weights(shared, tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           str(shared / "yolov3_tiny_darknet"), str(ROOT / "configs" / "data" / "raccoon.yaml"), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stdout  # the trainer saw the world size
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert a.keys() == b.keys() and len(a) > 10
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    # and the weights did move (two synchronised updates happened)
+    from yolokit.models import load
+
+    start = load(shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg",
+                 shared / "yolov3_tiny_darknet" / "yolov3-tiny.weights").state_dict()
+    assert not torch.equal(a["layers.12.conv.weight"], start["layers.12.conv.weight"])
