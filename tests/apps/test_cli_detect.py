@@ -54,3 +54,10 @@ def test_show_without_gui_is_a_clear_error(tiny_dir, photos, tmp_path, capsys):
         pass
     assert main(["detect", str(photos / "dog.jpg"), *model_args(tiny_dir), "--show", "--out", str(tmp_path)]) == 2
     assert "--show needs an OpenCV build with a GUI" in capsys.readouterr().err
+
+
+def test_nosave_still_writes_json(tiny_dir, photos, tmp_path):
+    code = main(["detect", str(photos / "dog.jpg"), *model_args(tiny_dir), "--imgsz", "160", "--nosave",
+                 "--save-json", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dog.json"]

@@ -262,13 +262,14 @@ class RunResult:
 
 
 def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None = None, *,
-        batch: int = 1, save_json: bool = False, show: bool = False, max_frames: int | None = None,
-        progress: bool = True, class_names: list[str] | None = None, queue_size: int = 16) -> RunResult:
+        batch: int = 1, save: bool = True, save_json: bool = False, show: bool = False,
+        max_frames: int | None = None, progress: bool = True, class_names: list[str] | None = None,
+        queue_size: int = 16) -> RunResult:
     """Detect on every frame of ``source`` and write annotated output under ``out_dir``.
 
     Video sources give ``out_dir/<name>.mp4`` (same fps and size as the input), image sources one
-    annotated image per input; ``save_json`` adds ``out_dir/<name>.json`` (COCO results). With
-    ``out_dir=None`` nothing is drawn or written (pure throughput). Ctrl-C stops cleanly: the
+    annotated image per input (unless ``save`` is False); ``save_json`` adds ``out_dir/<name>.json``
+    (COCO results). With ``out_dir=None`` nothing is drawn or written (pure throughput). Ctrl-C stops cleanly: the
     frames done so far are written and the video is closed (playable), ``interrupted`` is set.
     """
     from yolokit.apps.draw import draw_detections
@@ -282,7 +283,7 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
 
     sink = None
     outputs: list[Path] = []
-    if out_dir is not None:
+    if out_dir is not None and save:
         if source.kind == "video":
             sink = VideoSink(out_dir / f"{source.name}.mp4", source.fps, draw)
             outputs.append(sink.path)

@@ -88,7 +88,7 @@ def run(args) -> int:
                           classes=parse_classes(args.classes, names), device=args.device, tta=args.tta)
     status = 0
     for source in sources:
-        result = run_pipeline(source, predictor, None if args.nosave else args.out, batch=args.batch,
+        result = run_pipeline(source, predictor, args.out, batch=args.batch, save=not args.nosave,
                               save_json=args.save_json, show=args.show, max_frames=args.max_frames,
                               progress=not args.no_progress)
         print(f"{source.name}: {result.timings.summary()}")
