@@ -117,3 +117,14 @@ def test_model_runs_on_device(tiny, device):
     model = with_num_classes(tiny, 2).to(device)
     out = model(torch.rand(1, 3, 64, 64, device=device))
     assert out.device.type == device and out.shape == (1, 3 * (2 * 2 + 4 * 4), 7)
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="CPU without oneDNN bf16")
+def test_optimize_bf16_keeps_the_detections_close(tiny, dog):
+    fast = tiny.optimize_for_inference(dtype=torch.bfloat16)
+    a, b = tiny.predict([dog])[0], fast.predict([dog])[0]
+    assert len(a) == len(b) and b.dtype == torch.float32
+    iou = box_iou(a[:, :4], b[:, :4])
+    j = iou.argmax(1)
+    assert torch.equal(a[:, 5], b[j, 5]) and iou.max(1).values.min() > 0.98
+    assert (a[:, 4] - b[j, 4]).abs().max() < 0.05          # bf16 moves scores by ~0.01-0.03: opt-in only

@@ -301,11 +301,12 @@ class DarknetModel(nn.Module):
         return predict(self, images, conf=conf, iou=iou, imgsz=imgsz, letterbox=letterbox, agnostic=agnostic,
                        max_det=max_det)
 
-    def optimize_for_inference(self, channels_last: bool | None = None) -> nn.Module:
+    def optimize_for_inference(self, channels_last: bool | None = None, fuse: bool | None = None,
+                               dtype: torch.dtype = torch.float32) -> nn.Module:
         """An equivalent eval-mode module for inference; see :func:`yolokit.models.inference.optimize`."""
         from yolokit.models.inference import optimize
 
-        return optimize(self, channels_last=channels_last)
+        return optimize(self, channels_last=channels_last, fuse=fuse, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------- .weights I/O

@@ -96,6 +96,7 @@ class YoloHead(_Grid):
         p = x.view(b, self.num_anchors, 5 + self.num_classes, h, w).permute(0, 1, 3, 4, 2)  # (B,A,H,W,5+C)
         if self.training:
             return p
+        p, x = p.float(), x.float()  # decode in fp32 even after a bf16 trunk: bf16 has 8 mantissa bits
         stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=x.dtype)
         s = self.scale_x_y
         xy = torch.sigmoid(p[..., :2])
@@ -121,6 +122,7 @@ class RegionHead(_Grid):
         p = x.view(b, self.num_anchors, 5 + self.num_classes, h, w).permute(0, 1, 3, 4, 2)
         if self.training:
             return p
+        p, x = p.float(), x.float()
         stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=x.dtype)
         xy = (torch.sigmoid(p[..., :2]) + self.grid(h, w, x.device, x.dtype)) * stride
         wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype).view(1, -1, 1, 1, 2) * stride
@@ -150,6 +152,7 @@ class DetectionHead(nn.Module):
         p = self.raw(x)
         if self.training:
             return p
+        p, x = p.float(), x.float()
         b, s, nb, c = p.shape[0], self.side, self.num_boxes, self.num_classes
         boxes = p[..., : nb * 5].reshape(b, s, s, nb, 5)
         cls = p[..., nb * 5:]
