@@ -1,0 +1,47 @@
+"""``yolokit compare``: FLOP counting by hand, the compactness ratio, and the CLI writing table and plot."""
+
+import numpy as np
+import pytest
+
+from yolokit.cli import main
+from yolokit.hog import HogParams, HogSvmDetector
+from yolokit.hog.compare import Result, hog_flops
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def _model(**kw):
+    p = HogParams((64, 64))
+    w = np.random.default_rng(0).standard_normal((7, 7, 36)).astype(np.float32) * 0.05
+    return HogSvmDetector(p, w, 0.0, class_names=["raccoon"], **kw)
+
+
+def test_hog_flops_by_hand():
+    # 128x128, ratio 2: level 1 has (15 - 7 + 1)^2 = 81 windows, level 2 (64x64) has 1; 1764 weights each
+    m = _model(scale=2.0)
+    assert hog_flops(m, [(128, 128)], imgsz=None) == 2 * 82 * 1764
+    # imgsz 64 resizes the image to one window first
+    assert hog_flops(m, [(128, 128)], imgsz=64) == 2 * 1 * 1764
+
+
+def test_ap_per_100k_params():
+    r = Result("m", "yolo", 416, ap50=0.5, ap=0.3, fps=10.0, params=200_000, flops=1e9)
+    assert r.ap_per_100k == pytest.approx(0.15)
+
+
+def test_compare_cli_writes_table_and_plot(shared, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    model = _model(scale=1.3, min_score=-0.5, imgsz=160).save(tmp_path / "m.npz")
+    md = tmp_path / "B.md"
+    png = tmp_path / "plot.png"
+    assert main(["compare", "--data", str(ROOT / "configs/data/raccoon.yaml"), "--hog", f"random={model}",
+                 "--sizes", "128", "160", "--table-size", "160", "--limit", "2", "--write", str(md),
+                 "--plot", str(png)]) == 0
+    text = md.read_text()
+    assert "<!-- bench:compare -->" in text and "| random | 160 |" in text and "| random | 128 |" not in text
+    assert png.stat().st_size > 1000
+
+
+def test_compare_cli_needs_a_model(shared, capsys):
+    assert main(["compare", "--data", str(ROOT / "configs/data/raccoon.yaml")]) == 2
+    assert "at least one" in capsys.readouterr().err
