@@ -3,8 +3,8 @@ against OpenCV 4.x's DNN module running the SAME cfg/weights in the same process
 
 Contenders (CPU): plain eager torch (``no_grad``); batch-norm folded + channels-last; ``optimize_for_inference``
 (folded BN, conv+activation fused into one oneDNN primitive with pre-packed weights, channels-last);
-optionally ``torch.compile`` (``--compile``; its warm-up is timed) and bf16 autocast (``--bf16``; its accuracy
-is reported); OpenCV ``cv2.dnn.readNetFromDarknet`` when importable (OpenCV < 5). On a GPU (when present) eager
+optionally ``torch.compile`` (``--compile``; its warm-up is timed) and the bf16 fused model (``--bf16``; its
+accuracy is reported); OpenCV ``cv2.dnn.readNetFromDarknet`` when importable (OpenCV < 5). On a GPU (when present) eager
 fp32 and fp16 are timed too.
 
 Every contender's output is turned into detections (conf 0.25, NMS 0.45, yolokit.postprocess) on the three
@@ -94,21 +94,24 @@ def _opencv_forward(net, model, x):
     return rows[None]
 
 
-def _agree(ref, dets) -> bool:
+def _compare(ref, dets) -> tuple[bool, float, float]:
+    """``(agree, min IoU, max score difference)`` of ``dets`` against ``ref`` over all images.
+
+    Agree = same count and classes, IoU >= 0.99, scores within 0.01."""
     from yolokit.ops.boxes import box_iou
 
+    agree, min_iou, max_diff = True, 1.0, 0.0
     for a, b in zip(ref, dets):
         if a.shape[0] != b.shape[0]:
-            return False
+            return False, 0.0, float("inf")
         if not a.shape[0]:
             continue
         iou = box_iou(a[:, :4], b[:, :4])
-        j = iou.argmax(1)
-        if not (iou.max(1).values >= 0.99).all() or not (a[:, 5] == b[j, 5]).all():
-            return False
-        if not ((a[:, 4] - b[j, 4]).abs() <= 0.01).all():
-            return False
-    return True
+        best, j = iou.max(1)
+        agree &= bool((a[:, 5] == b[j, 5]).all())
+        min_iou = min(min_iou, best.min().item())
+        max_diff = max(max_diff, (a[:, 4] - b[j, 4]).abs().max().item())
+    return agree and min_iou >= 0.99 and max_diff <= 0.01, min_iou, max_diff
 
 
 def _interleaved(fns, repeat):
@@ -151,10 +154,7 @@ def run(args):
                   "optimize_for_inference (fused oneDNN)": fused}
     notes = []
     if args.bf16:
-        def bf16(inp):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return fused(inp).float()
-        contenders["optimize_for_inference + bf16 autocast"] = bf16
+        contenders["optimize_for_inference(dtype=bfloat16)"] = model.optimize_for_inference(dtype=torch.bfloat16)
     if args.compile:
         import torch._inductor.config as inductor_config
 
@@ -182,18 +182,16 @@ def run(args):
 
     # Detections on the real sample images, each contender against eager torch.
     ref = [postprocess(eager(im).float(), 0.25, 0.45)[0] for im in images]
-    agree = {name: _agree(ref, [postprocess(fn(im).float(), 0.25, 0.45)[0] for im in images])
+    agree = {name: _compare(ref, [postprocess(fn(im).float(), 0.25, 0.45)[0] for im in images])
              for name, fn in contenders.items()}
-    maxdiff = {name: (fn(images[0]).float() - eager(images[0])).abs()[..., 4:].max().item()
-               for name, fn in contenders.items() if "OpenCV" not in name}
     times = _interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat)
     med = {name: statistics.median(v) for name, v in times.items()}
     rows = []
     for name in contenders:
         ratio = (statistics.median([a / b for a, b in zip(times[name], times[peer])]) if peer else float("nan"))
-        rows.append([name, med[name], min(times[name]), ratio if peer else "-",
-                     "yes" if agree[name] else "NO",
-                     f"{maxdiff[name]:.1e}" if name in maxdiff else "-"])
+        ok, min_iou, max_diff = agree[name]
+        rows.append([name, med[name], min(times[name]), ratio if peer else "-", "yes" if ok else "NO",
+                     f"{min_iou:.4f}", f"{max_diff:.4f}"])
     if torch.cuda.is_available():
         gpu = model.to("cuda")
         xg = x.cuda()
@@ -206,10 +204,11 @@ def run(args):
             return f
         gt = _interleaved({"cuda eager fp32": cuda_fn(False), "cuda autocast fp16": cuda_fn(True)}, args.repeat)
         for name, v in gt.items():
-            rows.append([f"{name} ({torch.cuda.get_device_name(0)})", statistics.median(v), min(v), "-", "-", "-"])
+            rows.append([f"{name} ({torch.cuda.get_device_name(0)})", statistics.median(v), min(v), "-", "-", "-",
+                         "-"])
         model.to("cpu")
     header = ["contender", "median ms", "min ms", f"x {peer or 'peer'} (per-round median)",
-              "detections agree", "max |obj/cls diff|"]
+              "detections agree", "min IoU", "max score diff"]
     table = markdown_table(header, rows)
     flops = model.flops() * (size / model.input_size[0]) * (size / model.input_size[1])
     body = (f"Model `{cfg}` at {size}x{size}, batch 1, {threads} torch threads, {args.repeat} interleaved rounds; "
