@@ -11,7 +11,7 @@ import pytest
 from yolokit.eval.cocofast import COCOevalVectorised
 
 
-def run_both(gt, results):
+def run_both(gt, results, img_ids=None):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -23,6 +23,8 @@ def run_both(gt, results):
                 coco.dataset = copy.deepcopy(gt)
                 coco.createIndex()
             ev = cls(coco, coco.loadRes(copy.deepcopy(results)), "bbox")
+            if img_ids is not None:
+                ev.params.imgIds = img_ids
             ev.evaluate(); ev.accumulate(); ev.summarize()
         out.append(ev)
     return out
@@ -90,6 +92,16 @@ def test_coco128_with_crowds_identical(shared):
     stock, ours = run_both(path, res)
     assert_identical(stock, ours)
     assert 0.2 < ours.stats[0] < 1
+
+
+def test_image_subset_and_string_ids_identical():
+    gt, res = synthetic(5)
+    assert_identical(*run_both(gt, res, img_ids=[3, 1, 7, 12]))  # unsorted subset: pycocotools sorts it
+    for im in gt["images"]:
+        im["id"] = f"img{im['id']:03d}"
+    for a in gt["annotations"] + res:
+        a["image_id"] = f"img{a['image_id']:03d}"
+    assert_identical(*run_both(gt, res))
 
 
 def test_empty_detections_identical():

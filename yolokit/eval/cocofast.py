@@ -44,6 +44,11 @@ def _bbox_iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     return np.where((w > 0) & (h > 0), o, 0.0)
 
 
+def _plain(v):
+    """A numpy scalar (np.unique's output) as the Python value the annotation dicts hold."""
+    return v.item() if hasattr(v, "item") else v
+
+
 def _next_pow2(n: np.ndarray) -> np.ndarray:
     return 1 << np.ceil(np.log2(np.maximum(n, 1))).astype(np.int64)
 
@@ -67,8 +72,8 @@ class COCOevalVectorised(COCOeval):
         p.catIds = list(np.unique(p.catIds))
         p.maxDets = sorted(p.maxDets)
         self.params = p
-        img_index = {int(i): n for n, i in enumerate(p.imgIds)}
-        cat_index = {int(c): n for n, c in enumerate(p.catIds)}
+        img_index = {_plain(i): n for n, i in enumerate(p.imgIds)}
+        cat_index = {_plain(c): n for n, c in enumerate(p.catIds)}
         gts = self.cocoGt.loadAnns(self.cocoGt.getAnnIds(imgIds=p.imgIds, catIds=p.catIds))
         dts = self.cocoDt.loadAnns(self.cocoDt.getAnnIds(imgIds=p.imgIds, catIds=p.catIds))
         n_img, n_cat = len(p.imgIds), len(p.catIds)
