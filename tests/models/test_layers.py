@@ -1,7 +1,9 @@
 """Darknet layer arithmetic on tiny hand-computed inputs and against loop re-implementations of Darknet's C."""
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
 from yolokit.models import layers as L
 from yolokit.models.heads import DetectionHead, RegionHead, YoloHead
@@ -128,3 +130,64 @@ def test_detection_head_layout():
     row = out[0, cell * nb + 1]
     # cx = (1 + .5)/2*200 = 150, cy = (1 + .25)/2*100 = 62.5, w = .25*200, h = .16*100
     torch.testing.assert_close(row, torch.tensor([150.0, 62.5, 50.0, 16.0, 0.7, 0.0, 0.9, 0.0]))
+
+
+def test_avgpool_upsample_shortcut_by_hand():
+    x = torch.tensor([[1.0, 2.0], [3.0, 6.0]]).view(1, 1, 2, 2)
+    assert L.GlobalAvgPool()(x).item() == 3.0
+    up = L.Upsample(2)(x)
+    assert up.shape == (1, 1, 4, 4) and up[0, 0, 3].tolist() == [3.0, 3.0, 6.0, 6.0]
+    assert L.Upsample(1, scale=0.5)(x).view(-1).tolist() == [0.5, 1.0, 1.5, 3.0]
+    assert L.Shortcut("leaky")(x, -2 * x).view(-1).tolist() == pytest.approx([-0.1, -0.2, -0.3, -0.6])
+
+
+def test_activations_follow_darknet():
+    x = torch.tensor([-2.0, 0.0, 3.0])
+    assert L.activation("leaky")(x).tolist() == pytest.approx([-0.2, 0.0, 3.0])       # Darknet's slope 0.1
+    assert L.activation("mish")(x).tolist() == pytest.approx((x * torch.tanh(F.softplus(x))).tolist())
+    assert L.activation("logistic")(x).tolist() == pytest.approx(torch.sigmoid(x).tolist())
+    with pytest.raises(KeyError):
+        L.activation("gelu")
+
+
+def test_builder_shapes_for_groups_and_route_groups():
+    from yolokit.models import DarknetModel
+
+    cfg = """[net]
+width=32
+height=32
+channels=3
+[convolutional]
+filters=8
+size=3
+stride=2
+pad=1
+batch_normalize=1
+activation=mish
+[convolutional]
+filters=8
+size=3
+groups=8
+pad=1
+activation=relu
+[route]
+layers=-1
+groups=2
+group_id=1
+[avgpool]
+[connected]
+output=14
+activation=linear
+[detection]
+classes=4
+side=1
+num=2
+"""
+    model = DarknetModel(cfg, "g.cfg")
+    assert [i.out_shape for i in model.infos[:4]] == [(8, 16, 16), (8, 16, 16), (4, 16, 16), (4, 1, 1)]
+    assert model.layers[1].conv.weight.shape == (8, 1, 3, 3)                           # depthwise
+    assert model.infos[1].flops == 2 * 8 * 1 * 9 * 16 * 16
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(model.layers[2]([model.layers[1](model.layers[0](x))])[:, :],
+                               model.layers[1](model.layers[0](x))[:, 4:])
+    assert model.eval()(x).shape == (2, 2, 9)
