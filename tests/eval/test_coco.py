@@ -31,7 +31,7 @@ def coco_eval_case(shared):
     return root / "gts" / "sampled_gts_bbox_area.json", json.loads((root / "cocoapi_results.json").read_text())
 
 
-@pytest.mark.parametrize("backend", ["vectorised", "pycocotools"])
+@pytest.mark.parametrize("backend", ["pycocotools"])
 def test_reference_stats(shared, coco_eval_case, backend):
     gt_path, results = coco_eval_case
     ref = rodm_coco_reference(shared / "voc2012_rodm" / "REFERENCE_RESULTS.txt", "1)")

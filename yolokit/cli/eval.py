@@ -46,9 +46,8 @@ def add_arguments(p):
     m.add_argument("--report-conf", type=float, default=0.25,
                    help="score threshold of the precision/recall line and confusion matrix (default 0.25)")
     m.add_argument("--max-dets", type=int, default=100, help="COCO maxDets for AP (default 100)")
-    m.add_argument("--coco-backend", choices=("vectorised", "pycocotools", "faster"), default="vectorised",
-                   help="COCOeval implementation: vectorised (default; pycocotools' numbers bit for bit), "
-                        "pycocotools (stock), faster (faster-coco-eval, if installed)")
+    m.add_argument("--coco-backend", choices=("pycocotools", "faster"), default="pycocotools",
+                   help="COCOeval implementation: pycocotools (default), faster (faster-coco-eval, if installed)")
     m.add_argument("--save-dir", metavar="DIR", help="write metrics.json, metrics.txt, detections.json there")
     m.add_argument("--plots", action="store_true", help="with --save-dir: PR curves and confusion matrix PNGs")
     m.add_argument("--save-pred", metavar="JSON", help="write the detections as a COCO results JSON")

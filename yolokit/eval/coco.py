@@ -2,10 +2,9 @@
 pycocotools' numbers), plus the conversions at the edge: yolokit's xyxy detections <-> COCO results
 JSON (``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``, what ``COCO.loadRes`` takes).
 
-Backends: ``"vectorised"`` (default) is pycocotools' ``COCOeval`` with ``evaluate``/``accumulate``
-replaced by the array version in :mod:`yolokit.eval.cocofast` -- bit-identical results, several times
-faster; ``"pycocotools"`` is the stock class; ``"faster"`` is faster-coco-eval's C++ ``COCOeval_faster``
-when that package is installed (``pip install faster-coco-eval``; equal to ~1e-16).
+Backends: ``"pycocotools"`` (default) is the stock ``COCOeval``; ``"faster"`` is faster-coco-eval's C++
+``COCOeval_faster`` when that package is installed (``pip install "yolokit[coco-fast]"``), several times faster
+and equal to pycocotools' stats to ~1e-16. yolokit does not re-implement COCOeval: the well-kept libraries do it.
 """
 
 from __future__ import annotations
@@ -93,7 +92,7 @@ class CocoResult:
     stats: dict
     per_category: dict = field(default_factory=dict)
     summary: str = ""
-    backend: str = "vectorised"
+    backend: str = "pycocotools"
 
 
 def _quiet(fn, *args, **kwargs):
@@ -104,7 +103,7 @@ def _quiet(fn, *args, **kwargs):
     return out, buf.getvalue()
 
 
-def load_coco(source, backend: str = "vectorised"):
+def load_coco(source, backend: str = "pycocotools"):
     """A COCO ground-truth object from a path, a dict, or an existing COCO object."""
     coco_cls = _backend(backend)[0]
     if isinstance(source, (str, Path)):
@@ -124,15 +123,10 @@ def load_coco(source, backend: str = "vectorised"):
     return source
 
 
-BACKENDS = ("vectorised", "pycocotools", "faster")
+BACKENDS = ("pycocotools", "faster")
 
 
 def _backend(name: str):
-    if name == "vectorised":
-        from pycocotools.coco import COCO
-
-        from yolokit.eval.cocofast import COCOevalVectorised
-        return COCO, COCOevalVectorised
     if name == "pycocotools":
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -146,7 +140,7 @@ def _backend(name: str):
     raise DataError(f"unknown COCO backend {name!r}: expected one of {BACKENDS}")
 
 
-def coco_evaluate(coco_gt, results: list[dict], max_dets: int = 100, backend: str = "vectorised",
+def coco_evaluate(coco_gt, results: list[dict], max_dets: int = 100, backend: str = "pycocotools",
                   image_ids: Sequence[int] | None = None) -> CocoResult:
     """Run COCOeval (bbox) on ``coco_gt`` (path, dict or COCO object) and a results list.
 

@@ -191,7 +191,7 @@ def _num(v):
 def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
              metrics: Iterable[str] = METRICS, iou_thres: float = 0.5, pixel_offset: float = 0.0,
              conf: float = 0.25, coco_gt=None, category_ids: Sequence[int] | None = None,
-             max_dets: int = 100, coco_backend: str = "vectorised", save_dir: str | Path | None = None,
+             max_dets: int = 100, coco_backend: str = "pycocotools", save_dir: str | Path | None = None,
              plots: bool = False) -> dict:
     """Evaluate detections against ground truth; returns the metrics dict (module docstring).
 
@@ -199,7 +199,7 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
     :class:`GroundTruth`. ``detections``: one ``(K, 6)`` ``[x1, y1, x2, y2, score, class]`` per image
     (dataset order), a :class:`Detections`, a COCO results list / dict, or a path to a JSON of one.
     ``pixel_offset``: 0 = continuous boxes (default), 1 = VOC devkit "+1 pixel" IoU. ``coco_backend``:
-    "vectorised" (pycocotools' numbers bit for bit, faster), "pycocotools" (stock) or "faster". ``coco_gt``: the
+    "pycocotools" (stock COCOeval, default) or "faster" (faster-coco-eval, optional). ``coco_gt``: the
     COCO ground truth to score against (path / dict / COCO); defaults to the dataset's own COCO file,
     else one built from ``gt`` (box areas). ``category_ids``: how a results list's ids map to classes --
     "zero", "one", "coco91" or a list (default: the COCO dataset's ids, else inferred from the ids the
