@@ -11,7 +11,6 @@ import torch
 import yolokit
 from yolokit.errors import ConfigError
 from yolokit.models import load, save_checkpoint, with_num_classes
-from yolokit.models.inference import letterbox_image
 from yolokit.ops.boxes import box_iou
 
 
@@ -61,16 +60,6 @@ def test_predict_letterbox_maps_back_to_original_pixels(tiny, dog):
         assert len(same) and box_iou(det[None, :4], same[:, :4]).max() > 0.8
     h, w = dog.shape[:2]
     assert boxed[:, [0, 2]].max() <= w and boxed[:, [1, 3]].max() <= h and boxed[:, :4].min() >= 0
-
-
-def test_letterbox_geometry():
-    image = np.zeros((100, 200, 3), np.uint8)
-    image[40:60, 100:140] = 255                               # a white box at x 100..140, y 40..60
-    canvas, scale, (px, py) = letterbox_image(image, (416, 416))
-    assert canvas.shape == (416, 416, 3) and scale == pytest.approx(416 / 200) and (px, py) == (0, 104)
-    ys, xs = np.nonzero(canvas[..., 0] > 127)
-    assert (xs.min() - px) / scale == pytest.approx(100, abs=1) and (ys.min() - py) / scale == pytest.approx(40, abs=1)
-    assert (canvas[:py] == 127).all()                         # Darknet pads with 0.5 grey
 
 
 def test_with_num_classes_reinitialises_only_the_layers_before_heads(tiny):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from yolokit.data.transforms import letterbox as letterbox_image
 from yolokit.models import layers as L
 
 
@@ -22,22 +23,6 @@ def _size(model, imgsz) -> tuple[int, int]:
     if isinstance(imgsz, int):
         return imgsz, imgsz
     return int(imgsz[0]), int(imgsz[1])
-
-
-def letterbox_image(image: np.ndarray, size: tuple[int, int], pad_value: int = 127):
-    """Resize ``image`` (HxWx3 uint8) into ``size=(h, w)`` keeping its aspect ratio, centred, padded with grey
-    (Darknet's letterbox pads with 0.5).
-
-    Returns ``(canvas, scale, (pad_x, pad_y))``; a box maps back as ``(x - pad_x) / scale``.
-    """
-    h0, w0 = image.shape[:2]
-    scale = min(size[0] / h0, size[1] / w0)
-    nh, nw = max(1, round(h0 * scale)), max(1, round(w0 * scale))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((size[0], size[1], 3), pad_value, dtype=np.uint8)
-    px, py = (size[1] - nw) // 2, (size[0] - nh) // 2
-    canvas[py:py + nh, px:px + nw] = resized
-    return canvas, scale, (px, py)
 
 
 def to_tensor(images: list[np.ndarray]) -> Tensor:
@@ -55,7 +40,8 @@ def predict(model: nn.Module, images, conf: float = 0.25, iou: float = 0.45, img
         model: a :class:`DarknetModel` (or its optimised module, which keeps ``input_size``).
         images: list of HxWx3 uint8 RGB arrays (or one array).
         imgsz: network input ``(h, w)`` or an int; default the cfg's ``[net]`` size.
-        letterbox: keep the aspect ratio (grey padding); False = plain resize, as OpenCV's ``blobFromImage``.
+        letterbox: keep the aspect ratio (centred, grey padding: :func:`yolokit.data.transforms.letterbox`);
+            False = plain resize, as OpenCV's ``blobFromImage``.
     Returns:
         one ``(K, 6)`` float tensor ``[x1, y1, x2, y2, score, class]`` per image, in that image's pixels.
     """
