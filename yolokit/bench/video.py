@@ -9,6 +9,7 @@ encode hidden behind inference).
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -29,6 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1], help="frame batch sizes to measure")
     parser.add_argument("--repeat", type=int, default=3, help="alternating measurements of each kind")
     parser.add_argument("--device", nargs="+", help="devices (default: cpu, and cuda when available)")
+    parser.add_argument("--threads", type=int, nargs="+",
+                        help="torch CPU thread counts to measure (default: torch's own default)")
 
 
 def forward_only(predictor, images, batch: int) -> float:
@@ -96,23 +99,31 @@ def run(args) -> int:
     w, h, fps = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), cap.get(cv2.CAP_PROP_FPS)
     cap.release()
     rows = []
-    for device in devices:
+    load_before = os.getloadavg()[0]
+    default_threads = torch.get_num_threads()
+    settings = [(d, t) for d in devices for t in (args.threads or [default_threads] if d == "cpu" else [None])]
+    for device, threads in settings:
+        if threads is not None:
+            torch.set_num_threads(threads)
         for batch in args.batch:
             m = measure(model, args.video, device, args.imgsz, args.frames, batch, args.repeat)
             s = m["stages"]
-            rows.append([device, batch, m["frames"], f"{m['fwd']:.1f}", f"{m['e2e']:.1f}", f"{m['ratio']:.2f}",
+            rows.append([device if threads is None else f"{device}, {threads} threads", batch, m["frames"], f"{m['fwd']:.1f}", f"{m['e2e']:.1f}", f"{m['ratio']:.2f}",
                          " / ".join(f"{x:.2f}" for x in m["ratios"]),
                          " / ".join(f"{s[k]:.1f}" for k in ("decode", "preprocess", "infer", "postprocess",
                                                              "draw/encode"))])
-            print(f"{device} batch {batch}: forward-only {m['fwd']:.1f} FPS, end-to-end {m['e2e']:.1f} FPS, "
+            print(f"{rows[-1][0]} batch {batch}: forward-only {m['fwd']:.1f} FPS, end-to-end {m['e2e']:.1f} FPS, "
                   f"ratio {m['ratio']:.2f} (runs: {', '.join(f'{r:.2f}' for r in m['ratios'])})")
+    torch.set_num_threads(default_threads)
+    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs"
     header = ["device", "batch", "frames", "forward-only FPS", "end-to-end FPS", "ratio (median)",
               "ratio per run", "ms/frame: decode / preprocess / infer / postprocess / draw+encode"]
     body = (f"`yolokit detect` on `{Path(args.video).name}` ({w}x{h}, {fps:g} fps) with "
             f"{Path(args.model).stem} at {args.imgsz}x{args.imgsz} ({optimized}). End-to-end = decode thread "
             f"-> letterbox -> forward -> NMS -> draw + mp4 encode thread; forward-only = the same model on the same "
             f"letterboxed frames. Measured alternately {args.repeat}x, medians. Target ratio >= 0.9. Stage times "
-            f"are per frame and summed across threads (decode and draw/encode overlap the forward pass).\n\n"
+            f"are per frame and summed across threads (decode and draw/encode overlap the forward pass). "
+            f"Machine {load}.\n\n"
             + markdown_table(header, rows))
     print(body)
     if args.write:
