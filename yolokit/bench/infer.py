@@ -25,7 +25,9 @@ def add_arguments(parser):
     parser.add_argument("--weights", default=None, help="Darknet weights (default: shared yolov3-tiny)")
     parser.add_argument("--imgsz", type=int, default=416)
     parser.add_argument("--repeat", type=int, default=30, help="timed rounds (each runs every contender once)")
-    parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: torch's)")
+    parser.add_argument("--threads", default=None,
+                        help="comma-separated thread counts to time, e.g. 1,2 (torch and OpenCV alike; "
+                             "default: torch's current count)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (inductor)")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast of the optimized model")
     parser.add_argument("--shared", default=None, help="path to shared/data (default: ../shared/data)")
@@ -136,9 +138,7 @@ def run(args):
     shared = _shared(args.shared)
     cfg = args.cfg or shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg"
     weights = args.weights or shared / "yolov3_tiny_darknet" / "yolov3-tiny.weights"
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    thread_counts = [int(t) for t in str(args.threads).split(",")] if args.threads else [torch.get_num_threads()]
     size = args.imgsz
     model = load(cfg, weights)
     images = [_blob(img, size) for img in _images(shared)]
@@ -156,10 +156,8 @@ def run(args):
     if args.bf16:
         contenders["optimize_for_inference(dtype=bfloat16)"] = model.optimize_for_inference(dtype=torch.bfloat16)
     if args.compile:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.freezing = True      # constant-fold weights, prepack them for oneDNN
-        compiled = torch.compile(optimize(model, fuse=False).model)
+        # freezing: weights become constants, so inductor folds them and pre-packs them for oneDNN.
+        compiled = torch.compile(optimize(model, fuse=False).model, options={"freezing": True})
 
         def comp(inp):
             with torch.inference_mode():
@@ -170,10 +168,6 @@ def run(args):
         contenders["torch.compile (inductor, freezing)"] = comp
     net, cv_note = _opencv_net(cfg, weights)
     if net is not None:
-        import cv2
-
-        if args.threads:
-            cv2.setNumThreads(args.threads)
         contenders[f"{cv_note} DNN"] = lambda inp: _opencv_forward(net, model, inp)
         peer = f"{cv_note} DNN"
     else:
@@ -184,14 +178,22 @@ def run(args):
     ref = [postprocess(eager(im).float(), 0.25, 0.45)[0] for im in images]
     agree = {name: _compare(ref, [postprocess(fn(im).float(), 0.25, 0.45)[0] for im in images])
              for name, fn in contenders.items()}
-    times = _interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat)
-    med = {name: statistics.median(v) for name, v in times.items()}
+    import os
+
+    load_before = os.getloadavg()[0]
     rows = []
-    for name in contenders:
-        ratio = (statistics.median([a / b for a, b in zip(times[name], times[peer])]) if peer else float("nan"))
-        ok, min_iou, max_diff = agree[name]
-        rows.append([name, med[name], min(times[name]), ratio if peer else "-", "yes" if ok else "NO",
-                     f"{min_iou:.4f}", f"{max_diff:.4f}"])
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        if net is not None:
+            import cv2
+
+            cv2.setNumThreads(threads)
+        times = _interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat)
+        for name in contenders:
+            ratio = statistics.median([a / b for a, b in zip(times[name], times[peer])]) if peer else "-"
+            ok, min_iou, max_diff = agree[name]
+            rows.append([threads, name, statistics.median(times[name]), min(times[name]), ratio,
+                         "yes" if ok else "NO", f"{min_iou:.4f}", f"{max_diff:.4f}"])
     if torch.cuda.is_available():
         gpu = model.to("cuda")
         xg = x.cuda()
@@ -204,17 +206,20 @@ def run(args):
             return f
         gt = _interleaved({"cuda eager fp32": cuda_fn(False), "cuda autocast fp16": cuda_fn(True)}, args.repeat)
         for name, v in gt.items():
-            rows.append([f"{name} ({torch.cuda.get_device_name(0)})", statistics.median(v), min(v), "-", "-", "-",
-                         "-"])
+            rows.append(["-", f"{name} ({torch.cuda.get_device_name(0)})", statistics.median(v), min(v), "-", "-",
+                         "-", "-"])
         model.to("cpu")
-    header = ["contender", "median ms", "min ms", f"x {peer or 'peer'} (per-round median)",
+    header = ["threads", "contender", "median ms", "min ms", f"x {peer or 'peer'} (per-round median)",
               "detections agree", "min IoU", "max score diff"]
     table = markdown_table(header, rows)
     flops = model.flops() * (size / model.input_size[0]) * (size / model.input_size[1])
-    body = (f"Model `{cfg}` at {size}x{size}, batch 1, {threads} torch threads, {args.repeat} interleaved rounds; "
+    body = (f"Model `{cfg}` at {size}x{size}, batch 1, {args.repeat} interleaved rounds per thread count; "
             f"{flops / 1e9:.2f} BFLOPs (Darknet convention).\n\n{table}\n\n"
             "Detections: conf 0.25, NMS 0.45 on dog/person/horses.jpg, compared with eager torch (same count and "
-            "classes, IoU >= 0.99, scores within 0.01). " + " ".join(notes))
+            "classes, IoU >= 0.99, scores within 0.01). " + " ".join(notes)
+            + f"\n\nMachine load (1-min load average) {load_before:.1f} before timing, {os.getloadavg()[0]:.1f} after; "
+            "on a shared CPU the multi-threaded rows suffer most (OpenMP barriers wait for descheduled threads), "
+            "so the 1-thread rows are the steadier comparison.")
     print(body)
     if args.write:
         write_section(args.write, "infer", body)
