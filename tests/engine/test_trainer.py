@@ -99,3 +99,17 @@ def test_cli_train_and_resume(shared, tmp_path, capsys):
     assert "multiple of 32" in capsys.readouterr().err
     # resume of a finished run trains nothing more and says so through the same code path
     assert main(["train", "--resume", str(tmp_path / "last.pt")]) == 0
+
+
+def test_torchvision_backbone_run_and_checkpoint(shared, tmp_path):
+    from yolokit.engine.backbones import TvYolo, load_tv_checkpoint
+
+    train(_cfg(shared, tmp_path, model="tv:mobilenet_v3_small", weights=None, epochs=1, imgsz=64,
+               limit_train=2, freeze=1))
+    model = load_tv_checkpoint(tmp_path / "best.pt")
+    assert isinstance(model, TvYolo) and model.class_names == ["raccoon"]
+    assert tuple(model(torch.rand(1, 3, 64, 64)).shape) == (1, 3 * (4 + 16), 6)
+    # a tv checkpoint is also a valid --model to continue from
+    result = train(_cfg(shared, tmp_path / "again", model=str(tmp_path / "best.pt"), weights=None, epochs=1,
+                        imgsz=64, limit_train=2))
+    assert result["epochs_run"] == 1

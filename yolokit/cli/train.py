@@ -43,6 +43,7 @@ def add_arguments(p) -> None:
     g.add_argument("--no-keep-head", dest="keep_head", action="store_false",
                    help="new classes: do not copy the pretrained box/objectness rows of the head")
     g.add_argument("--max-updates", type=int, default=0, help="stop after N optimizer updates")
+    g.add_argument("--clip-grad", type=float, default=0.0, help="clip the gradient norm (0: off, as Darknet)")
     g = p.add_argument_group("loss and data")
     g.add_argument("--box-loss", choices=("mse", "giou", "ciou"), default="mse")
     g.add_argument("--no-augment", dest="augment", action="store_false")
@@ -52,6 +53,7 @@ def add_arguments(p) -> None:
     g.add_argument("--train-split", default="train")
     g.add_argument("--val-split", default="val")
     g.add_argument("--val-before", action="store_true", help="also evaluate the starting weights")
+    g.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and at the end)")
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or N")
     g.add_argument("--workers", type=int, default=0)
@@ -71,14 +73,16 @@ def run(args) -> int:
         if not saved:
             raise ConfigError(f"{args.resume}: checkpoint has no training arguments to resume from")
         saved["resume"] = args.resume
+        saved["max_updates"] = 0  # a test/benchmark cap of the first run does not carry over
         cfg = TrainConfig.from_dict(saved)
     else:
         if not args.model or not args.data:
             raise ConfigError("yolokit train needs --model and --data (or --resume LAST_PT)")
         keys = ("model", "weights", "data", "out", "epochs", "imgsz", "batch", "nbs", "optimizer", "lr",
-                "momentum", "weight_decay", "schedule", "burn_in", "patience", "stop_at_map", "freeze", "freeze_epochs", "keep_head",
-                "max_updates", "box_loss", "augment", "jitter", "limit_train", "limit_val", "train_split",
-                "val_split", "val_before", "device", "workers", "ema", "amp", "sync_bn", "seed", "progress")
+                "momentum", "weight_decay", "schedule", "burn_in", "patience", "stop_at_map", "freeze",
+                "freeze_epochs", "keep_head", "max_updates", "box_loss", "augment", "jitter", "limit_train",
+                "limit_val", "train_split", "val_split", "val_before", "device", "workers", "ema", "amp",
+                "sync_bn", "seed", "progress", "clip_grad", "val_every")
         cfg = TrainConfig(**{k: getattr(args, k) for k in keys})
         if cfg.imgsz % 32:
             raise ConfigError(f"--imgsz {cfg.imgsz}: must be a multiple of 32")

@@ -158,3 +158,20 @@ def build_tv_detector(name: str, num_classes: int, pretrained=None) -> TvYolo:
     model = TvYolo(name, num_classes, pretrained)
     prior_bias_init(model)
     return model
+
+
+def load_tv_checkpoint(path) -> TvYolo:
+    """Rebuild a :class:`TvYolo` from a training checkpoint (its ``tv_arch`` entry), in eval mode."""
+    from yolokit.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    arch = state.get("tv_arch")
+    if not arch:
+        raise WeightsError(f"{path}: not a torchvision-backbone checkpoint (no 'tv_arch' entry)")
+    model = TvYolo(arch["backbone"], int(arch["num_classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not fit tv:{arch['backbone']} ({exc})") from None
+    model.class_names = state.get("class_names") or None
+    return model.eval()

@@ -2,9 +2,11 @@
 
 Keys (the model contract's three first, so ``yolokit.load(ckpt)`` works on a training checkpoint):
 ``model`` (state_dict; the EMA weights when EMA is on, since those are the ones evaluated), ``cfg`` (the cfg
-text), ``class_names``, and for ``--resume``: ``raw_model`` (the non-averaged weights), ``optimizer``,
-``scheduler``, ``ema``, ``scaler``, ``epoch`` (last finished, 0-based), ``best_map``, ``bad_epochs``,
-``train_args`` (plain types only) and ``rng`` (torch CPU RNG state).
+text; None for torchvision-backbone models, which have ``tv_arch`` instead), ``class_names``,
+``darknet_header``, and for ``--resume``: ``raw_model`` (the non-averaged weights), ``optimizer``, ``scheduler``,
+``ema`` (its counters; its weights are ``model``), ``scaler``, ``epoch`` (last finished, 0-based), ``best_map``,
+``best_epoch``, ``bad_epochs`` and ``train_args`` (plain types only). RNG state is not needed: every epoch
+reseeds from ``seed + epoch``.
 """
 
 from __future__ import annotations

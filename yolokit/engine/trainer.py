@@ -134,16 +134,25 @@ def _seed_all(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- model set-up
-def build_train_model(cfg: TrainConfig, class_names: list[str]) -> nn.Module:
+def build_train_model(cfg: TrainConfig, class_names: list[str], fetch_pretrained: bool = True) -> nn.Module:
     """The model to train: from a cfg (+ Darknet weights), a yolokit checkpoint or a torchvision backbone
     (``tv:resnet18`` ...), with its heads re-sized to the dataset's classes when they differ (the layers
     feeding the heads are then re-initialised; every other layer keeps its weights)."""
     from yolokit.models import load, with_num_classes
 
-    if str(cfg.model).startswith("tv:"):
+    tv_state = _tv_checkpoint(cfg.model)
+    if tv_state is not None:
+        from yolokit.engine.backbones import load_tv_checkpoint
+
+        model = load_tv_checkpoint(cfg.model)
+        if model.num_classes != len(class_names):
+            raise ConfigError(f"{cfg.model}: a {model.num_classes}-class torchvision-backbone checkpoint; the "
+                              f"dataset has {len(class_names)} classes")
+    elif str(cfg.model).startswith("tv:"):
         from yolokit.engine.backbones import build_tv_detector
 
-        model = build_tv_detector(cfg.model[3:], num_classes=len(class_names), pretrained=cfg.weights)
+        model = build_tv_detector(cfg.model[3:], num_classes=len(class_names),
+                                  pretrained=cfg.weights if fetch_pretrained else None)
     else:
         from yolokit.engine.transfer import keep_box_and_objectness, prior_bias_init
 
@@ -158,6 +167,14 @@ def build_train_model(cfg: TrainConfig, class_names: list[str]) -> nn.Module:
             prior_bias_init(model)
     model.class_names = list(class_names)
     return model
+
+
+def _tv_checkpoint(path) -> dict | None:
+    """The ``tv_arch`` of a torchvision-backbone checkpoint at ``path``, else None."""
+    p = Path(str(path))
+    if p.suffix not in (".pt", ".pth") or not p.is_file():
+        return None
+    return load_checkpoint(p).get("tv_arch")
 
 
 def freeze_layers(model: nn.Module, n: int) -> list[str]:
@@ -291,7 +308,7 @@ def train(cfg: TrainConfig) -> dict:
     class_names = train_ds.class_names
 
     resume_state = load_checkpoint(cfg.resume) if cfg.resume else None
-    model = build_train_model(cfg, class_names)
+    model = build_train_model(cfg, class_names, fetch_pretrained=resume_state is None)
     if resume_state is not None:
         model.load_state_dict(resume_state.get("raw_model", resume_state["model"]))
     freeze_layers(model, cfg.freeze)
@@ -327,7 +344,7 @@ def train(cfg: TrainConfig) -> dict:
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
         if ema is not None and resume_state.get("ema"):
-            ema.load_state_dict(resume_state["ema"])
+            ema.load_state_dict({**resume_state["ema"], "module": resume_state["model"]})
         if resume_state.get("scaler"):
             scaler.load_state_dict(resume_state["scaler"])
         start_epoch = int(resume_state["epoch"]) + 1
@@ -482,10 +499,12 @@ def _checkpoint_state(model, ema, optimizer, scheduler, scaler, epoch, best_map,
         "cfg": getattr(raw, "cfg_text", None),
         "class_names": list(getattr(raw, "class_names", None) or []),
         "darknet_header": list(getattr(raw, "weights_header", ())),
+        "tv_arch": getattr(raw, "tv_arch", None),
         "raw_model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
+        # the EMA weights are already under "model"; keep only its counters here
+        "ema": {k: v for k, v in ema.state_dict().items() if k != "module"} if ema is not None else None,
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
         "epoch": epoch,
         "best_map": best_map,
