@@ -65,19 +65,25 @@ def measure(model, video: str, device: str, imgsz: int, frames: int, batch: int,
             break
         images.append(image)
     cap.release()
-    fwd, e2e, ratios, stages = [], [], [], []
+    fwd, e2e, ratios, stages, cpu_fwd, cpu_e2e = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         run(open_source(video), predictor, tmp, batch=batch, max_frames=8, progress=False)  # warm-up
         for _ in range(repeat):
+            # Process CPU time per frame as well: unlike wall time it hardly depends on other processes.
+            c0 = time.process_time()
             f = forward_only(predictor, images, batch)
+            c1 = time.process_time()
             r = run(open_source(video), predictor, tmp, batch=batch, max_frames=len(images), progress=False)
+            cpu_fwd.append(1000 * (c1 - c0) / len(images))
+            cpu_e2e.append(1000 * (time.process_time() - c1) / r.frames)
             fwd.append(f)
             e2e.append(r.timings.fps)
             ratios.append(r.timings.fps / f)
             stages.append(r.timings.per_frame_ms())
     best = stages[ratios.index(statistics.median(ratios))] if repeat % 2 else stages[-1]
     return {"fwd": statistics.median(fwd), "e2e": statistics.median(e2e), "ratio": statistics.median(ratios),
-            "ratios": ratios, "stages": best, "frames": len(images)}
+            "ratios": ratios, "stages": best, "frames": len(images),
+            "cpu_fwd": statistics.median(cpu_fwd), "cpu_e2e": statistics.median(cpu_e2e)}
 
 
 def run(args) -> int:
@@ -109,7 +115,7 @@ def run(args) -> int:
             m = measure(model, args.video, device, args.imgsz, args.frames, batch, args.repeat)
             s = m["stages"]
             rows.append([device if threads is None else f"{device}, {threads} threads", batch, m["frames"], f"{m['fwd']:.1f}", f"{m['e2e']:.1f}", f"{m['ratio']:.2f}",
-                         " / ".join(f"{x:.2f}" for x in m["ratios"]),
+                         " / ".join(f"{x:.2f}" for x in m["ratios"]), f"{m['cpu_fwd']:.0f} / {m['cpu_e2e']:.0f}",
                          " / ".join(f"{s[k]:.1f}" for k in ("decode", "preprocess", "infer", "postprocess",
                                                              "draw/encode"))])
             print(f"{rows[-1][0]} batch {batch}: forward-only {m['fwd']:.1f} FPS, end-to-end {m['e2e']:.1f} FPS, "
@@ -117,13 +123,14 @@ def run(args) -> int:
     torch.set_num_threads(default_threads)
     load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs"
     header = ["device", "batch", "frames", "forward-only FPS", "end-to-end FPS", "ratio (median)",
-              "ratio per run", "ms/frame: decode / preprocess / infer / postprocess / draw+encode"]
+              "ratio per run", "CPU ms/frame: forward-only / end-to-end", "ms/frame: decode / preprocess / infer / postprocess / draw+encode"]
     body = (f"`yolokit detect` on `{Path(args.video).name}` ({w}x{h}, {fps:g} fps) with "
             f"{Path(args.model).stem} at {args.imgsz}x{args.imgsz} ({optimized}). End-to-end = decode thread "
             f"-> letterbox -> forward -> NMS -> draw + mp4 encode thread; forward-only = the same model on the same "
             f"letterboxed frames. Measured alternately {args.repeat}x, medians. Target ratio >= 0.9. Stage times "
             f"are per frame and summed across threads (decode and draw/encode overlap the forward pass). "
-            f"Machine {load}.\n\n"
+            f"CPU ms/frame is the process's CPU time (all threads) per frame, which depends little on other "
+            f"processes. Machine {load}.\n\n"
             + markdown_table(header, rows))
     print(body)
     if args.write:
