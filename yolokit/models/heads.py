@@ -96,16 +96,29 @@ class YoloHead(_Grid):
         p = x.view(b, self.num_anchors, 5 + self.num_classes, h, w).permute(0, 1, 3, 4, 2)  # (B,A,H,W,5+C)
         if self.training:
             return p
-        p, x = p.float(), x.float()  # decode in fp32 even after a bf16 trunk: bf16 has 8 mantissa bits
-        stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=x.dtype)
+        p = p.float()  # decode in fp32 even after a bf16 trunk: bf16 has 8 mantissa bits
+        stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=p.dtype)
+        grid = self.grid(h, w, x.device, p.dtype)
+        anchors = self.anchors.to(p.dtype).view(1, -1, 1, 1, 2)
         s = self.scale_x_y
-        xy = torch.sigmoid(p[..., :2])
+        if torch.is_grad_enabled() and p.requires_grad:
+            xy = torch.sigmoid(p[..., :2])
+            if s != 1.0:
+                xy = xy * s - (s - 1) / 2
+            xy = (xy + grid) * stride
+            wh = torch.exp(p[..., 2:4]) * anchors
+            rest = torch.sigmoid(p[..., 4:])                           # objectness, class probabilities
+            return torch.cat((xy, wh, rest), -1).reshape(b, -1, 5 + self.num_classes)
+        # Without autograd: ONE pass over the map applies the sigmoid and writes the output layout; the few
+        # box values are then fixed in place (fewer full-map passes = less time, most of all on a busy CPU).
+        y = torch.empty(p.shape, dtype=p.dtype, device=p.device)
+        torch.sigmoid(p, out=y)
+        xy = y[..., :2]
         if s != 1.0:
             xy = xy * s - (s - 1) / 2
-        xy = (xy + self.grid(h, w, x.device, x.dtype)) * stride
-        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype).view(1, -1, 1, 1, 2)
-        rest = torch.sigmoid(p[..., 4:])                               # objectness, class probabilities
-        return torch.cat((xy, wh, rest), -1).reshape(b, -1, 5 + self.num_classes)
+        y[..., :2] = (xy + grid) * stride
+        y[..., 2:4] = torch.exp(p[..., 2:4]) * anchors
+        return y.view(b, -1, 5 + self.num_classes)
 
 
 class RegionHead(_Grid):
