@@ -118,7 +118,7 @@ class YoloHead(_Grid):
             xy = xy * s - (s - 1) / 2
         y[..., :2] = (xy + grid) * stride
         y[..., 2:4] = torch.exp(p[..., 2:4]) * anchors
-        return y.view(b, -1, 5 + self.num_classes)
+        return y.reshape(b, -1, 5 + self.num_classes)  # a view in eager; compilers may re-stride y
 
 
 class RegionHead(_Grid):
