@@ -101,7 +101,9 @@ class YoloHead(_Grid):
         grid = self.grid(h, w, x.device, p.dtype)
         anchors = self.anchors.to(p.dtype).view(1, -1, 1, 1, 2)
         s = self.scale_x_y
-        if torch.is_grad_enabled() and p.requires_grad:
+        # The in-place fast path below is for eager mode; autograd and graph compilers (which fuse these
+        # element-wise ops themselves, and mis-handle ``out=`` re-striding) take the functional path.
+        if (torch.is_grad_enabled() and p.requires_grad) or torch.compiler.is_compiling():
             xy = torch.sigmoid(p[..., :2])
             if s != 1.0:
                 xy = xy * s - (s - 1) / 2
@@ -118,7 +120,7 @@ class YoloHead(_Grid):
             xy = xy * s - (s - 1) / 2
         y[..., :2] = (xy + grid) * stride
         y[..., 2:4] = torch.exp(p[..., 2:4]) * anchors
-        return y.reshape(b, -1, 5 + self.num_classes)  # a view in eager; compilers may re-stride y
+        return y.view(b, -1, 5 + self.num_classes)
 
 
 class RegionHead(_Grid):
