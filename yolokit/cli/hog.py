@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
     t.add_argument("--split", default="train", help="split to train on (default: %(default)s)")
     t.add_argument("--class", dest="class_name", help="class to detect (default: the dataset's only class)")
     t.add_argument("--imgsz", type=int, default=480, help="longer image side for training and detection")
-    t.add_argument("--inner", type=int, default=48, help="object size inside the window, pixels (sqrt of area)")
+    t.add_argument("--inner", type=int, default=64, help="object size inside the window, pixels (sqrt of area)")
     t.add_argument("--margin", type=int, default=8, help="context pixels around the object in the window")
     t.add_argument("--scale", type=float, default=1.1, help="pyramid ratio between levels")
     t.add_argument("--rounds", type=int, default=2, help="hard-negative mining rounds")

@@ -61,7 +61,9 @@ def hog_flops(model, sizes: Sequence[tuple[int, int]], imgsz: int | None) -> flo
     for h, w in sizes:
         f = max(h, w) / imgsz if imgsz else 1.0
         h, w = round(h / f), round(w / f)
-        for lv in pyramid_scales((w, h), p.window, model.scale, model.upscale, model.pad):
+        inner = ((p.window[0] - 2 * model.margin[0]) * (p.window[1] - 2 * model.margin[1])) ** 0.5
+        for lv in pyramid_scales((w, h), p.window, model.scale, model.upscale, model.pad,
+                                 model.min_object * max(h, w) / inner):
             lw, lh = round(w / lv) + 2 * model.pad, round(h / lv) + 2 * model.pad
             nby, nbx = (lh - p.block) // p.stride + 1, (lw - p.block) // p.stride + 1
             windows = max(nby - wy + 1, 0) * max(nbx - wx + 1, 0)

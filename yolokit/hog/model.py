@@ -33,7 +33,10 @@ class HogSvmDetector:
         scale: pyramid ratio between levels; upscale: first level's enlargement; min_score: raw SVM
             score below which a window is never reported (keeps NMS input small); imgsz: images are resized
             so that their longer side is this many pixels before scanning (as in training; 0: native size);
-            pad: mirrored border added to every pyramid level, so windows may hang over the image edge.
+            pad: mirrored border added to every pyramid level, so windows may hang over the image edge;
+            min_object: smallest object searched for, as a fraction of the longer image side (sqrt of its
+            area): finer pyramid levels are skipped -- the scale range, like the aspect ratio, is learned
+            from the training boxes.
         class_names: one name (the class the SVM detects).
     """
 
@@ -47,6 +50,7 @@ class HogSvmDetector:
     min_score: float = -1.0
     imgsz: int = 0
     pad: int = 0
+    min_object: float = 0.0
     class_names: list[str] = field(default_factory=lambda: ["object"])
 
     def __post_init__(self):
@@ -87,11 +91,14 @@ class HogSvmDetector:
             f = max(h, w) / float(imgsz)
             interp = cv2.INTER_AREA if f > 1 else cv2.INTER_LINEAR
             image = cv2.resize(image, (max(1, round(w / f)), max(1, round(h / f))), interpolation=interp)
-        boxes, raw = scan(image, self.weights, self.bias, self.params,
-                          threshold=self.min_score if min_score is None else min_score,
-                          scale=scale or self.scale, upscale=upscale or self.upscale, pad=self.pad)
         mx, my = self.margin
         ww, wh = self.params.window
+        inner = ((ww - 2 * mx) * (wh - 2 * my)) ** 0.5
+        min_factor = self.min_object * max(image.shape[:2]) / inner
+        boxes, raw = scan(image, self.weights, self.bias, self.params,
+                          threshold=self.min_score if min_score is None else min_score,
+                          scale=scale or self.scale, upscale=upscale or self.upscale, pad=self.pad,
+                          min_factor=min_factor)
         # the window's footprint in image pixels grows with the pyramid level: inset proportionally
         inset = np.stack([(boxes[:, 2] - boxes[:, 0]) * (mx / ww), (boxes[:, 3] - boxes[:, 1]) * (my / wh)], 1)
         boxes = np.concatenate([boxes[:, :2] + inset, boxes[:, 2:] - inset], 1) * f
@@ -140,7 +147,8 @@ class HogSvmDetector:
                      window=np.array(p.window, np.int64),
                      hog=np.array([p.block, p.stride, p.cell, p.bins], np.int64),
                      margin=np.array(self.margin, np.int64),
-                     scan=np.array([self.scale, self.upscale, self.min_score, self.imgsz, self.pad], np.float64),
+                     scan=np.array([self.scale, self.upscale, self.min_score, self.imgsz, self.pad,
+                                         self.min_object], np.float64),
                      class_names=np.array(self.class_names, dtype=str))
         return path
 
@@ -154,9 +162,9 @@ class HogSvmDetector:
                     raise WeightsError(f"{path}: not a yolokit HOG+SVM model (expected format {FORMAT!r})")
                 block, stride, cell, bins = (int(v) for v in z["hog"])
                 params = HogParams(tuple(int(v) for v in z["window"]), block, stride, cell, bins)
-                scale, upscale, min_score, imgsz, pad = (float(v) for v in z["scan"])
+                scale, upscale, min_score, imgsz, pad, min_object = (float(v) for v in z["scan"])
                 return cls(params, z["weights"], float(z["bias"]), tuple(float(v) for v in z["calib"]),
-                           tuple(int(v) for v in z["margin"]), scale, upscale, min_score, int(imgsz), int(pad),
+                           tuple(int(v) for v in z["margin"]), scale, upscale, min_score, int(imgsz), int(pad), min_object,
                            [str(v) for v in z["class_names"]])
         except FileNotFoundError as exc:
             raise WeightsError(f"{path}: model file not found") from exc

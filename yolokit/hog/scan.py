@@ -57,7 +57,7 @@ def correlate(grid: np.ndarray, weights: np.ndarray, bias: float = 0.0) -> np.nd
 
 
 def pyramid_scales(size: tuple[int, int], window: tuple[int, int], scale: float = 1.05,
-                   upscale: float = 1.0, pad: int = 0, max_levels: int = 64) -> list[float]:
+                   upscale: float = 1.0, pad: int = 0, min_factor: float = 0.0, max_levels: int = 64) -> list[float]:
     """Downscale factors of the pyramid levels (level = image / factor), largest level first.
 
     Args:
@@ -65,11 +65,14 @@ def pyramid_scales(size: tuple[int, int], window: tuple[int, int], scale: float 
         scale: ratio between consecutive levels (> 1).
         upscale: first level is the image enlarged by this much (>= 1), for objects smaller than the window.
         pad: border pixels added to every level (a level is kept while level + 2 * pad holds a window).
+        min_factor: skip the levels finer than this factor (their windows are smaller than any object
+            expected); the pyramid starts at the first ``scale**k >= max(1 / upscale, min_factor)``.
     """
     if scale <= 1.0:
         raise ValueError(f"pyramid scale must be > 1, got {scale}")
     w, h = size
-    first = -int(math.floor(math.log(upscale) / math.log(scale) + 1e-9)) if upscale > 1 else 0
+    start = max(1.0 / max(upscale, 1.0), min_factor)
+    first = int(math.ceil(math.log(start) / math.log(scale) - 1e-9))
     factors = []
     for k in range(first, first + max_levels):
         f = scale ** k
@@ -109,13 +112,15 @@ def scan_level(image: np.ndarray, factor: float, weights: np.ndarray, bias: floa
 
 
 def scan(image: np.ndarray, weights: np.ndarray, bias: float, params: HogParams, threshold: float = 0.0,
-         scale: float = 1.05, upscale: float = 1.0, pad: int = 0, threads: int | None = None):
+         scale: float = 1.05, upscale: float = 1.0, pad: int = 0, min_factor: float = 0.0,
+         threads: int | None = None):
     """Slide the SVM over every level of the image pyramid.
 
     Args:
         image: ``uint8 [H, W(, 3)]``.
         weights: ``[wy, wx, D]`` SVM weights (block grid); bias: the SVM intercept.
         threshold: keep windows whose raw SVM score is >= this. pad: mirrored border per level (pixels).
+        upscale, min_factor: where the pyramid starts (see :func:`pyramid_scales`).
         threads: levels scored in parallel (OpenCV and numpy release the GIL); default ``cv2.getNumThreads()``.
     Returns:
         ``(boxes float32 [K, 4] xyxy pixels, scores float32 [K])`` of all windows over the threshold, before NMS.
@@ -123,7 +128,7 @@ def scan(image: np.ndarray, weights: np.ndarray, bias: float, params: HogParams,
     import cv2
 
     h, w = image.shape[:2]
-    factors = pyramid_scales((w, h), params.window, scale, upscale, pad)
+    factors = pyramid_scales((w, h), params.window, scale, upscale, pad, min_factor)
     weights = np.asarray(weights, np.float32)
 
     def one(f):

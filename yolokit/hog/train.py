@@ -2,6 +2,8 @@
 
 1. Window: its aspect ratio is the median ``w / h`` of the training boxes; its inner area is ``inner**2``
    pixels, surrounded by a ``margin`` of context (Dalal-Triggs: a 64x128 window around a 48x96 person).
+   Scale range: objects smaller than ``0.8 x`` the 2nd percentile of the training boxes' sizes (relative to
+   the image) are not searched for, which skips the finest -- costliest, most false-positive-prone -- levels.
 2. Positives: every training box warped onto the window's inner area (plus its mirror image and
    ``jitter`` randomly shifted/scaled copies).
 3. Negatives: random windows of the training images' pyramids whose object box overlaps no ground truth
@@ -127,7 +129,10 @@ def _negatives(images: _Images, model: HogSvmDetector, per_image: int, neg_iou: 
     feats = []
     for image, _, avoid in images.items:
         h, w = image.shape[:2]
-        factors = pyramid_scales((w, h), model.params.window, model.scale, model.upscale, model.pad)
+        ww, wh = model.params.window
+        inner_side = ((ww - 2 * model.margin[0]) * (wh - 2 * model.margin[1])) ** 0.5
+        factors = pyramid_scales((w, h), model.params.window, model.scale, model.upscale, model.pad,
+                                 model.min_object * max(h, w) / inner_side)
         if not factors:
             continue
         if not hard:  # a few random levels are enough for random negatives
@@ -216,9 +221,10 @@ def calibrate(model: HogSvmDetector, images: _Images, iou_thres: float = 0.45) -
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
-def train(dataset, class_index: int = 0, class_name: str | None = None, inner: int = 48, margin: int = 8,
+def train(dataset, class_index: int = 0, class_name: str | None = None, inner: int = 64, margin: int = 8,
           scale: float = 1.1, max_side: int | None = 480, pad: int = 16, rounds: int = 2, c: float = 1.0,
           neg_per_image: int = 30, hard_per_image: int = 20, neg_iou: float = 0.3, jitter: int = 1,
+          min_object_quantile: float | None = 0.02,
           seed: int = 0, log: Callable[[str], None] | None = None) -> HogSvmDetector:
     """Train a one-class HOG + linear-SVM detector on a yolokit dataset (items are ``Sample``).
 
@@ -230,6 +236,8 @@ def train(dataset, class_index: int = 0, class_name: str | None = None, inner: i
             model's ``imgsz`` so detection does the same. pad: mirrored border of every pyramid level, in
             pixels, so that objects touching the image edge still fit a window with its context margin.
         rounds: hard-negative mining rounds after the first fit. c: LinearSVC's C.
+        min_object_quantile: the smallest object searched for is 0.8 x this quantile of the training boxes'
+            relative sizes (None: search every level).
     Returns:
         the trained, calibrated :class:`HogSvmDetector`.
     """
@@ -240,13 +248,19 @@ def train(dataset, class_index: int = 0, class_name: str | None = None, inner: i
     if len(all_boxes) == 0:
         raise DataError(f"no training boxes of class {class_name or class_index} in the dataset")
     window, marg = window_for(all_boxes, inner, margin)
+    min_object = 0.0
+    if min_object_quantile is not None:
+        rel = np.concatenate([np.sqrt(np.prod(b[:, 2:] - b[:, :2], axis=1)) / max(im.shape[:2])
+                              for im, b, _ in images.items if len(b)])
+        min_object = 0.8 * float(np.quantile(rel, min_object_quantile))
     params = HogParams(window)
     wy, wx = params.window_blocks
     model = HogSvmDetector(params, np.zeros((wy, wx, params.block_dim), np.float32), 0.0, margin=marg,
-                           scale=scale, imgsz=max_side or 0, pad=pad, class_names=[class_name or str(class_index)])
+                           scale=scale, imgsz=max_side or 0, pad=pad, min_object=min_object, class_names=[class_name or str(class_index)])
     pos = _positives(images, model, jitter, rng)
     neg = _negatives(images, model, neg_per_image, neg_iou, rng, hard=False)
-    log(f"window {window[0]}x{window[1]} (margin {marg[0]}), {len(all_boxes)} boxes in {len(images.items)} "
+    log(f"window {window[0]}x{window[1]} (margin {marg[0]}), objects >= {min_object:.3f} of the image side, "
+        f"{len(all_boxes)} boxes in {len(images.items)} "
         f"images -> {len(pos)} positives, {len(neg)} random negatives")
     for r in range(rounds + 1):
         w, b = _fit_svm(pos, neg, c, seed)
