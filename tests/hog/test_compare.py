@@ -24,6 +24,18 @@ def test_hog_flops_by_hand():
     assert hog_flops(m, [(128, 128)], imgsz=64) == 2 * 1 * 1764
 
 
+def test_prior_box_is_the_median_relative_box():
+    from types import SimpleNamespace
+
+    from yolokit.hog.compare import prior_box
+
+    recs = [SimpleNamespace(size=(100, 200), boxes=np.array([[20, 10, 180, 90]]), labels=np.array([0])),
+            SimpleNamespace(size=(100, 100), boxes=np.array([[0, 0, 50, 50], [10, 10, 90, 90]]),
+                            labels=np.array([1, 0]))]
+    data = SimpleNamespace(records=recs)
+    np.testing.assert_allclose(prior_box(data, 0), [0.1, 0.1, 0.9, 0.9])   # class 1's box is ignored
+
+
 def test_ap_per_100k_params():
     r = Result("m", "yolo", 416, ap50=0.5, ap=0.3, fps=10.0, params=200_000, flops=1e9)
     assert r.ap_per_100k == pytest.approx(0.15)
@@ -36,8 +48,9 @@ def test_compare_cli_writes_table_and_plot(shared, tmp_path, capsys):
     png = tmp_path / "plot.png"
     assert main(["compare", "--data", str(ROOT / "configs/data/raccoon.yaml"), "--hog", f"random={model}",
                  "--sizes", "128", "160", "--table-size", "160", "--limit", "2", "--write", str(md),
-                 "--plot", str(png)]) == 0
+                 "--plot", str(png), "--prior"]) == 0
     text = md.read_text()
+    assert "| median training box (prior) | 160 |" in text
     assert "<!-- bench:compare -->" in text and "| random | 160 |" in text and "| random | 128 |" not in text
     assert png.stat().st_size > 1000
 

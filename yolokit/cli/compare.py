@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--class", dest="class_name", help="class to score (default: the dataset's only class)")
     p.add_argument("--hog", nargs="*", default=[], metavar="[NAME=]MODEL.npz", help="HOG+SVM models")
     p.add_argument("--yolo", nargs="*", default=[], metavar="NAME=PATH[,WEIGHTS]", help="YOLO models")
+    p.add_argument("--prior", action="store_true",
+                   help="add a row for the median training box (4 numbers, sees no pixels): how much AP the "
+                        "dataset's layout alone gives")
     p.add_argument("--sizes", nargs="+", type=int, default=[224, 320, 416], help="input sizes")
     p.add_argument("--table-size", type=int, default=416, help="input size of the markdown table")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images")
@@ -41,6 +44,8 @@ def _entries(args):
             raise ConfigError(f"--yolo {spec!r}: expected NAME=PATH[,WEIGHTS]")
         path, _, weights = path.partition(",")
         out.append(Entry(name, "yolo", path, weights or None))
+    if getattr(args, "prior", False):
+        out.append(Entry("median training box (prior)", "prior", args.data))
     if not out:
         raise ConfigError("compare: give at least one --hog or --yolo model")
     return out

@@ -119,11 +119,41 @@ def evaluate(entry: Entry, samples: Sequence, sizes: Sequence[int], class_index:
             m = score(samples, dets, class_index, name)
             out.append(Result(entry.name, "yolo", size, m["AP50"], m["AP"], fps, params, yolo_flops(model, size)))
             log(f"{entry.name} @ {size}: AP50 {m['AP50']:.3f} AP {m['AP']:.3f} {fps:.1f} FPS")
+    elif entry.kind == "prior":
+        import torch
+
+        from yolokit.data import load_dataset
+
+        box = prior_box(load_dataset(entry.path, split="train"), class_index)
+
+        def predict(im):
+            h, w = im.shape[:2]
+            return torch.tensor([[box[0] * w, box[1] * h, box[2] * w, box[3] * h, 1.0, 0.0]])
+
+        dets, fps = _timed_predict(predict, images)
+        m = score(samples, dets, class_index, name)
+        for size in sizes:  # no input size: the same row at every size
+            out.append(Result(entry.name, "prior", size, m["AP50"], m["AP"], fps, 4, 0.0))
+        log(f"{entry.name}: AP50 {m['AP50']:.3f} AP {m['AP']:.3f} (box {np.round(box, 3).tolist()})")
     else:
         from yolokit.errors import ConfigError
 
-        raise ConfigError(f"compare: unknown model kind {entry.kind!r} for {entry.name} (expected hog or yolo)")
+        raise ConfigError(f"compare: unknown model kind {entry.kind!r} for {entry.name} "
+                          "(expected hog, yolo or prior)")
     return out
+
+
+def prior_box(dataset, class_index: int = 0) -> np.ndarray:
+    """The median training box of a class in image-relative coordinates ``[x1, y1, x2, y2]`` / (w, h, w, h):
+    a detector that has learned only where objects usually are (4 numbers). It tells how much of a score
+    comes from the dataset's layout rather than from seeing the object."""
+    rel = []
+    for rec in getattr(dataset, "records", None) or [dataset[i] for i in range(len(dataset))]:
+        h, w = getattr(rec, "size", None) or rec.orig_size
+        b = np.asarray(rec.boxes, np.float64)[np.asarray(rec.labels) == class_index]
+        rel.append(b / np.array([w, h, w, h]))
+    rel = np.concatenate(rel) if rel else np.zeros((0, 4))
+    return np.median(rel, axis=0) if len(rel) else np.array([0.1, 0.1, 0.9, 0.9])
 
 
 def table(results: Sequence[Result], imgsz: int) -> str:
@@ -146,6 +176,7 @@ def plot(results: Sequence[Result], path: str | Path, title: str = "") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=100)
+    results = [r for r in results if r.kind != "prior"]  # no speed to speak of: table only
     for name in dict.fromkeys(r.name for r in results):
         rs = sorted((r for r in results if r.name == name), key=lambda r: r.imgsz)
         ax.plot([r.fps for r in rs], [r.ap50 for r in rs], "o-", label=name)
