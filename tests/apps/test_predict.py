@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from yolokit.apps.predict import Predictor, tta_predict_fn
+from yolokit.apps.predict import Predictor, mirror_rows, tta_predict_fn
+from yolokit.models.heads import HeadSpec
 from yolokit.ops.boxes import box_iou
 
 
@@ -34,29 +35,55 @@ def test_boxes_are_clipped_to_the_original_image():
     assert det[0, 0].item() == 0.0
 
 
-def test_tta_merges_flipped_views_back_onto_the_image():
-    # The flipped view sees the box mirrored: 416 - 208 = 208 here, so both views agree and the NMS
-    # keeps one box at the same place as without TTA.
-    model = OneBox(208, 208, 104, 52)
-    plain = Predictor(model, imgsz=416)([np.zeros((100, 200, 3), np.uint8)])[0]
-    tta = Predictor(model, imgsz=416, tta=True, tta_views=[(1.0, False), (1.0, True)])
-    (det,) = tta([np.zeros((100, 200, 3), np.uint8)])
-    torch.testing.assert_close(det, plain)
+def test_mirror_rows_hand_computed():
+    # One [yolo] head, 2 anchors, stride 32 at size 64 -> a 2x2 grid: rows (a, r, c) = a*4 + r*2 + c.
+    # Mirroring swaps the columns: 0<->1, 2<->3 for each anchor. A [detection] head (2x2 cells, 1 box)
+    # follows with an offset of 8.
+    heads = [HeadSpec("yolo", 0, 1, [(10, 10), (20, 20)], (32.0, 32.0), (2, 2), num_boxes=2),
+             HeadSpec("detection", 1, 1, [], (32.0, 32.0), (2, 2), num_boxes=1)]
+    perm = mirror_rows(heads, 64)
+    assert perm.tolist() == [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10]
+    assert torch.equal(perm[perm], torch.arange(12))               # an involution
 
 
-def test_tta_flip_view_equals_detecting_on_the_mirrored_image(tiny, photos):
+def test_tta_is_mirror_symmetric(tiny, photos):
     # dog.jpg is 768x576: letterboxed to 416 it fills the width (no x padding), so mirroring the
-    # network input is mirroring the image. Without TTA on the mirrored image, then mirrored back,
-    # the detections must be those of the flip-only TTA view.
+    # network input is mirroring the image. Flip-averaged TTA sees {image, mirror}, whichever of the
+    # two it is given, so its detections on the mirrored photo are its detections on the photo, mirrored.
     image = cv2.imread(str(photos / "dog.jpg"))
     width = image.shape[1]
-    flipped = Predictor(tiny, imgsz=416, tta=True, tta_views=[(1.0, True)])([image])[0]
-    direct = Predictor(tiny, imgsz=416)([np.ascontiguousarray(image[:, ::-1])])[0]
-    direct = torch.cat((width - direct[:, 2:3], direct[:, 1:2], width - direct[:, 0:1], direct[:, 3:]), 1)
-    assert len(flipped) == len(direct) >= 3
-    assert torch.equal(flipped[:, 5], direct[:, 5])
-    torch.testing.assert_close(flipped[:, :4], direct[:, :4], atol=1.0, rtol=0)
-    torch.testing.assert_close(flipped[:, 4], direct[:, 4], atol=0.02, rtol=0)
+    tta = Predictor(tiny, imgsz=416, tta=True)
+    a = tta([image])[0]
+    b = tta([np.ascontiguousarray(image[:, ::-1])])[0]
+    b = torch.cat((width - b[:, 2:3], b[:, 1:2], width - b[:, 0:1], b[:, 3:]), 1)
+    assert len(a) == len(b) >= 3
+    assert torch.equal(a[:, 5], b[:, 5])
+    torch.testing.assert_close(a[:, :4], b[:, :4], atol=1.0, rtol=0)
+    torch.testing.assert_close(a[:, 4], b[:, 4], atol=0.02, rtol=0)
+
+
+def test_tta_flip_averages_rows_it_does_not_add_candidates(tiny, photos):
+    image = cv2.imread(str(photos / "horses.jpg"))
+    plain = Predictor(tiny, imgsz=320)
+    tta = Predictor(tiny, imgsz=320, tta=True)
+    with torch.inference_mode():
+        rows_plain = plain.infer(plain.preprocess([image]))
+        rows_tta = tta.infer(tta.preprocess([image]))
+    assert rows_tta.shape == rows_plain.shape                      # same N: averaged, not concatenated
+    names = tiny.class_names
+    found = tta([image])[0]
+    assert (found[:, 5] == names.index("horse")).sum() >= 3
+
+
+def test_tta_scales_join_before_the_nms(tiny, photos):
+    tta = Predictor(tiny, imgsz=320, tta=True, tta_scales=(1.0, 0.5), tta_flip=False)
+    assert tta.sizes == [320, 160]
+    image = cv2.imread(str(photos / "person.jpg"))
+    with torch.inference_mode():
+        rows = tta.infer(tta.preprocess([image]))
+    assert rows.shape[1] == 1500 + 375                             # 320: 3*(10^2+20^2); 160: 3*(5^2+10^2)
+    det = tta([image])[0]
+    assert (det[:, 0] >= 0).all() and (det[:, 2] <= image.shape[1]).all()
 
 
 def test_predictor_finds_opencv_reference_objects(tiny, photos):

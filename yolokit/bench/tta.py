@@ -1,8 +1,9 @@
 """Test-time augmentation: AP50 gained against inference time paid, on one dataset split.
 
-Each row runs :class:`yolokit.apps.predict.Predictor` over the split with a set of views ((scale of
-imgsz, mirrored) pairs; one forward pass each), merges the views before the NMS, and evaluates with
-:func:`yolokit.eval.evaluate` (VOC all-point AP at IoU 0.5, and pycocotools' AP50 / AP).
+Each row runs :class:`yolokit.apps.predict.Predictor` over the split with one TTA setting (the flip is
+averaged row by row with the plain prediction; other scales join before the NMS; one forward pass per
+size and per flip) and evaluates with :func:`yolokit.eval.evaluate` (VOC all-point AP at IoU 0.5, and
+pycocotools' AP50 / AP).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import time
 
 HELP = "TTA: AP50 effect and cost (time per image) of flips + scales merged before NMS"
 
-VIEW_SETS = {
-    "none": ((1.0, False),),
-    "flip": ((1.0, False), (1.0, True)),
-    "flip+scales (default)": None,  # yolokit.apps.predict.TTA_VIEWS
+#: name -> (tta, scales, flip)
+CONFIGS = {
+    "none": (False, (1.0,), False),
+    "flip, averaged (--tta)": (True, (1.0,), True),
+    "scales 1, 0.83, 0.67, union": (True, (1.0, 0.83, 0.67), False),
+    "flip + scales 1, 0.83, 0.67": (True, (1.0, 0.83, 0.67), True),
 }
 
 
@@ -32,7 +35,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import yolokit
-    from yolokit.apps.predict import TTA_VIEWS, Predictor
+    from yolokit.apps.predict import Predictor
     from yolokit.bench.common import markdown_table, write_section
     from yolokit.data import load_dataset
     from yolokit.eval import evaluate
@@ -45,10 +48,10 @@ def run(args) -> int:
         print(f"optimize_for_inference failed ({exc}); measuring the plain model")
         model = base
     configs = []
-    for name, views in VIEW_SETS.items():
-        views = list(views or TTA_VIEWS)
-        configs.append((name, views, Predictor(model, args.imgsz, args.conf, args.iou, device=args.device,
-                                               bgr=False, tta=len(views) > 1, tta_views=views)))
+    for name, (tta, scales, flip) in CONFIGS.items():
+        configs.append((name, len(scales) * (2 if flip else 1),
+                        Predictor(model, args.imgsz, args.conf, args.iou, device=args.device, bgr=False,
+                                  tta=tta, tta_scales=scales, tta_flip=flip)))
     # Interleaved per batch, so that load from other processes hits every configuration alike.
     dets = {name: [] for name, _, _ in configs}
     seconds = dict.fromkeys(dets, 0.0)
@@ -63,17 +66,17 @@ def run(args) -> int:
             dets[name].extend(d.cpu().numpy() for d in out)
     rows = []
     base_ms = 1000 * seconds["none"] / len(ds)
-    for name, views, _ in configs:
+    for name, passes, pred in configs:
         ms = 1000 * seconds[name] / len(ds)
         m = evaluate(ds, dets[name], metrics=("voc", "coco"))
         coco = m.get("coco") or {}
-        rows.append([name, " ".join(f"{s:g}{'f' if f else ''}" for s, f in views),
+        rows.append([name, f"{passes} ({', '.join(map(str, pred.sizes))})",
                      f"{ms:.0f}", f"{ms / base_ms:.2f}x", f"{100 * m['voc']:.1f}",
                      f"{100 * coco.get('AP50', float('nan')):.1f}", f"{100 * coco.get('AP', float('nan')):.1f}"])
         print(" | ".join(rows[-1]))
-    header = ["TTA", "views (scale, f = mirrored)", "ms/image", "cost", "VOC AP50", "COCO AP50", "COCO AP"]
+    header = ["TTA", "forward passes (sizes)", "ms/image", "cost", "VOC AP50", "COCO AP50", "COCO AP"]
     body = (f"`{args.model}` on `{args.data}` split `{args.split}` ({len(ds)} images), {args.imgsz}x{args.imgsz}, "
-            f"conf {args.conf}, NMS IoU {args.iou}; views merged before one NMS. Time per image includes "
+            f"conf {args.conf}, NMS IoU {args.iou}; everything merged before one NMS. Time per image includes "
             f"letterbox, forward passes and NMS (batch {args.batch}, {args.device}); the configurations "
             f"run alternately batch by batch, so machine load affects them alike.\n\n"
             + markdown_table(header, rows))

@@ -30,7 +30,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--nosave", action="store_true", help="write no annotated images/video")
     parser.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
     parser.add_argument("--show", action="store_true", help="show frames in a window (q or Esc stops)")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation: flips + scales, merged before NMS")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average with the mirrored image (before the NMS)")
+    parser.add_argument("--tta-scales", type=float, nargs="+", default=[1.0], metavar="S",
+                        help="with --tta, also these fractions of --imgsz (joined before the NMS), e.g. 1 0.83 0.67")
     parser.add_argument("--batch", type=int, default=1, help="frames per forward pass (video)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames per source")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -85,7 +88,8 @@ def run(args) -> int:
     model = load_model(args)
     names = getattr(model, "class_names", None)
     predictor = Predictor(model, args.imgsz, args.conf, args.iou, args.max_det,
-                          classes=parse_classes(args.classes, names), device=args.device, tta=args.tta)
+                          classes=parse_classes(args.classes, names), device=args.device, tta=args.tta,
+                          tta_scales=args.tta_scales)
     status = 0
     for source in sources:
         result = run_pipeline(source, predictor, args.out, batch=args.batch, save=not args.nosave,
