@@ -123,8 +123,10 @@ class HogSvmDetector:
 
         Returns:
             list of ``(K, 6)`` float tensors ``[x1, y1, x2, y2, score, class]`` in each image's pixels, through
-            :func:`yolokit.postprocess.postprocess` (the same confidence filter and NMS as the YOLO models).
+            :func:`yolokit.postprocess.postprocess` (the same confidence filter and NMS as the YOLO models),
+            clipped to the image.
         """
+        from yolokit.ops.boxes import clip
         from yolokit.postprocess import postprocess
 
         if isinstance(images, np.ndarray) and images.ndim == 3:
@@ -132,7 +134,9 @@ class HogSvmDetector:
         out = []
         for image in images:
             pred = self.raw_predictions(image, imgsz=imgsz, **kwargs)
-            out.append(postprocess(pred, conf_thres=conf, iou_thres=iou, max_det=max_det)[0])
+            det = postprocess(pred, conf_thres=conf, iou_thres=iou, max_det=max_det)[0]
+            det[:, :4] = clip(det[:, :4], image.shape[1], image.shape[0])  # windows may overhang (pad)
+            out.append(det)
         return out
 
     # ------------------------------------------------------------------ I/O
