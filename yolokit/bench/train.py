@@ -150,7 +150,7 @@ def _throughput(args) -> str:
     from yolokit.bench.common import markdown_table
     from yolokit.data import load_dataset
     from yolokit.engine import TrainConfig
-    from yolokit.engine.pipeline import LetterboxSet, collate
+    from yolokit.data import TrainDataset, build_loader
     from yolokit.engine.trainer import _train_mode, build_optimizer, build_train_model
     from yolokit.loss import build_loss
 
@@ -164,8 +164,8 @@ def _throughput(args) -> str:
     model = build_train_model(cfg, ds.class_names).to(device)
     criterion = build_loss(model.heads, box_loss="mse")
     optimizer = build_optimizer(model, cfg)
-    loader = torch.utils.data.DataLoader(LetterboxSet(ds, imgsz, augment=True), batch_size=args.batch,
-                                         shuffle=True, collate_fn=collate, drop_last=True)
+    loader = build_loader(TrainDataset(ds, imgsz, augment=True), args.batch, imgsz, train=True, workers=0,
+                          drop_last=True)
     _train_mode(model)
 
     def step(images, targets):
@@ -200,8 +200,8 @@ def _throughput(args) -> str:
                 "for yolov8n measured on another machine; those figures are not comparable with this one).")
     return "\n".join([
         f"Training throughput on coco128 (YOLO txt, train2017, 128 images): images per second through the whole "
-        f"training step -- data loading and augmentation (jitter, flip, HSV), forward, loss, backward, SGD "
-        f"step -- at {imgsz}x{imgsz}, batch {args.batch}, timed over {args.steps} steps after one warm-up "
+        "training step -- data loading and augmentation (yolokit.data defaults: crop, affine, flip, colour, "
+        f"mosaic 0.5), forward, loss, backward, SGD step -- at {imgsz}x{imgsz}, batch {args.batch}, timed over {args.steps} steps after one warm-up "
         "step, single process.",
         "",
         markdown_table(["model", "imgsz", "batch", "timed steps", "img/s"], rows),

@@ -47,7 +47,10 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("loss and data")
     g.add_argument("--box-loss", choices=("mse", "giou", "ciou"), default="mse")
     g.add_argument("--no-augment", dest="augment", action="store_false")
-    g.add_argument("--jitter", type=float, default=0.2)
+    g.add_argument("--mosaic", type=float, default=0.5, help="probability of a 4-image mosaic")
+    g.add_argument("--mixup", type=float, default=0.0, help="probability of mixup")
+    g.add_argument("--multiscale", type=int, nargs=2, metavar=("MIN", "MAX"),
+                   help="one random size per batch in [MIN, MAX], multiples of 32 (YOLOv2)")
     g.add_argument("--limit-train", type=int, default=0, help="use only the first N training images")
     g.add_argument("--limit-val", type=int, default=0)
     g.add_argument("--train-split", default="train")
@@ -58,6 +61,8 @@ def add_arguments(p) -> None:
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or N")
     g.add_argument("--workers", type=int, default=0)
     g.add_argument("--no-ema", dest="ema", action="store_false")
+    g.add_argument("--bn-momentum", type=float, default=0.03,
+                   help="BatchNorm momentum while training (Darknet uses 0.01; 0 keeps the model's)")
     g.add_argument("--no-amp", dest="amp", action="store_false")
     g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP")
     g.add_argument("--seed", type=int, default=0)
@@ -80,10 +85,12 @@ def run(args) -> int:
             raise ConfigError("yolokit train needs --model and --data (or --resume LAST_PT)")
         keys = ("model", "weights", "data", "out", "epochs", "imgsz", "batch", "nbs", "optimizer", "lr",
                 "momentum", "weight_decay", "schedule", "burn_in", "patience", "stop_at_map", "freeze",
-                "freeze_epochs", "keep_head", "max_updates", "box_loss", "augment", "jitter", "limit_train",
-                "limit_val", "train_split", "val_split", "val_before", "device", "workers", "ema", "amp",
-                "sync_bn", "seed", "progress", "clip_grad", "val_every")
+                "freeze_epochs", "keep_head", "max_updates", "box_loss", "augment", "mosaic", "mixup",
+                "multiscale", "limit_train", "limit_val", "train_split", "val_split", "val_before", "device",
+                "workers", "ema", "amp", "sync_bn", "seed", "progress", "clip_grad", "val_every", "bn_momentum")
         cfg = TrainConfig(**{k: getattr(args, k) for k in keys})
+        if cfg.multiscale:
+            cfg.multiscale = tuple(cfg.multiscale)
         if cfg.imgsz % 32:
             raise ConfigError(f"--imgsz {cfg.imgsz}: must be a multiple of 32")
     result = train(cfg)

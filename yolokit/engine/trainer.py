@@ -27,7 +27,6 @@ from torch import nn
 
 from yolokit.engine.checkpoint import load_checkpoint, save_checkpoint
 from yolokit.engine.ema import ModelEMA
-from yolokit.engine.pipeline import LetterboxSet, collate, worker_init
 from yolokit.engine.schedule import BurnInSchedule
 from yolokit.errors import ConfigError, YolokitError
 
@@ -58,6 +57,7 @@ class TrainConfig:
     steps: tuple[float, ...] = (0.8, 0.9)  # step schedule: fractions of the run
     scale: float = 0.1  # step schedule: factor at each step
     burn_in: int = 100  # warm-up updates (Darknet burn_in, (it/burn_in)^4)
+    bn_momentum: float = 0.03  # BatchNorm running-stat momentum while training (0 = keep the model's)
     ema: bool = True
     ema_decay: float = 0.9999
     ema_tau: float = 2000.0
@@ -69,8 +69,10 @@ class TrainConfig:
     stop_at_map: float = 0.0  # stop once val AP50 reaches this (0 = off)
     box_loss: str = "mse"  # mse | giou | ciou
     loss_weights: dict = field(default_factory=dict)  # lambda_* overrides for the loss
-    augment: bool = True
-    jitter: float = 0.2
+    augment: bool = True  # yolokit.data's pipeline: crop, affine, flip, colour, mosaic (off for validation)
+    mosaic: float = 0.5  # probability of a 4-image mosaic (yolokit.data.AugmentConfig)
+    mixup: float = 0.0
+    multiscale: tuple[int, int] | None = None  # e.g. (320, 608): one random size per batch (YOLOv2)
     val_split: str = "val"
     train_split: str = "train"
     limit_train: int = 0  # use only the first N training images (0 = all)
@@ -230,7 +232,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 def validate(model: nn.Module, loader, dataset, device: torch.device, conf: float = 0.005,
              iou: float = 0.45) -> dict:
     """VOC AP at IoU 0.5 (all-point and 07 11-point, difficult ignored) of ``model`` on the ``loader``'s
-    images, boxes mapped back to original pixels. Returns ``{"map50", "map50_07", "per_class"}``."""
+    letterboxed images (a :func:`yolokit.data.build_loader` without augmentation: its metas carry ``index``,
+    ``scale`` and ``pad``), boxes mapped back to original pixels. Returns ``{"map50", "map50_07", "per_class"}``."""
+    from yolokit.data import unletterbox_boxes
     from yolokit.eval import Detections, GroundTruth, voc_evaluate
     from yolokit.postprocess import postprocess
 
@@ -239,14 +243,9 @@ def validate(model: nn.Module, loader, dataset, device: torch.device, conf: floa
     dets, samples = [], []
     for images, _, metas in loader:
         pred = model(images.to(device, non_blocking=True)).float()
-        for d, (index, (rx, ry), (px, py)) in zip(postprocess(pred, conf_thres=conf, iou_thres=iou), metas):
-            d = d.cpu()
-            d[:, [0, 2]] = (d[:, [0, 2]] - px) / rx
-            d[:, [1, 3]] = (d[:, [1, 3]] - py) / ry
-            r = dataset.records[index]
-            d[:, [0, 2]] = d[:, [0, 2]].clamp(0, r.size[1])
-            d[:, [1, 3]] = d[:, [1, 3]].clamp(0, r.size[0])
-            dets.append(d)
+        for d, meta in zip(postprocess(pred, conf_thres=conf, iou_thres=iou), metas):
+            r = dataset.records[meta["index"]]
+            dets.append(unletterbox_boxes(d.cpu(), meta["scale"], meta["pad"], tuple(r.size)))
             samples.append(r)
     model.train(was_training)
     gt = GroundTruth.from_samples(samples)
@@ -257,13 +256,36 @@ def validate(model: nn.Module, loader, dataset, device: torch.device, conf: floa
 
 
 # ----------------------------------------------------------------------------- the loop
-def _loader(ds: LetterboxSet, batch: int, shuffle: bool, workers: int, sampler=None, seed: int = 0):
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle and sampler is None,
-                                       sampler=sampler, num_workers=workers, collate_fn=collate,
-                                       worker_init_fn=worker_init, generator=g, drop_last=False,
-                                       persistent_workers=False)
+def _subset(dataset, n: int):
+    """The first ``n`` images of a DetectionDataset (a shallow copy sharing the records); all when n == 0."""
+    if not n or n >= len(dataset):
+        return dataset
+    import copy
+
+    sub = copy.copy(dataset)
+    sub.records = dataset.records[:n]
+    return sub
+
+
+def _train_loader(train_set, cfg: TrainConfig, epoch: int, world: int, rank: int):
+    """This epoch's batches. Single process: yolokit.data's multi-scale batch sampler; DDP: a
+    DistributedSampler (one fixed size). Both are seeded from ``seed + epoch``, and the dataset's augmentation
+    RNG is re-seeded from torch's seed (set per epoch by the caller) -- so a resumed run replays the same
+    epochs as an uninterrupted one."""
+    from yolokit.data import build_loader, collate
+
+    train_set._pid = None  # yolokit.data.TrainDataset re-seeds its augmentation RNG on next use
+    if world == 1:
+        loader = build_loader(train_set, cfg.batch, cfg.imgsz, train=True, workers=cfg.workers,
+                              multiscale=cfg.multiscale, seed=cfg.seed)
+        loader.batch_sampler.set_epoch(epoch)
+        return loader
+    sampler = torch.utils.data.distributed.DistributedSampler(train_set, num_replicas=world, rank=rank,
+                                                              shuffle=True, seed=cfg.seed)
+    sampler.set_epoch(epoch)
+    g = torch.Generator().manual_seed(cfg.seed + epoch)
+    return torch.utils.data.DataLoader(train_set, batch_size=cfg.batch, sampler=sampler, num_workers=cfg.workers,
+                                       collate_fn=collate, generator=g)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -311,6 +333,12 @@ def train(cfg: TrainConfig) -> dict:
     model = build_train_model(cfg, class_names, fetch_pretrained=resume_state is None)
     if resume_state is not None:
         model.load_state_dict(resume_state.get("raw_model", resume_state["model"]))
+    if cfg.bn_momentum > 0:
+        # Darknet's rolling average (momentum 0.01) needs tens of thousands of updates to settle; in a short run
+        # the eval-mode statistics would lag the trained weights badly.
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = cfg.bn_momentum
     freeze_layers(model, cfg.freeze)
     model.to(device)
     if cfg.sync_bn and world > 1:
@@ -323,16 +351,14 @@ def train(cfg: TrainConfig) -> dict:
     optimizer = build_optimizer(model, cfg)
     ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
 
-    train_idx = list(range(len(train_ds)))[: cfg.limit_train or None]
-    val_idx = list(range(len(val_ds)))[: cfg.limit_val or None]
-    train_set = LetterboxSet(train_ds, cfg.imgsz, augment=cfg.augment, indices=train_idx, jitter=cfg.jitter)
-    val_set = LetterboxSet(val_ds, cfg.imgsz, augment=False, indices=val_idx)
-    sampler = None
-    if world > 1:
-        sampler = torch.utils.data.distributed.DistributedSampler(train_set, num_replicas=world, rank=rank,
-                                                                  shuffle=True, seed=cfg.seed)
+    from yolokit.data import TrainDataset, build_loader
+    from yolokit.data.augment import AugmentConfig
+
+    augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
+    train_set = TrainDataset(_subset(train_ds, cfg.limit_train), cfg.imgsz, augment=augment)
+    val_set = TrainDataset(_subset(val_ds, cfg.limit_val), cfg.imgsz, augment=None)
     accumulate = max(1, round(cfg.nbs / (cfg.batch * world)))
-    batches_per_epoch = math.ceil(len(train_set) / (cfg.batch * world))
+    batches_per_epoch = math.ceil(math.ceil(len(train_set) / world) / cfg.batch)
     updates_per_epoch = math.ceil(batches_per_epoch / accumulate)
     scheduler = BurnInSchedule(optimizer, cfg.epochs * updates_per_epoch, cfg.schedule, cfg.burn_in,
                                steps=cfg.steps, scale=cfg.scale)
@@ -357,7 +383,7 @@ def train(cfg: TrainConfig) -> dict:
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    val_loader = _loader(val_set, cfg.batch, False, cfg.workers) if main else None
+    val_loader = build_loader(val_set, cfg.batch, cfg.imgsz, train=False, workers=cfg.workers) if main else None
     logger = _Logger(out, cfg.tensorboard) if main else None
     if main:
         print(f"train: {len(train_set)} images, val: {len(val_set)} images, {len(class_names)} classes, "
@@ -376,13 +402,11 @@ def train(cfg: TrainConfig) -> dict:
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         _seed_all(cfg.seed + 1000 * (epoch + 1) + rank)
-        if cfg.freeze and cfg.freeze_epochs and epoch >= cfg.freeze_epochs and getattr(model, "_frozen_layers", 0):
+        if cfg.freeze_epochs and epoch >= cfg.freeze_epochs and getattr(model, "_frozen_layers", 0):
             unfreeze_layers(model)
             if main:
                 print(f"epoch {epoch + 1}: unfreezing the first {cfg.freeze} layers")
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        loader = _loader(train_set, cfg.batch, True, cfg.workers, sampler, seed=cfg.seed + epoch)
+        loader = _train_loader(train_set, cfg, epoch, world, rank)
         _train_mode(train_model)
         sums = {"loss": 0.0, "box": 0.0, "obj": 0.0, "noobj": 0.0, "cls": 0.0}
         seen = 0
@@ -398,7 +422,7 @@ def train(cfg: TrainConfig) -> dict:
             targets = targets.to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 outputs = train_model(images)
-            loss, parts = criterion([o.float() for o in outputs], targets)
+            loss, parts = criterion([o.float() for o in outputs], targets, img_size=tuple(images.shape[2:]))
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1} "

@@ -127,7 +127,10 @@ class YoloLoss(nn.Module):
         return assign_anchors(targets, [h.anchors for h in self.heads], [h.stride for h in self.heads],
                               [tuple(o.shape[2:4]) for o in outputs], self.groups, self.iou_thresh)
 
-    def forward(self, outputs: list[Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, outputs: list[Tensor], targets: Tensor,
+                img_size: tuple[int, int] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """``img_size`` is accepted for symmetry with :class:`YoloV1Loss`; the grid sizes and strides tell
+        this loss everything it needs."""
         if len(outputs) != len(self.heads):
             raise ValueError(f"got {len(outputs)} outputs for {len(self.heads)} heads")
         n = outputs[0].shape[0]
