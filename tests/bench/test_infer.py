@@ -12,5 +12,5 @@ def test_bench_infer_runs_and_writes_its_section(shared, tmp_path, capsys):
     assert rc == 0
     text = md.read_text()
     assert "<!-- bench:infer -->" in text and "optimize_for_inference (fused oneDNN)" in text
-    rows = [line for line in text.splitlines() if line.startswith("| 1 |")]
+    rows = [line for line in text.splitlines() if line.startswith("| 1 (")]
     assert rows and all("| yes |" in line for line in rows if "bfloat16" not in line)

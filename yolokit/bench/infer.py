@@ -14,6 +14,7 @@ scores within 0.01.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -31,6 +32,33 @@ def add_arguments(parser):
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (inductor)")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast of the optimized model")
     parser.add_argument("--shared", default=None, help="path to shared/data (default: ../shared/data)")
+    parser.add_argument("--omp-passive", action="store_true",
+                        help="also time every contender in a child process with OMP_WAIT_POLICY=PASSIVE (OpenMP "
+                             "threads sleep instead of spinning; matters on a busy, shared CPU)")
+    parser.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)  # used by --omp-passive's child
+
+
+def _passive_rows(args) -> list:
+    """Re-run this benchmark in a child process with OMP_WAIT_POLICY=PASSIVE (libgomp reads it only when it is
+    loaded, so it cannot be changed in this process) and return its table rows."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rows.json")
+        cmd = [sys.executable, "-m", "yolokit", "bench", "infer", "--imgsz", str(args.imgsz),
+               "--repeat", str(args.repeat), "--rows-json", out]
+        for flag in ("cfg", "weights", "threads", "shared"):
+            if getattr(args, flag):
+                cmd += [f"--{flag}", str(getattr(args, flag))]
+        cmd += ["--bf16"] if args.bf16 else []
+        subprocess.run(cmd, check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+                       stdout=subprocess.DEVNULL)
+        with open(out) as f:
+            return json.load(f)
 
 
 def _shared(arg):
@@ -194,7 +222,7 @@ def run(args):
             ok, min_iou, max_diff = agree[name]
             rows.append([threads, name, statistics.median(times[name]), min(times[name]), ratio,
                          "yes" if ok else "NO", f"{min_iou:.4f}", f"{max_diff:.4f}"])
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not args.rows_json:
         gpu = model.to("cuda")
         xg = x.cuda()
 
@@ -209,7 +237,17 @@ def run(args):
             rows.append(["-", f"{name} ({torch.cuda.get_device_name(0)})", statistics.median(v), min(v), "-", "-",
                          "-", "-"])
         model.to("cpu")
-    header = ["threads", "contender", "median ms", "min ms", f"x {peer or 'peer'} (per-round median)",
+    if args.rows_json:
+        import json
+
+        with open(args.rows_json, "w") as f:
+            json.dump(rows, f)
+        return 0
+    policy = os.environ.get("OMP_WAIT_POLICY", "default")
+    rows = [[f"{r[0]} ({policy})", *r[1:]] for r in rows]
+    if args.omp_passive:
+        rows += [[f"{r[0]} (PASSIVE)", *r[1:]] for r in _passive_rows(args)]
+    header = ["threads (OMP_WAIT_POLICY)", "contender", "median ms", "min ms", f"x {peer or 'peer'} (per-round median)",
               "detections agree", "min IoU", "max score diff"]
     table = markdown_table(header, rows)
     flops = model.flops() * (size / model.input_size[0]) * (size / model.input_size[1])
@@ -217,9 +255,11 @@ def run(args):
             f"{flops / 1e9:.2f} BFLOPs (Darknet convention).\n\n{table}\n\n"
             "Detections: conf 0.25, NMS 0.45 on dog/person/horses.jpg, compared with eager torch (same count and "
             "classes, IoU >= 0.99, scores within 0.01). " + " ".join(notes)
-            + f"\n\nMachine load (1-min load average) {load_before:.1f} before timing, {os.getloadavg()[0]:.1f} after; "
-            "on a shared CPU the multi-threaded rows suffer most (OpenMP barriers wait for descheduled threads), "
-            "so the 1-thread rows are the steadier comparison.")
+            + f"\n\nMachine load (1-min load average) {load_before:.1f} before timing, {os.getloadavg()[0]:.1f} after. "
+            "On a busy, shared CPU torch's OpenMP threads spin-wait at every barrier while their partner is "
+            "descheduled, so multi-threaded torch rows suffer far more than OpenCV's own thread pool; "
+            "OMP_WAIT_POLICY=PASSIVE (rows marked PASSIVE: a child process, same contenders) or 1 thread removes "
+            "that effect. On an idle machine the default (spinning) is the faster policy.")
     print(body)
     if args.write:
         write_section(args.write, "infer", body)
