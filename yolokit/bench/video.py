@@ -5,6 +5,11 @@ draw + encode thread, writing an .mp4); forward-only is the same model on the sa
 frames with nothing else. The two are measured alternately, ``--repeat`` times each, and the median
 ratio is reported, so load on the machine hits both alike. Target: ratio >= 0.9 (decode, draw and
 encode hidden behind inference).
+
+On a machine shared with other busy processes, run it with ``OMP_WAIT_POLICY=PASSIVE``: OpenMP's
+default spin-waiting makes back-to-back forward passes burn CPU while their sibling thread is
+descheduled, which slows the forward-only loop far more than the pipeline (measured: 205 vs 65 CPU
+ms/frame at a load average of 12 on 2 CPUs) and makes the ratio meaningless.
 """
 
 from __future__ import annotations
@@ -121,7 +126,8 @@ def run(args) -> int:
             print(f"{rows[-1][0]} batch {batch}: forward-only {m['fwd']:.1f} FPS, end-to-end {m['e2e']:.1f} FPS, "
                   f"ratio {m['ratio']:.2f} (runs: {', '.join(f'{r:.2f}' for r in m['ratios'])})")
     torch.set_num_threads(default_threads)
-    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs"
+    load = (f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs, "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     header = ["device", "batch", "frames", "forward-only FPS", "end-to-end FPS", "ratio (median)",
               "ratio per run", "CPU ms/frame: forward-only / end-to-end", "ms/frame: decode / preprocess / infer / postprocess / draw+encode"]
     body = (f"`yolokit detect` on `{Path(args.video).name}` ({w}x{h}, {fps:g} fps) with "
