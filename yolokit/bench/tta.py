@@ -75,7 +75,7 @@ def run(args) -> int:
                      f"{100 * coco.get('AP50', float('nan')):.1f}", f"{100 * coco.get('AP', float('nan')):.1f}"])
         print(" | ".join(rows[-1]))
     header = ["TTA", "forward passes (sizes)", "ms/image", "cost", "VOC AP50", "COCO AP50", "COCO AP"]
-    body = (f"`{args.model}` on `{args.data}` split `{args.split}` ({len(ds)} images), {args.imgsz}x{args.imgsz}, "
+    body = (f"{_describe(args.model)} on `{args.data}` split `{args.split}` ({len(ds)} images), {args.imgsz}x{args.imgsz}, "
             f"conf {args.conf}, NMS IoU {args.iou}; everything merged before one NMS. Time per image includes "
             f"letterbox, forward passes and NMS (batch {args.batch}, {args.device}); the configurations "
             f"run alternately batch by batch, so machine load affects them alike.\n\n"
@@ -85,3 +85,23 @@ def run(args) -> int:
         write_section(args.write, "tta", body)
         print(f"updated section 'tta' of {args.write}")
     return 0
+
+
+def _describe(path: str) -> str:
+    """The model file, with its md5 prefix and, for a yolokit checkpoint, how it was trained."""
+    from pathlib import Path
+
+    from yolokit.apps.assets import md5sum
+
+    text = f"`{path}` (md5 {md5sum(path)[:8]}"
+    if Path(path).suffix in (".pt", ".pth"):
+        import torch
+
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        targs = ckpt.get("train_args") or {}
+        if "epoch" in ckpt:
+            text += f", epoch {ckpt['epoch']}"
+        if targs:
+            text += f" of `yolokit train --data {targs.get('data')} --epochs {targs.get('epochs')} " \
+                    f"--imgsz {targs.get('imgsz')}` from `{Path(str(targs.get('weights'))).name}`"
+    return text + ")"
