@@ -259,7 +259,8 @@ def run(args):
             "On a busy, shared CPU torch's OpenMP threads spin-wait at every barrier while their partner is "
             "descheduled, so multi-threaded torch rows suffer far more than OpenCV's own thread pool; "
             "OMP_WAIT_POLICY=PASSIVE (rows marked PASSIVE: a child process, same contenders) or 1 thread removes "
-            "that effect. On an idle machine the default (spinning) is the faster policy.")
+            "that effect (spinning exists to cut wake-up latency on an idle machine; that case could not be measured "
+            "here).")
     print(body)
     if args.write:
         write_section(args.write, "infer", body)
