@@ -27,6 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from yolokit.data.transforms import letterbox, unletterbox_boxes
+from yolokit.ops.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
+from yolokit.postprocess import postprocess
+
 #: Default TTA: flip-averaged at the given size only (see the module docstring).
 TTA_SCALES = (1.0,)
 
@@ -118,7 +122,6 @@ class Predictor:
     # ----------------------------------------------------------------------------- stages
     def letterbox(self, images: Sequence[np.ndarray], size: int) -> View:
         """Letterbox each HxWx3 uint8 image to ``size`` and stack to (B,3,S,S) float RGB [0,1]."""
-        from yolokit.data.transforms import letterbox
 
         boxed, scales, pads = [], [], []
         for image in images:
@@ -155,8 +158,6 @@ class Predictor:
         size's (flip-averaged) predictions mapped to original-image pixels, concatenated along N."""
         if not self.tta:
             return self.model(batch.x)
-        from yolokit.data.transforms import unletterbox_boxes
-        from yolokit.ops.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 
         merged = []
         for view in batch.views:
@@ -170,8 +171,6 @@ class Predictor:
 
     def postprocess(self, pred: Tensor, batch: Batch) -> list[Tensor]:
         """One confidence filter + NMS, then boxes in each original image's pixels (clipped to it)."""
-        from yolokit.data.transforms import unletterbox_boxes
-        from yolokit.postprocess import postprocess
 
         dets = postprocess(pred.float(), self.conf, self.iou, self.max_det, classes=self.classes)
         view = batch.views[0]
