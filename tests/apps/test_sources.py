@@ -127,3 +127,28 @@ def test_bad_sources_name_the_problem(tmp_path):
     (tmp_path / "broken.avi").write_bytes(b"RIFF0000AVI junk")
     with pytest.raises(DataError, match="cannot open"):
         open_source(str(tmp_path / "broken.avi"))
+
+
+def test_http_stream_is_a_live_source(video02):
+    # A real HTTP stream: the traffic video served by a local HTTP server, read through FFmpeg.
+    import functools
+    import http.server
+    import socketserver
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(video02.parent))
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            src = open_source(f"http://127.0.0.1:{server.server_address[1]}/{video02.name}?x=1")
+            assert src.name == "video02" and src.length is None and src.fps == pytest.approx(25.0)
+            with pytest.raises(TypeError):
+                len(src)
+            frames = [f.index for f in src]
+        finally:
+            server.shutdown()
+    assert frames == list(range(748)) and src.failed == 0

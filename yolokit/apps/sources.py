@@ -143,7 +143,10 @@ def open_source(spec: str, max_failures: int = 25) -> ImageSource | VideoSource:
     if spec.isdigit():
         return VideoSource(int(spec), f"webcam{spec}", max_failures)
     if STREAM_RE.match(spec):
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.split("://", 1)[1]).strip("_")[:60] or "stream"
+        # Output name: the URL's last path component (camera/stream.sdp -> stream), else its host.
+        rest = spec.split("://", 1)[1].split("?", 1)[0].rstrip("/")
+        tail = Path(rest.split("/", 1)[1]).stem if "/" in rest else rest.rsplit("@", 1)[-1]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", tail).strip("_")[:60] or "stream"
         return VideoSource(spec, name, max_failures)
     path = Path(spec)
     if path.is_dir():
