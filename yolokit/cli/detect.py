@@ -57,6 +57,11 @@ def load_model(args):
 
     if args.imgsz % 32:
         raise ConfigError(f"--imgsz {args.imgsz}: must be a multiple of 32 (the YOLO stride)")
+    if str(args.device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {args.device}: this torch sees no CUDA device (use --device cpu)")
     model = yolokit.load(args.model, weights=args.weights, names=args.names, device=args.device)
     return model.optimize_for_inference()
 
