@@ -111,7 +111,7 @@ def run(args):
         print(f"{path.name}: OpenCV {cv_ms:.1f} ms, yolokit {ours_ms:.1f} ms, ratio {ours_ms / cv_ms:.2f} "
               f"({len(margins)} vs {len(scores)} windows, {missing} unmatched, max score diff {worst:.1e})")
 
-    header = ["image", "size", "levels", "windows (OpenCV)", "windows (yolokit)", "unmatched", "max |score diff|",
+    header = ["image", "size", "levels", "windows (OpenCV)", "windows (yolokit)", "unmatched", "max score diff",
               "detectMultiScale ms", "yolokit scan ms", "ratio (target <= 1.5)"]
     body = (f"HOG+SVM scanning, OpenCV's 64x128 people SVM, stride 8, pyramid ratio {args.scale}, no padding, "
             f"hitThreshold {args.threshold}, {cv2.getNumThreads()} OpenCV threads; median of {args.repeat} "
