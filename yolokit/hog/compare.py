@@ -1,8 +1,8 @@
 """Side by side: HOG+SVM against YOLO models on one dataset split, same NMS, same evaluator, same CPU.
 
 For every model and input size: AP50 and AP (COCO protocol, pycocotools), FPS (images per second of
-``predict`` -- resize, forward or scan, NMS -- on decoded images, batch 1, this machine's threads), learned
-parameters, FLOPs per image, and the lectures' compactness ratio AP / (params / 100K).
+``predict`` -- resize, forward or scan, NMS -- on decoded images, batch 1, this machine's threads; YOLO models
+after ``optimize_for_inference``), learned parameters (before batch-norm folding), FLOPs per image, and the lectures' compactness ratio AP / (params / 100K).
 
 FLOPs: for YOLO, ``torch.utils.flop_counter`` on one forward at the input size (2 x multiply-accumulates, the
 Darknet convention). For HOG+SVM, 2 x (windows scanned) x (descriptor length): the classifier "run many
@@ -114,8 +114,10 @@ def evaluate(entry: Entry, samples: Sequence, sizes: Sequence[int], class_index:
 
         model = yolokit.load(entry.path, weights=entry.weights).eval()
         params = sum(p.numel() for p in model.parameters())
+        # timed as deployed: batch-norm folded, fused convs, channels-last (same outputs to float rounding)
+        fast = model.optimize_for_inference() if hasattr(model, "optimize_for_inference") else model
         for size in sizes:
-            dets, fps = _timed_predict(lambda im: model.predict(im, conf=0.001, iou=0.45, imgsz=size)[0], images)
+            dets, fps = _timed_predict(lambda im: fast.predict(im, conf=0.001, iou=0.45, imgsz=size)[0], images)
             m = score(samples, dets, class_index, name)
             out.append(Result(entry.name, "yolo", size, m["AP50"], m["AP"], fps, params, yolo_flops(model, size)))
             log(f"{entry.name} @ {size}: AP50 {m['AP50']:.3f} AP {m['AP']:.3f} {fps:.1f} FPS")
