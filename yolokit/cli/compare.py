@@ -81,7 +81,8 @@ def run(args) -> int:
 
         body = (f"`{names[index]}` on {Path(args.data).name} split `{args.split}` ({n} images), input size "
                 f"{args.table_size}. AP50/AP: COCO protocol (pycocotools) on detections at conf 0.001 after "
-                "yolokit's NMS (IoU 0.45). FPS: `predict` per image, batch 1, decoded images, this CPU (YOLO after `optimize_for_inference`). FLOPs: "
+                "yolokit's NMS (IoU 0.45). FPS: `predict` per image, batch 1, decoded images, this CPU (YOLO "
+                "after `optimize_for_inference`). FLOPs: "
                 "YOLO = torch's counter for one forward (2 x MACs); HOG+SVM = 2 x windows x descriptor length "
                 "(HOG extraction itself not counted). Input size: YOLO's square input; HOG's longer image side."
                 f"\n\n{md}\n")

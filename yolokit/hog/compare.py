@@ -2,7 +2,8 @@
 
 For every model and input size: AP50 and AP (COCO protocol, pycocotools), FPS (images per second of
 ``predict`` -- resize, forward or scan, NMS -- on decoded images, batch 1, this machine's threads; YOLO models
-after ``optimize_for_inference``), learned parameters (before batch-norm folding), FLOPs per image, and the lectures' compactness ratio AP / (params / 100K).
+after ``optimize_for_inference``), learned parameters (before batch-norm folding), FLOPs per image, and the
+lectures' compactness ratio AP / (params / 100K).
 
 FLOPs: for YOLO, ``torch.utils.flop_counter`` on one forward at the input size (2 x multiply-accumulates, the
 Darknet convention). For HOG+SVM, 2 x (windows scanned) x (descriptor length): the classifier "run many

@@ -168,7 +168,8 @@ class HogSvmDetector:
                 params = HogParams(tuple(int(v) for v in z["window"]), block, stride, cell, bins)
                 scale, upscale, min_score, imgsz, pad, min_object = (float(v) for v in z["scan"])
                 return cls(params, z["weights"], float(z["bias"]), tuple(float(v) for v in z["calib"]),
-                           tuple(int(v) for v in z["margin"]), scale, upscale, min_score, int(imgsz), int(pad), min_object,
+                           tuple(int(v) for v in z["margin"]), scale, upscale, min_score, int(imgsz), int(pad),
+                           min_object,
                            [str(v) for v in z["class_names"]])
         except FileNotFoundError as exc:
             raise WeightsError(f"{path}: model file not found") from exc

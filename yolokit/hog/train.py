@@ -256,7 +256,8 @@ def train(dataset, class_index: int = 0, class_name: str | None = None, inner: i
     params = HogParams(window)
     wy, wx = params.window_blocks
     model = HogSvmDetector(params, np.zeros((wy, wx, params.block_dim), np.float32), 0.0, margin=marg,
-                           scale=scale, imgsz=max_side or 0, pad=pad, min_object=min_object, class_names=[class_name or str(class_index)])
+                           scale=scale, imgsz=max_side or 0, pad=pad, min_object=min_object,
+                           class_names=[class_name or str(class_index)])
     pos = _positives(images, model, jitter, rng)
     neg = _negatives(images, model, neg_per_image, neg_iou, rng, hard=False)
     log(f"window {window[0]}x{window[1]} (margin {marg[0]}), objects >= {min_object:.3f} of the image side, "
