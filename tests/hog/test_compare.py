@@ -58,3 +58,22 @@ def test_compare_cli_writes_table_and_plot(shared, tmp_path, capsys):
 def test_compare_cli_needs_a_model(shared, capsys):
     assert main(["compare", "--data", str(ROOT / "configs/data/raccoon.yaml")]) == 2
     assert "at least one" in capsys.readouterr().err
+
+
+def test_score_counts_only_the_chosen_class():
+    from types import SimpleNamespace
+
+    from yolokit.hog.scoring import score
+
+    def sample(i, boxes, labels):
+        n = len(boxes)
+        return SimpleNamespace(boxes=np.array(boxes, np.float32), labels=np.array(labels), image_id=i,
+                               difficult=np.zeros(n, bool), iscrowd=np.zeros(n, bool), orig_size=(100, 100),
+                               path=f"{i}.jpg")
+
+    samples = [sample(0, [[10, 10, 50, 50], [60, 60, 90, 90]], [1, 0]), sample(1, [[0, 0, 40, 40]], [1])]
+    hit = [np.array([[10, 10, 50, 50, 0.9, 0]]), np.array([[0, 0, 40, 40, 0.8, 0]])]
+    assert score(samples, hit, class_index=1)["voc"] == pytest.approx(1.0)
+    assert score(samples, hit, class_index=1)["gt"] == 2
+    wrong = [np.array([[60, 60, 90, 90, 0.9, 0]]), np.zeros((0, 6))]        # class 0's box: a false positive
+    assert score(samples, wrong, class_index=1)["voc"] == pytest.approx(0.0)
