@@ -6,9 +6,12 @@ outputs) -> :func:`yolokit.loss.build_loss` -> backward, with gradients accumula
 the EMA weights -> ``last.pt`` (and ``best.pt`` when the mAP improved), written atomically -> CSV and
 TensorBoard rows -> early stop when the mAP has not improved for ``patience`` epochs.
 
-Determinism: every epoch re-seeds python / numpy / torch from ``seed + epoch``, so ``--resume`` from the
-checkpoint of epoch k replays epochs k+1.. exactly as an uninterrupted run would (on the same device and
-thread count).
+Batches come from :mod:`yolokit.data` (``TrainDataset`` + ``build_loader``: letterbox, albumentations, mosaic,
+multi-scale; a ``DistributedSampler`` under torchrun).
+
+Determinism: every epoch re-seeds python / numpy / torch (and the data pipeline's augmentation RNG) from
+``seed + epoch``, so ``--resume`` from the checkpoint of epoch k replays epochs k+1.. exactly as an
+uninterrupted run would (on the same device and thread count).
 """
 
 from __future__ import annotations
@@ -309,7 +312,8 @@ def train(cfg: TrainConfig) -> dict:
 
     Raises :class:`NonFiniteLossError` (a YolokitError: the CLI prints one line) when the loss goes NaN/inf.
     """
-    from yolokit.data import load_dataset
+    from yolokit.data import TrainDataset, build_loader, load_dataset
+    from yolokit.data.augment import AugmentConfig
     from yolokit.loss import build_loss
 
     device = _resolve_device(cfg.device)
@@ -351,9 +355,6 @@ def train(cfg: TrainConfig) -> dict:
     optimizer = build_optimizer(model, cfg)
     ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
 
-    from yolokit.data import TrainDataset, build_loader
-    from yolokit.data.augment import AugmentConfig
-
     augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
     train_set = TrainDataset(_subset(train_ds, cfg.limit_train), cfg.imgsz, augment=augment)
     val_set = TrainDataset(_subset(val_ds, cfg.limit_val), cfg.imgsz, augment=None)
@@ -386,6 +387,7 @@ def train(cfg: TrainConfig) -> dict:
     val_loader = build_loader(val_set, cfg.batch, cfg.imgsz, train=False, workers=cfg.workers) if main else None
     logger = _Logger(out, cfg.tensorboard) if main else None
     if main:
+        print(f"train set: {train_set.summary()}")
         print(f"train: {len(train_set)} images, val: {len(val_set)} images, {len(class_names)} classes, "
               f"batch {cfg.batch} x {world} process(es), accumulate {accumulate} -> {updates_per_epoch} "
               f"updates/epoch, device {device}{', AMP' if use_amp else ''}")
