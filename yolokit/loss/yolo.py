@@ -35,8 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from yolokit.loss.targets import Assignment, assign_anchors
-from yolokit.ops.boxes import (cxcywh_to_xyxy, elementwise_ciou, elementwise_giou, elementwise_iou,
-                               xyxy_to_cxcywh)
+from yolokit.ops.boxes import box_iou, cxcywh_to_xyxy, elementwise_ciou, elementwise_giou, xyxy_to_cxcywh
 
 BOX_LOSSES = ("mse", "giou", "ciou")
 _MAX_EXP = math.log(1e4)  # clamp tw/th before exp so a diverging prediction cannot overflow
@@ -157,11 +156,8 @@ class YoloLoss(nn.Module):
             ignore = torch.zeros(p.shape[:4], dtype=torch.bool, device=p.device)
             if targets.numel():
                 truths, valid = _pad_by_image(targets, n)  # [N,T,4], [N,T]
-                flat = pred_box.reshape(n, -1, 1, 4)
-                t = truths[:, None, :, :]
-                iou = elementwise_iou(flat.expand(-1, -1, t.shape[2], -1).reshape(-1, 4),
-                                      t.expand(-1, flat.shape[1], -1, -1).reshape(-1, 4))
-                iou = iou.view(n, -1, truths.shape[1]).masked_fill(~valid[:, None, :], 0)
+                iou = torch.vmap(box_iou)(pred_box.reshape(n, -1, 4), truths)  # [N, A*H*W, T]
+                iou = iou.masked_fill(~valid[:, None, :], 0)
                 ignore = (iou.amax(-1) > head.ignore_thresh).view(n, na, gh, gw)
 
         pos = torch.zeros_like(ignore)
