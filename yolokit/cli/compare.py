@@ -5,7 +5,7 @@
       --sizes 224 320 416 --write BENCHMARKS.md --plot docs/compare_raccoon.png
 
 Columns: AP50 and AP (COCO protocol), FPS of predict on this CPU (batch 1), learned parameters, FLOPs per
-image, and AP per 100K parameters. The table is written at --table-size; the plot shows every size.
+image, and AP per 100K parameters, for every model at every --sizes (the plot shows the same).
 --yolo takes NAME=CHECKPOINT, NAME=MODEL_NAME or NAME=CFG,WEIGHTS.
 """
 
@@ -24,10 +24,12 @@ def add_arguments(p) -> None:
                    help="add a row for the median training box (4 numbers, sees no pixels): how much AP the "
                         "dataset's layout alone gives")
     p.add_argument("--sizes", nargs="+", type=int, default=[224, 320, 416], help="input sizes")
-    p.add_argument("--table-size", type=int, default=416, help="input size of the markdown table")
+    p.add_argument("--table-size", type=int, help="only this input size in the markdown table (default: all)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images")
     p.add_argument("--write", metavar="MD", help="update the 'compare' section of this markdown file")
     p.add_argument("--plot", metavar="PNG", help="speed-vs-accuracy plot across --sizes")
+    p.add_argument("--note", action="append", default=[],
+                   help="a line for the written section (e.g. where a checkpoint came from); repeatable")
 
 
 def _entries(args):
@@ -79,14 +81,17 @@ def run(args) -> int:
     if args.write:
         from yolokit.bench.common import write_section
 
-        body = (f"`{names[index]}` on {Path(args.data).name} split `{args.split}` ({n} images), input size "
-                f"{args.table_size}. AP50/AP: COCO protocol (pycocotools) on detections at conf 0.001 after "
-                "yolokit's NMS (IoU 0.45). FPS: `predict` per image, batch 1, decoded images, this CPU (YOLO "
+        sizes = args.table_size or ", ".join(map(str, args.sizes))
+        body = (f"`{names[index]}` on {Path(args.data).name} split `{args.split}` ({n} images), input sizes "
+                f"{sizes}. AP50/AP: COCO protocol (pycocotools) on detections at conf 0.001 after "
+                "yolokit's NMS (IoU 0.45). FPS: 1 / median time of `predict` per image, batch 1, this CPU (YOLO "
                 "after `optimize_for_inference`). FLOPs: "
                 "YOLO = torch's counter for one forward (2 x MACs); HOG+SVM = 2 x windows x descriptor length "
                 "(HOG extraction itself not counted). Input size: YOLO's square input; HOG's longer image side."
                 f"\n\n{md}\n")
         if args.plot:
             body += f"\nSpeed vs accuracy across input sizes {args.sizes}: `{args.plot}`\n"
+        if args.note:
+            body += "\n" + "\n".join(f"- {line}" for line in args.note) + "\n"
         write_section(args.write, "compare", body)
     return 0

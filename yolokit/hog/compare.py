@@ -1,6 +1,6 @@
 """Side by side: HOG+SVM against YOLO models on one dataset split, same NMS, same evaluator, same CPU.
 
-For every model and input size: AP50 and AP (COCO protocol, pycocotools), FPS (images per second of
+For every model and input size: AP50 and AP (COCO protocol, pycocotools), FPS (1 / median seconds per image of
 ``predict`` -- resize, forward or scan, NMS -- on decoded images, batch 1, this machine's threads; YOLO models
 after ``optimize_for_inference``), learned parameters (before batch-norm folding), FLOPs per image, and the
 lectures' compactness ratio AP / (params / 100K).
@@ -84,12 +84,15 @@ def yolo_flops(model, imgsz: int) -> float:
 
 
 def _timed_predict(predict, images, warmup: int = 2):
+    """Detections of every image, and FPS = 1 / median time per image (robust to the shared machine's spikes)."""
     for im in images[:warmup]:
         predict(im)
-    dets, t0 = [], time.perf_counter()
+    dets, times = [], []
     for im in images:
+        t0 = time.perf_counter()
         dets.append(predict(im))
-    return dets, len(images) / (time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
+    return dets, 1.0 / float(np.median(times))
 
 
 def evaluate(entry: Entry, samples: Sequence, sizes: Sequence[int], class_index: int = 0, name: str = "object",
@@ -159,13 +162,13 @@ def prior_box(dataset, class_index: int = 0) -> np.ndarray:
     return np.median(rel, axis=0) if len(rel) else np.array([0.1, 0.1, 0.9, 0.9])
 
 
-def table(results: Sequence[Result], imgsz: int) -> str:
-    """Markdown table of the results at one input size."""
+def table(results: Sequence[Result], imgsz: int | None = None) -> str:
+    """Markdown table of the results (at one input size, or all)."""
     from yolokit.bench.common import markdown_table
 
     header = ["model", "input", "AP50", "AP", "FPS (this CPU)", "params", "GFLOPs", "AP per 100K params"]
     rows = [[r.name, r.imgsz, r.ap50, r.ap, f"{r.fps:.1f}", f"{r.params:,}", f"{r.flops / 1e9:.3f}",
-             f"{r.ap_per_100k:.4f}"] for r in results if r.imgsz == imgsz]
+             f"{r.ap_per_100k:.4f}"] for r in results if imgsz is None or r.imgsz == imgsz]
     return markdown_table(header, rows)
 
 
