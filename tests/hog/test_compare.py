@@ -50,7 +50,7 @@ def test_compare_cli_writes_table_and_plot(shared, tmp_path, capsys):
                  "--sizes", "128", "160", "--table-size", "160", "--limit", "2", "--write", str(md),
                  "--plot", str(png), "--prior"]) == 0
     text = md.read_text()
-    assert "| median training box (prior) | 160 |" in text
+    assert "| median training box (prior) | - |" in text
     assert "<!-- bench:compare -->" in text and "| random | 160 |" in text and "| random | 128 |" not in text
     assert png.stat().st_size > 1000
 

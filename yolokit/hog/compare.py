@@ -138,8 +138,7 @@ def evaluate(entry: Entry, samples: Sequence, sizes: Sequence[int], class_index:
 
         dets, fps = _timed_predict(predict, images)
         m = score(samples, dets, class_index, name)
-        for size in sizes:  # no input size: the same row at every size
-            out.append(Result(entry.name, "prior", size, m["AP50"], m["AP"], fps, 4, 0.0))
+        out.append(Result(entry.name, "prior", 0, m["AP50"], m["AP"], fps, 4, 0.0))  # no input size: one row
         log(f"{entry.name}: AP50 {m['AP50']:.3f} AP {m['AP']:.3f} (box {np.round(box, 3).tolist()})")
     else:
         from yolokit.errors import ConfigError
@@ -167,8 +166,8 @@ def table(results: Sequence[Result], imgsz: int | None = None) -> str:
     from yolokit.bench.common import markdown_table
 
     header = ["model", "input", "AP50", "AP", "FPS (this CPU)", "params", "GFLOPs", "AP per 100K params"]
-    rows = [[r.name, r.imgsz, r.ap50, r.ap, f"{r.fps:.1f}", f"{r.params:,}", f"{r.flops / 1e9:.3f}",
-             f"{r.ap_per_100k:.4f}"] for r in results if imgsz is None or r.imgsz == imgsz]
+    rows = [[r.name, r.imgsz or "-", r.ap50, r.ap, f"{r.fps:.1f}", f"{r.params:,}", f"{r.flops / 1e9:.3f}",
+             f"{r.ap_per_100k:.4f}"] for r in results if imgsz is None or r.imgsz in (imgsz, 0)]
     return markdown_table(header, rows)
 
 
@@ -182,7 +181,10 @@ def plot(results: Sequence[Result], path: str | Path, title: str = "") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=100)
-    results = [r for r in results if r.kind != "prior"]  # no speed to speak of: table only
+    for r in results:  # no speed to speak of: a horizontal line
+        if r.kind == "prior":
+            ax.axhline(r.ap50, color="grey", ls="--", lw=1, label=r.name)
+    results = [r for r in results if r.kind != "prior"]
     for name in dict.fromkeys(r.name for r in results):
         rs = sorted((r for r in results if r.name == name), key=lambda r: r.imgsz)
         ax.plot([r.fps for r in rs], [r.ap50 for r in rs], "o-", label=name)
