@@ -132,15 +132,16 @@ def _candidate_scores(pred: Tensor, obj: Tensor, conf_thres: float, multi_label:
     # max_c(obj * p_c) = obj * max_c(p_c) for obj >= 0 (rounding is monotonic): no B x N x C product.
     # Objectness bounds the score (class probabilities are <= 1), so when it is selective (conf 0.25) only the
     # rows that pass it are read; at conf 0.001 nearly every row passes and one max over the tensor is cheaper.
-    img, box = (obj > conf_thres).nonzero(as_tuple=True)
-    if 4 * len(img) < obj.numel():
-        best, best_cls = pred[img, box, 5:].max(dim=-1)                       # [K]
+    flat = (obj.reshape(-1) > conf_thres).nonzero(as_tuple=True)[0]         # [K] indices of image * N + box
+    if 4 * len(flat) < obj.numel():
+        rows = pred.reshape(-1, width).index_select(0, flat)                 # [K, 5+C], a row gather
+        best, best_cls = rows[:, 5:].max(dim=-1)
         _check_finite(best)
-        scores = torch.zeros_like(obj)
-        cls = torch.zeros(obj.shape, dtype=torch.long, device=obj.device)
-        scores[img, box] = obj[img, box] * best
-        cls[img, box] = best_cls
-        return scores, cls
+        scores = torch.zeros(batch * n, dtype=pred.dtype, device=pred.device)
+        cls = torch.zeros(batch * n, dtype=torch.long, device=pred.device)
+        scores[flat] = rows[:, 4] * best
+        cls[flat] = best_cls
+        return scores.view(batch, n), cls.view(batch, n)
     best, cls = pred[..., 5:].max(dim=-1)                                     # [B, N]
     _check_finite(best)
     return obj * best, cls
@@ -159,6 +160,8 @@ def _top_per_image_nms(pred, scores, conf_thres, candidates, iou_thres, max_det,
     passing = (scores > conf_thres).sum(1)                                    # [B]
     todo = (passing > 0).nonzero(as_tuple=True)[0]
     k = 4 * max_det
+    if len(todo) and int(passing.max()) <= 4 * k:
+        k = int(passing.max())      # a second round would cost more than one full round: do that instead
     while len(todo):
         k = min(k, m)
         img, box, score, cls = candidates(todo, k)

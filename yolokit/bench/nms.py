@@ -23,6 +23,9 @@ def add_arguments(parser):
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: the NMS kernel is single-threaded, and on a shared CPU "
+                             "OpenMP spin-waits make 2-thread timings unstable)")
 
 
 def dense_workload(batch=8, boxes=25200, classes=80, size=640, seed=0, device="cpu"):
@@ -105,6 +108,7 @@ def run(args):
     from yolokit.bench.common import markdown_table, write_section
     from yolokit.postprocess import postprocess
 
+    torch.set_num_threads(args.threads)
     pred = dense_workload(args.batch, args.boxes, args.classes, seed=args.seed, device=args.device)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     ultra = _ultralytics_nms()
