@@ -84,7 +84,8 @@ def run(args) -> int:
         sizes = args.table_size or ", ".join(map(str, args.sizes))
         body = (f"`{names[index]}` on {Path(args.data).name} split `{args.split}` ({n} images), input sizes "
                 f"{sizes}. AP50/AP: COCO protocol (pycocotools) on detections at conf 0.001 after "
-                "yolokit's NMS (IoU 0.45). FPS: 1 / median time of `predict` per image, batch 1, this CPU (YOLO "
+                "yolokit's NMS (IoU 0.45). FPS: `predict` per image (best of 3 passes over 8 images), batch 1, "
+                "this CPU (YOLO "
                 "after `optimize_for_inference`). FLOPs: "
                 "YOLO = torch's counter for one forward (2 x MACs); HOG+SVM = 2 x windows x descriptor length "
                 "(HOG extraction itself not counted). Input size: YOLO's square input; HOG's longer image side."
