@@ -21,6 +21,7 @@ def _cfg(shared, out, **kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoints_logs_and_resumes_exactly(shared, tmp_path):
     straight = train(_cfg(shared, tmp_path / "a"))
     assert straight["epochs_run"] == 2
@@ -68,6 +69,7 @@ def test_nan_loss_stops_with_a_clear_message(shared, tmp_path):
         train(_cfg(shared, tmp_path, loss_weights={"lambda_obj": float("nan")}))
 
 
+@pytest.mark.slow
 def test_early_stopping_and_frozen_layers(shared, tmp_path):
     # lr 0 with a constant schedule: val mAP cannot improve after epoch 1 -> stop after epoch 1 + patience
     result = train(_cfg(shared, tmp_path, epochs=6, lr=0.0, schedule="constant", patience=2, ema=False,

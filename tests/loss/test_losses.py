@@ -175,3 +175,37 @@ def test_build_loss_dispatch():
     assert isinstance(v1, YoloV1Loss) and v1.lambda_coord == 5 and v1.lambda_noobj == 0.5
     with pytest.raises(ValueError):
         build_loss([{"kind": "softmax"}])
+
+
+@pytest.mark.parametrize("cfg,size", [("configs/models/yolov2-tiny.cfg", 96), ("configs/models/yolov3-tiny.cfg", 96),
+                                      ("configs/models/yolo-lite.cfg", 96), ("configs/train/yolov1-overfit.cfg", 224)])
+def test_shipped_cfgs_train_outputs_fit_their_loss(cfg, size):
+    """Every head kind the models build ([region], [yolo], [detection]) trains through build_loss."""
+    from pathlib import Path
+
+    from yolokit.models import load
+
+    root = Path(__file__).resolve().parents[2]
+    torch.manual_seed(0)
+    model = load(root / cfg).train()
+    outs = model(torch.rand(2, 3, size, size))
+    loss = build_loss(model.heads, img_size=(size, size))
+    targets = torch.tensor([[0, 0, 10.0, 12.0, 60.0, 80.0], [1, 0, 30.0, 5.0, 90.0, 40.0]])
+    total, parts = loss(outs, targets)
+    assert torch.isfinite(total) and parts["box"] > 0 and parts["obj"] > 0
+    total.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_region_rescore_and_darknet_scales():
+    # Anchor 40x40 in cell (1, 1) decodes (logits 0) to (28, 28, 68, 68); the truth (32, 32, 64, 64) overlaps it
+    # with IoU 32^2 / 40^2 = 0.64, which becomes the objectness target under rescore=1, weighted by object_scale.
+    heads = [{"kind": "region", "anchors": [[40, 40]], "stride": 32, "num_classes": 2,
+              "options": {"rescore": "1", "object_scale": "5", "noobject_scale": "1"}}]
+    raw = torch.zeros(1, 1, 3, 3, 7)
+    raw[0, 0, 1, 1, 4] = 1.0
+    _, parts = build_loss(heads)([raw], torch.tensor([[0, 1, 32.0, 32.0, 64.0, 64.0]]))
+    t, s = 0.64, torch.sigmoid(torch.tensor(1.0)).item()
+    expected = -(t * torch.log(torch.tensor(s)) + (1 - t) * torch.log(torch.tensor(1 - s))).item()
+    assert parts["obj"].item() == pytest.approx(5 * expected, rel=1e-4)

@@ -14,7 +14,10 @@ Terms:
 * **ignore** -- a prediction that is not responsible for a truth but whose decoded box overlaps some truth
   of its image by more than ``ignore_thresh`` (0.7 in yolov3.cfg, 0.6 in yolov2's ``thresh``) gets no
   objectness loss (YOLOv3 sec. 2.1).
-* **objectness** -- binary cross-entropy on ``to``: 1 for responsible slots, 0 for the others.
+* **objectness** -- binary cross-entropy on ``to``: 1 for responsible slots (the IoU of their decoded box with
+  the truth when the head says ``rescore=1``, as YOLOv2's cfgs do), 0 for the others.
+* **term weights** -- a head's ``object_scale``, ``noobject_scale``, ``coord_scale`` and ``class_scale`` (Darknet
+  ``[region]`` keys, e.g. yolov2's object_scale=5) multiply its terms, times the loss-wide ``lambda_*``.
 * **class** -- binary cross-entropy per class for ``[yolo]`` (YOLOv3 sec. 2.2, multi-label); softmax
   cross-entropy for ``[region]``, whose decoding uses a softmax (YOLOv2).
 * **box** -- ``box_loss="mse"``: the papers' sum-squared error on the cell offset (after the sigmoid) and
@@ -35,7 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from yolokit.loss.targets import Assignment, assign_anchors
-from yolokit.ops.boxes import box_iou, cxcywh_to_xyxy, elementwise_ciou, elementwise_giou, xyxy_to_cxcywh
+from yolokit.ops.boxes import (box_iou, cxcywh_to_xyxy, elementwise_ciou, elementwise_giou, elementwise_iou,
+                               xyxy_to_cxcywh)
 
 BOX_LOSSES = ("mse", "giou", "ciou")
 _MAX_EXP = math.log(1e4)  # clamp tw/th before exp so a diverging prediction cannot overflow
@@ -78,6 +82,12 @@ class HeadInfo:
     num_classes: int
     scale_x_y: float = 1.0
     ignore_thresh: float = 0.7
+    rescore: bool = False  # objectness target = IoU of the responsible box (YOLOv2's rescore=1) instead of 1
+    # Darknet's per-head term weights (object_scale, noobject_scale, coord_scale, class_scale); 1 if absent
+    object_scale: float = 1.0
+    noobject_scale: float = 1.0
+    coord_scale: float = 1.0
+    class_scale: float = 1.0
 
     @classmethod
     def from_spec(cls, head) -> "HeadInfo":
@@ -90,7 +100,10 @@ class HeadInfo:
             thresh = head_value(head, "thresh", 0.6 if kind == "region" else 0.7)
         return cls(kind=kind, anchors=anchors, stride=_scalar_stride(head_value(head, "stride")),
                    num_classes=int(head_value(head, "num_classes")),
-                   scale_x_y=float(head_value(head, "scale_x_y", 1.0) or 1.0), ignore_thresh=float(thresh))
+                   scale_x_y=float(head_value(head, "scale_x_y", 1.0) or 1.0), ignore_thresh=float(thresh),
+                   rescore=bool(float(head_value(head, "rescore", 0))),
+                   **{k: float(head_value(head, k, 1.0)) for k in
+                      ("object_scale", "noobject_scale", "coord_scale", "class_scale")})
 
 
 class YoloLoss(nn.Module):
@@ -163,16 +176,20 @@ class YoloLoss(nn.Module):
         pos = torch.zeros_like(ignore)
         pos[asg.b, asg.a, asg.gj, asg.gi] = True
         obj_logit = p[..., 4]
-        obj = F.binary_cross_entropy_with_logits(obj_logit[pos], torch.ones_like(obj_logit[pos]),
-                                                 reduction="sum")
         neg = ~pos & ~ignore
         noobj = F.binary_cross_entropy_with_logits(obj_logit[neg], torch.zeros_like(obj_logit[neg]),
-                                                   reduction="sum")
+                                                   reduction="sum") * head.noobject_scale
         if asg.b.numel() == 0:
             zero = p.sum() * 0.0  # keeps the graph connected for DDP
-            return zero, obj, noobj, zero
+            return zero, zero, noobj, zero
 
-        ps = p[asg.b, asg.a, asg.gj, asg.gi]  # [K, 5+C]
+        ps = p[asg.b, asg.a, asg.gj, asg.gi]  # [K, 5+C] (slots are unique after assignment)
+        if head.rescore:
+            with torch.no_grad():
+                obj_target = elementwise_iou(pred_box[asg.b, asg.a, asg.gj, asg.gi], asg.box).clamp(0, 1)
+        else:
+            obj_target = torch.ones_like(ps[:, 4])
+        obj = F.binary_cross_entropy_with_logits(ps[:, 4], obj_target, reduction="sum") * head.object_scale
         t_cxcywh = xyxy_to_cxcywh(asg.box)
         if self.box_loss == "mse":
             s = head.scale_x_y
@@ -184,6 +201,7 @@ class YoloLoss(nn.Module):
         else:
             fn = elementwise_giou if self.box_loss == "giou" else elementwise_ciou
             box = (1 - fn(pred_box[asg.b, asg.a, asg.gj, asg.gi], asg.box)).sum()
+        box = box * head.coord_scale
 
         logits = ps[:, 5:]
         if head.kind == "region":
@@ -191,7 +209,7 @@ class YoloLoss(nn.Module):
         else:
             onehot = F.one_hot(asg.cls, head.num_classes).to(logits)
             cls = F.binary_cross_entropy_with_logits(logits, onehot, reduction="sum")
-        return box, obj, noobj, cls
+        return box, obj, noobj, cls * head.class_scale
 
 
 def decode_boxes(p: Tensor, anchors: Tensor, stride: float, scale_x_y: float = 1.0) -> Tensor:
