@@ -158,3 +158,15 @@ def test_torchvision_backbone_unknown_name():
 
     with pytest.raises(ConfigError, match="vgg"):
         build_tv_detector("vgg16", 1)
+
+
+def test_lr_scale_for_the_fine_tune_stage_survives_state_dict():
+    opt = _opt(1.0)
+    sched = BurnInSchedule(opt, total_steps=10, kind="constant")
+    sched.set_lr_scale(0.1)
+    sched.set_lr_scale(0.1)  # idempotent: a resumed run re-applies it
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    opt2 = _opt(1.0)
+    other = BurnInSchedule(opt2, total_steps=10, kind="constant")
+    other.load_state_dict(sched.state_dict())
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.1)

@@ -103,7 +103,7 @@ def test_cli_train_and_resume(shared, tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path / "last.pt")]) == 0
 
 
-def test_torchvision_backbone_run_and_checkpoint(shared, tmp_path):
+def test_torchvision_backbone_run_and_checkpoint(shared, tmp_path, capsys):
     from yolokit.engine.backbones import TvYolo, load_tv_checkpoint
 
     train(_cfg(shared, tmp_path, model="tv:mobilenet_v3_small", weights=None, epochs=1, imgsz=64,
@@ -111,7 +111,13 @@ def test_torchvision_backbone_run_and_checkpoint(shared, tmp_path):
     model = load_tv_checkpoint(tmp_path / "best.pt")
     assert isinstance(model, TvYolo) and model.class_names == ["raccoon"]
     assert tuple(model(torch.rand(1, 3, 64, 64)).shape) == (1, 3 * (4 + 16), 6)
-    # a tv checkpoint is also a valid --model to continue from
-    result = train(_cfg(shared, tmp_path / "again", model=str(tmp_path / "best.pt"), weights=None, epochs=1,
-                        imgsz=64, limit_train=2))
-    assert result["epochs_run"] == 1
+    # a tv checkpoint is also a valid --model to continue from; the lectures' recipe: backbone frozen for an
+    # epoch, then everything at a tenth of the learning rate
+    stem = {k: v.clone() for k, v in model.layers[0].state_dict().items()}
+    result = train(_cfg(shared, tmp_path / "again", model=str(tmp_path / "best.pt"), weights=None, epochs=2,
+                        imgsz=64, limit_train=2, freeze=1, freeze_epochs=1, schedule="constant", ema=False))
+    assert result["epochs_run"] == 2
+    assert "unfreezing the first 1 layers" in capsys.readouterr().out
+    assert [round(r["lr"], 6) for r in result["history"]] == [1e-3, 1e-4]
+    after = result["raw_model"].layers[0].state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in stem.items())  # the stem trained in epoch 2

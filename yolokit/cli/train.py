@@ -40,6 +40,8 @@ def add_arguments(p) -> None:
     g.add_argument("--freeze", type=int, default=0, help="freeze the first N layers")
     g.add_argument("--freeze-epochs", type=int, default=0,
                    help="unfreeze the --freeze layers after N epochs (0: frozen throughout)")
+    g.add_argument("--unfreeze-lr", type=float, default=0.1,
+                   help="after unfreezing, train everything at this fraction of the learning rate")
     g.add_argument("--no-keep-head", dest="keep_head", action="store_false",
                    help="new classes: do not copy the pretrained box/objectness rows of the head")
     g.add_argument("--max-updates", type=int, default=0, help="stop after N optimizer updates")
@@ -85,9 +87,10 @@ def run(args) -> int:
             raise ConfigError("yolokit train needs --model and --data (or --resume LAST_PT)")
         keys = ("model", "weights", "data", "out", "epochs", "imgsz", "batch", "nbs", "optimizer", "lr",
                 "momentum", "weight_decay", "schedule", "burn_in", "patience", "stop_at_map", "freeze",
-                "freeze_epochs", "keep_head", "max_updates", "box_loss", "augment", "mosaic", "mixup",
-                "multiscale", "limit_train", "limit_val", "train_split", "val_split", "val_before", "device",
-                "workers", "ema", "amp", "sync_bn", "seed", "progress", "clip_grad", "val_every", "bn_momentum")
+                "freeze_epochs", "unfreeze_lr", "keep_head", "max_updates", "box_loss", "augment", "mosaic",
+                "mixup", "multiscale", "limit_train", "limit_val", "train_split", "val_split", "val_before",
+                "device", "workers", "ema", "amp", "sync_bn", "seed", "progress", "clip_grad", "val_every",
+                "bn_momentum")
         cfg = TrainConfig(**{k: getattr(args, k) for k in keys})
         if cfg.multiscale:
             cfg.multiscale = tuple(cfg.multiscale)

@@ -29,6 +29,7 @@ class BurnInSchedule:
         self.kind, self.burn_in, self.power = kind, int(burn_in), power
         self.steps, self.scale, self.final = tuple(steps), scale, final
         self.it = 0
+        self.lr_scale = 1.0  # extra multiplier, e.g. a lower rate for the fine-tune-everything stage
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self._apply()
@@ -45,8 +46,13 @@ class BurnInSchedule:
             decay = 1.0
         return warm * decay
 
+    def set_lr_scale(self, scale: float) -> None:
+        """Multiply every learning rate from now on by ``scale`` (idempotent: it replaces the previous scale)."""
+        self.lr_scale = float(scale)
+        self._apply()
+
     def _apply(self) -> None:
-        f = self.factor(self.it)
+        f = self.factor(self.it) * self.lr_scale
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * f
 
@@ -58,8 +64,9 @@ class BurnInSchedule:
         return [g["lr"] for g in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
-        return {"it": self.it}
+        return {"it": self.it, "lr_scale": self.lr_scale}
 
     def load_state_dict(self, state: dict) -> None:
         self.it = int(state["it"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
         self._apply()

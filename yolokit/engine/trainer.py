@@ -67,6 +67,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
     freeze: int = 0  # freeze the first N layers (transfer learning)
     freeze_epochs: int = 0  # unfreeze them after this many epochs (0 = frozen for the whole run)
+    unfreeze_lr: float = 0.1  # ... and from then on train everything at this fraction of the learning rate
     keep_head: bool = True  # new classes: keep the pretrained box/objectness rows of the head convs
     patience: int = 0  # early stopping: epochs without val mAP gain (0 = off)
     stop_at_map: float = 0.0  # stop once val AP50 reaches this (0 = off)
@@ -406,8 +407,9 @@ def train(cfg: TrainConfig) -> dict:
         _seed_all(cfg.seed + 1000 * (epoch + 1) + rank)
         if cfg.freeze_epochs and epoch >= cfg.freeze_epochs and getattr(model, "_frozen_layers", 0):
             unfreeze_layers(model)
+            scheduler.set_lr_scale(cfg.unfreeze_lr)
             if main:
-                print(f"epoch {epoch + 1}: unfreezing the first {cfg.freeze} layers")
+                print(f"epoch {epoch + 1}: unfreezing the first {cfg.freeze} layers, learning rate x{cfg.unfreeze_lr}")
         loader = _train_loader(train_set, cfg, epoch, world, rank)
         _train_mode(train_model)
         sums = {"loss": 0.0, "box": 0.0, "obj": 0.0, "noobj": 0.0, "cls": 0.0}
