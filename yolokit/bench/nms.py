@@ -74,6 +74,12 @@ def torchvision_loop(pred, conf_thres=0.25, iou_thres=0.45, max_det=300):
     return out
 
 
+def _ultralytics_version():
+    import ultralytics
+
+    return ultralytics.__version__
+
+
 def _ultralytics_nms():
     try:
         from ultralytics.utils.nms import non_max_suppression
@@ -141,7 +147,10 @@ def run(args):
                 f"(`yolokit.bench.nms.dense_workload`, seed {args.seed}), IoU {args.iou}, max_det 300; "
                 f"median of {args.repeat} interleaved rounds (ratios: median of per-round ratios). "
                 f"yolokit / loop below 1 means yolokit is faster."
-                + ("" if ultra else " ultralytics is not installed in this environment, so its columns are n/a.")
+                + (f" ultralytics {_ultralytics_version()} `non_max_suppression` gets the same boxes as "
+                   "(B, 4+C, N) with objectness folded into the class scores; its own time limit may drop "
+                   "images at low thresholds, yolokit's never does." if ultra else
+                   " ultralytics is not installed in this environment, so its columns are n/a.")
                 + "\n\n" + table)
         write_section(args.write, f"nms-{args.device.split(':')[0]}", body)
     return 0
