@@ -1,7 +1,7 @@
 """Video detection throughput: end-to-end FPS against the model's forward-only FPS, in the same run.
 
-End-to-end is ``yolokit detect VIDEO``'s pipeline (decode thread -> letterbox -> forward -> NMS ->
-draw + encode thread, writing an .mp4); forward-only is the same model on the same letterboxed
+End-to-end is ``yolokit detect VIDEO``'s pipeline (reader thread: decode + letterbox; main thread:
+forward; writer thread: NMS + draw + encode, writing an .mp4); forward-only is the same model on the same letterboxed
 frames with nothing else. The two are measured alternately, ``--repeat`` times each, and the median
 ratio is reported, so load on the machine hits both alike. Target: ratio >= 0.9 (decode, draw and
 encode hidden behind inference).
@@ -131,8 +131,8 @@ def run(args) -> int:
     header = ["device", "batch", "frames", "forward-only FPS", "end-to-end FPS", "ratio (median)",
               "ratio per run", "CPU ms/frame: forward-only / end-to-end", "ms/frame: decode / preprocess / infer / postprocess / draw+encode"]
     body = (f"`yolokit detect` on `{Path(args.video).name}` ({w}x{h}, {fps:g} fps) with "
-            f"{Path(args.model).stem} at {args.imgsz}x{args.imgsz} ({optimized}). End-to-end = decode thread "
-            f"-> letterbox -> forward -> NMS -> draw + mp4 encode thread; forward-only = the same model on the same "
+            f"{Path(args.model).stem} at {args.imgsz}x{args.imgsz} ({optimized}). End-to-end = reader thread "
+            f"(decode + letterbox) -> main thread (forward) -> writer thread (NMS + draw + mp4 encode); forward-only = the same model on the same "
             f"letterboxed frames. Measured alternately {args.repeat}x, medians. Target ratio >= 0.9. Stage times "
             f"are per frame and summed across threads (decode and draw/encode overlap the forward pass). "
             f"CPU ms/frame is the process's CPU time (all threads) per frame, which depends little on other "
