@@ -26,6 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--sizes", nargs="+", type=int, default=[224, 320, 416], help="input sizes")
     p.add_argument("--table-size", type=int, help="only this input size in the markdown table (default: all)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch and OpenCV threads for every model (default 1: on a shared machine, multi-threaded "
+                        "timings swing 10x with other jobs' load; one thread is reproducible)")
     p.add_argument("--write", metavar="MD", help="update the 'compare' section of this markdown file")
     p.add_argument("--plot", metavar="PNG", help="speed-vs-accuracy plot across --sizes")
     p.add_argument("--note", action="append", default=[],
@@ -61,6 +64,12 @@ def run(args) -> int:
     from yolokit.hog import compare
 
     entries = _entries(args)
+    if args.threads:
+        import cv2
+        import torch
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     data = load_dataset(args.data, split=args.split)
     names = list(data.class_names)
     if args.class_name is None and len(names) != 1:
@@ -85,7 +94,7 @@ def run(args) -> int:
         body = (f"`{names[index]}` on {Path(args.data).name} split `{args.split}` ({n} images), input sizes "
                 f"{sizes}. AP50/AP: COCO protocol (pycocotools) on detections at conf 0.001 after "
                 "yolokit's NMS (IoU 0.45). FPS: `predict` per image (best of 3 passes over 8 images), batch 1, "
-                "this CPU (YOLO "
+                f"{args.threads or 'default'} thread(s) of this CPU (YOLO "
                 "after `optimize_for_inference`). FLOPs: "
                 "YOLO = torch's counter for one forward (2 x MACs); HOG+SVM = 2 x windows x descriptor length "
                 "(HOG extraction itself not counted). Input size: YOLO's square input; HOG's longer image side."

@@ -1,9 +1,10 @@
 """Side by side: HOG+SVM against YOLO models on one dataset split, same NMS, same evaluator, same CPU.
 
 For every model and input size: AP50 and AP (COCO protocol, pycocotools), FPS (images per second of
-``predict`` -- resize, forward or scan, NMS -- on decoded images, batch 1, this machine's threads, best of 3
-passes over 8 images; YOLO models after ``optimize_for_inference``), learned parameters (before batch-norm
-folding), FLOPs per image, and the lectures' compactness ratio AP / (params / 100K).
+``predict`` -- resize, forward or scan, NMS -- on decoded images, batch 1, best of 3 passes over 8 images, at
+the caller's thread count -- ``yolokit compare --threads``, 1 by default; YOLO models after
+``optimize_for_inference``), learned parameters (before batch-norm folding), FLOPs per image, and the lectures'
+compactness ratio AP / (params / 100K).
 
 FLOPs: for YOLO, ``torch.utils.flop_counter`` on one forward at the input size (2 x multiply-accumulates, the
 Darknet convention). For HOG+SVM, 2 x (windows scanned) x (descriptor length): the classifier "run many
