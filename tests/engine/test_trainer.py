@@ -99,6 +99,8 @@ def test_cli_train_and_resume(shared, tmp_path, capsys):
     assert "best val AP50" in capsys.readouterr().out
     assert main(["train", "--imgsz", "100", "--model", "m", "--data", RACCOON]) == 2
     assert "multiple of 32" in capsys.readouterr().err
+    assert main(["train", "--model", "m", "--data", RACCOON, "--loss", "lambda_obj"]) == 2
+    assert "KEY=NUMBER" in capsys.readouterr().err
     # resume of a finished run trains nothing more and says so through the same code path
     assert main(["train", "--resume", str(tmp_path / "last.pt")]) == 0
 

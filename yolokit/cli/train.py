@@ -48,6 +48,8 @@ def add_arguments(p) -> None:
     g.add_argument("--clip-grad", type=float, default=0.0, help="clip the gradient norm (0: off, as Darknet)")
     g = p.add_argument_group("loss and data")
     g.add_argument("--box-loss", choices=("mse", "giou", "ciou"), default="mse")
+    g.add_argument("--loss", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="loss weights, e.g. lambda_obj=2 lambda_noobj=0.5 (v1: lambda_coord, lambda_noobj)")
     g.add_argument("--no-augment", dest="augment", action="store_false")
     g.add_argument("--mosaic", type=float, default=0.5, help="probability of a 4-image mosaic")
     g.add_argument("--mixup", type=float, default=0.0, help="probability of mixup")
@@ -91,7 +93,7 @@ def run(args) -> int:
                 "mixup", "multiscale", "limit_train", "limit_val", "train_split", "val_split", "val_before",
                 "device", "workers", "ema", "amp", "sync_bn", "seed", "progress", "clip_grad", "val_every",
                 "bn_momentum")
-        cfg = TrainConfig(**{k: getattr(args, k) for k in keys})
+        cfg = TrainConfig(**{k: getattr(args, k) for k in keys}, loss_weights=_pairs(args.loss))
         if cfg.multiscale:
             cfg.multiscale = tuple(cfg.multiscale)
         if cfg.imgsz % 32:
@@ -101,3 +103,18 @@ def run(args) -> int:
         print(f"best val AP50 {result['best_map50']:.4f} at epoch {result['best_epoch']}; "
               f"weights in {result['out']}/best.pt")
     return 0
+
+
+def _pairs(items: list[str]) -> dict:
+    from yolokit.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ConfigError(f"--loss {item!r}: expected KEY=NUMBER, e.g. lambda_obj=2")
+    return out

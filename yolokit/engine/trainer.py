@@ -352,7 +352,10 @@ def train(cfg: TrainConfig) -> dict:
         elif main:  # torch's SyncBatchNorm runs on GPUs only
             print("--sync-bn ignored: SyncBatchNorm needs CUDA; each process keeps its own BatchNorm statistics")
 
-    criterion = build_loss(model.heads, img_size=(cfg.imgsz, cfg.imgsz), **_loss_kwargs(model, cfg))
+    try:
+        criterion = build_loss(model.heads, img_size=(cfg.imgsz, cfg.imgsz), **_loss_kwargs(model, cfg))
+    except TypeError as exc:  # an unknown lambda_* key
+        raise ConfigError(f"loss weights {cfg.loss_weights}: {exc}") from None
     optimizer = build_optimizer(model, cfg)
     ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
 
