@@ -54,8 +54,6 @@ class Result:
 
 def hog_flops(model, sizes: Sequence[tuple[int, int]], imgsz: int | None) -> float:
     """Mean FLOPs of scanning images of ``sizes`` ((h, w) each): see the module docstring."""
-    from yolokit.hog.scan import pyramid_scales
-
     p = model.params
     wy, wx = p.window_blocks
     dim = p.block_dim
@@ -63,9 +61,7 @@ def hog_flops(model, sizes: Sequence[tuple[int, int]], imgsz: int | None) -> flo
     for h, w in sizes:
         f = max(h, w) / imgsz if imgsz else 1.0
         h, w = round(h / f), round(w / f)
-        inner = ((p.window[0] - 2 * model.margin[0]) * (p.window[1] - 2 * model.margin[1])) ** 0.5
-        for lv in pyramid_scales((w, h), p.window, model.scale, model.upscale, model.pad,
-                                 model.min_object * max(h, w) / inner):
+        for lv in model.pyramid((w, h)):
             lw, lh = round(w / lv) + 2 * model.pad, round(h / lv) + 2 * model.pad
             nby, nbx = (lh - p.block) // p.stride + 1, (lw - p.block) // p.stride + 1
             windows = max(nby - wy + 1, 0) * max(nbx - wx + 1, 0)

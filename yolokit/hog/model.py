@@ -16,7 +16,7 @@ import numpy as np
 
 from yolokit.errors import WeightsError
 from yolokit.hog.features import HogParams
-from yolokit.hog.scan import scan
+from yolokit.hog.scan import pyramid_scales, scan
 
 FORMAT = "yolokit-hog-svm-1"
 
@@ -64,6 +64,17 @@ class HogSvmDetector:
         """Learned numbers: SVM weights + bias (+ the 2 calibration constants)."""
         return int(self.weights.size) + 3
 
+    def min_factor(self, longer_side: int) -> float:
+        """Finest pyramid factor worth scanning in an image with this longer side (``min_object``)."""
+        ww, wh = self.params.window
+        inner = ((ww - 2 * self.margin[0]) * (wh - 2 * self.margin[1])) ** 0.5  # object size in the window
+        return self.min_object * longer_side / inner
+
+    def pyramid(self, size: tuple[int, int]) -> list[float]:
+        """Pyramid factors for an image of ``(width, height)`` (already at the scanning size)."""
+        return pyramid_scales(size, self.params.window, self.scale, self.upscale, self.pad,
+                              self.min_factor(max(size)))
+
     def probability(self, raw: np.ndarray) -> np.ndarray:
         """Platt-calibrated probability of raw SVM scores."""
         a, b = self.calib
@@ -93,12 +104,10 @@ class HogSvmDetector:
             image = cv2.resize(image, (max(1, round(w / f)), max(1, round(h / f))), interpolation=interp)
         mx, my = self.margin
         ww, wh = self.params.window
-        inner = ((ww - 2 * mx) * (wh - 2 * my)) ** 0.5
-        min_factor = self.min_object * max(image.shape[:2]) / inner
         boxes, raw = scan(image, self.weights, self.bias, self.params,
                           threshold=self.min_score if min_score is None else min_score,
                           scale=scale or self.scale, upscale=upscale or self.upscale, pad=self.pad,
-                          min_factor=min_factor)
+                          min_factor=self.min_factor(max(image.shape[:2])))
         # the window's footprint in image pixels grows with the pyramid level: inset proportionally
         inset = np.stack([(boxes[:, 2] - boxes[:, 0]) * (mx / ww), (boxes[:, 3] - boxes[:, 1]) * (my / wh)], 1)
         boxes = np.concatenate([boxes[:, :2] + inset, boxes[:, 2:] - inset], 1) * f

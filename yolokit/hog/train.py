@@ -20,14 +20,14 @@ scores the same at training and at detection time.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from yolokit.errors import DataError
 from yolokit.hog.features import HogParams, level_grid, window_grids
 from yolokit.hog.model import HogSvmDetector
-from yolokit.hog.scan import correlate, pyramid_level, pyramid_scales
+from yolokit.hog.scan import correlate, pyramid_level
 
 
 def window_for(boxes: np.ndarray, inner: int = 48, margin: int = 8, stride: int = 8,
@@ -129,10 +129,7 @@ def _negatives(images: _Images, model: HogSvmDetector, per_image: int, neg_iou: 
     feats = []
     for image, _, avoid in images.items:
         h, w = image.shape[:2]
-        ww, wh = model.params.window
-        inner_side = ((ww - 2 * model.margin[0]) * (wh - 2 * model.margin[1])) ** 0.5
-        factors = pyramid_scales((w, h), model.params.window, model.scale, model.upscale, model.pad,
-                                 model.min_object * max(h, w) / inner_side)
+        factors = model.pyramid((w, h))
         if not factors:
             continue
         if not hard:  # a few random levels are enough for random negatives
