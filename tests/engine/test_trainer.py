@@ -123,3 +123,10 @@ def test_torchvision_backbone_run_and_checkpoint(shared, tmp_path, capsys):
     assert [round(r["lr"], 6) for r in result["history"]] == [1e-3, 1e-4]
     after = result["raw_model"].layers[0].state_dict()
     assert any(not torch.equal(after[k], v) for k, v in stem.items())  # the stem trained in epoch 2
+
+
+def test_gradients_accumulate_to_the_nominal_batch(shared, tmp_path):
+    # 4 images, batch 1: nbs 4 -> one optimizer update per epoch, nbs 1 -> four
+    for nbs, updates in ((4, 1), (1, 4)):
+        train(_cfg(shared, tmp_path / str(nbs), epochs=1, imgsz=64, batch=1, nbs=nbs, limit_val=1))
+        assert load_checkpoint(tmp_path / str(nbs) / "last.pt")["scheduler"]["it"] == updates
