@@ -130,3 +130,26 @@ def test_gradients_accumulate_to_the_nominal_batch(shared, tmp_path):
     for nbs, updates in ((4, 1), (1, 4)):
         train(_cfg(shared, tmp_path / str(nbs), epochs=1, imgsz=64, batch=1, nbs=nbs, limit_val=1))
         assert load_checkpoint(tmp_path / str(nbs) / "last.pt")["scheduler"]["it"] == updates
+
+
+def test_cli_preset_with_overrides(shared, tmp_path):
+    from yolokit.cli import main
+
+    preset = ROOT / "configs" / "train" / "raccoon-finetune.yaml"
+    args = ["train", "--config", str(preset), "--epochs", "1", "--imgsz", "64", "--batch", "2", "--nbs", "2",
+            "--limit-train", "2", "--limit-val", "2", "--out", str(tmp_path), "--no-progress"]
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # preset paths are relative to the repository root
+    try:
+        assert main(args) == 0
+    finally:
+        os.chdir(cwd)
+    saved = load_checkpoint(tmp_path / "last.pt")["train_args"]
+    assert saved["lr"] == 0.005 and saved["freeze"] == 10  # from the preset
+    assert saved["epochs"] == 1 and saved["imgsz"] == 64  # from the command line
+    # --resume keeps the saved options; a flag given beside it extends the run
+    assert main(["train", "--resume", str(tmp_path / "last.pt"), "--epochs", "2", "--no-progress"]) == 0
+    again = load_checkpoint(tmp_path / "last.pt")
+    assert again["epoch"] == 1 and again["train_args"]["lr"] == 0.005

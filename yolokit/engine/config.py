@@ -1,0 +1,92 @@
+"""The training options: one dataclass, read once at the edge (CLI flags, a preset YAML, or code).
+
+Pure Python (no torch import), so the CLI can build ``--help`` and read presets cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from yolokit.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; the CLI fills it, tests build it directly. Unknown keys are an error."""
+
+    model: str  # Darknet cfg path, a name from configs/models, a yolokit checkpoint, or tv:<backbone>
+    data: str | dict  # dataset YAML (configs/data/*.yaml) or the same as a dict
+    weights: str | None = None  # Darknet .weights for a cfg
+    out: str = "runs/train"
+    epochs: int = 30
+    imgsz: int = 416
+    batch: int = 16
+    nbs: int = 64  # nominal batch: gradients are accumulated up to this many images per update
+    device: str = "cpu"
+    workers: int = 0
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 1e-3  # Darknet's learning_rate for SGD with the per-image summed loss
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step | constant
+    steps: tuple[float, ...] = (0.8, 0.9)  # step schedule: fractions of the run
+    scale: float = 0.1  # step schedule: factor at each step
+    burn_in: int = 100  # warm-up updates (Darknet burn_in, (it/burn_in)^4)
+    bn_momentum: float = 0.03  # BatchNorm running-stat momentum while training (0 = keep the model's)
+    ema: bool = True
+    ema_decay: float = 0.9999
+    ema_tau: float = 2000.0
+    amp: bool = True  # mixed precision, used on CUDA only
+    freeze: int = 0  # freeze the first N layers (transfer learning)
+    freeze_epochs: int = 0  # unfreeze them after this many epochs (0 = frozen for the whole run)
+    unfreeze_lr: float = 0.1  # ... and from then on train everything at this fraction of the learning rate
+    keep_head: bool = True  # new classes: keep the pretrained box/objectness rows of the head convs
+    patience: int = 0  # early stopping: epochs without val mAP gain (0 = off)
+    stop_at_map: float = 0.0  # stop once val AP50 reaches this (0 = off)
+    box_loss: str = "mse"  # mse | giou | ciou
+    loss_weights: dict = field(default_factory=dict)  # lambda_* overrides for the loss
+    augment: bool = True  # yolokit.data's pipeline: crop, affine, flip, colour, mosaic (off for validation)
+    mosaic: float = 0.5  # probability of a 4-image mosaic (yolokit.data.AugmentConfig)
+    mixup: float = 0.0
+    multiscale: tuple[int, int] | None = None  # e.g. (320, 608): one random size per batch (YOLOv2)
+    val_split: str = "val"
+    train_split: str = "train"
+    limit_train: int = 0  # use only the first N training images (0 = all)
+    limit_val: int = 0
+    val_conf: float = 0.005
+    val_iou: float = 0.45
+    val_every: int = 1
+    val_before: bool = False  # also evaluate the starting weights (epoch 0 row)
+    resume: str | None = None  # a last.pt to continue from
+    seed: int = 0
+    sync_bn: bool = False
+    progress: bool = True
+    tensorboard: bool = True
+    clip_grad: float = 0.0  # clip the gradient norm to this before each update (0 = off, as Darknet)
+    max_updates: int = 0  # stop after this many optimizer updates (tests, benchmarks; 0 = off)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {unknown} (known: {sorted(known)})")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        """A preset (``configs/train/*.yaml``: TrainConfig keys) with ``overrides`` on top."""
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read training preset ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a training preset is a mapping of option: value")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"{path}: unknown training option(s) {unknown}")
+        return cls.from_dict({**data, **overrides})
