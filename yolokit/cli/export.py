@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--conf", type=float, default=0.25, help="score threshold of the in-graph NMS")
     parser.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the in-graph NMS")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 11 for NonMaxSuppression)")
-    parser.add_argument("--out", help="output file (default: beside the model, .onnx / -nms.onnx)")
+    parser.add_argument("--out", help="output file (default: ./<model name>.onnx or -nms.onnx)")
 
 
 def run(args) -> int:
@@ -41,8 +41,8 @@ def run(args) -> int:
     if args.nms and args.opset < 11:
         raise ConfigError(f"--opset {args.opset}: NonMaxSuppression needs opset 11 or later")
     model = yolokit.load(args.model, weights=args.weights, names=args.names).eval()
-    out = Path(args.out) if args.out else Path(args.model).with_suffix("").with_name(
-        Path(args.model).stem + ("-nms.onnx" if args.nms else ".onnx"))
+    # Default: the model's name in the current directory (a cfg may sit in a read-only folder).
+    out = Path(args.out) if args.out else Path(Path(args.model).stem + ("-nms.onnx" if args.nms else ".onnx"))
     export_onnx(model, out, args.imgsz, nms=args.nms, conf=args.conf, iou=args.iou, opset=args.opset)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opset {args.opset}, dynamic batch"
           f"{', NMS in graph' if args.nms else ''})")
