@@ -29,7 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=None, help="finetune: epochs (default 6); overfit: "
                                                                  "the most epochs per model (default 300)")
     parser.add_argument("--imgsz", type=int, default=None)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=16, help="throughput: batch size")
     parser.add_argument("--images", type=int, default=8, help="overfit: how many training images")
     parser.add_argument("--target", type=float, default=0.9, help="overfit: AP50 to reach")
     parser.add_argument("--steps", type=int, default=6, help="throughput: timed training steps")
@@ -71,13 +71,15 @@ def _finetune(args) -> str:
     from yolokit.bench.common import markdown_table
     from yolokit.engine import TrainConfig, train
 
+    # the preset configs/train/raccoon-finetune.yaml, with absolute paths so the bench runs from anywhere
     d = SHARED / "yolov3_tiny_darknet"
-    cfg = TrainConfig(model=str(d / "yolov3-tiny.cfg"), weights=str(d / "yolov3-tiny.weights"),
-                      data=str(ROOT / "configs" / "data" / "raccoon.yaml"), out=str(Path(args.out) / "raccoon"),
-                      epochs=args.epochs or 6, imgsz=args.imgsz or 320, batch=args.batch, nbs=args.batch,
-                      burn_in=10, lr=0.005, freeze=10, mosaic=0.0, val_before=True, device=args.device,
-                      progress=False,
-                      limit_train=args.limit, limit_val=args.limit)
+    overrides = {"model": str(d / "yolov3-tiny.cfg"), "weights": str(d / "yolov3-tiny.weights"),
+                 "data": str(ROOT / "configs" / "data" / "raccoon.yaml"), "out": str(Path(args.out) / "raccoon"),
+                 "device": args.device, "progress": False, "limit_train": args.limit, "limit_val": args.limit}
+    for key in ("epochs", "imgsz"):
+        if getattr(args, key):
+            overrides[key] = getattr(args, key)
+    cfg = TrainConfig.from_yaml(ROOT / "configs" / "train" / "raccoon-finetune.yaml", **overrides)
     t0 = time.perf_counter()
     result = train(cfg)
     wall = time.perf_counter() - t0
@@ -93,7 +95,7 @@ def _finetune(args) -> str:
         "updates then cosine; yolokit.data augmentation (crop, affine, flip, colour; no mosaic in so short a "
         "run). AP50 = VOC all-point AP at IoU 0.5 on the 40 val images (EMA weights), mapped back to original pixels.",
         "",
-        f"Equivalent command: `{_command(cfg)}`",
+        f"Equivalent command: `{_command(cfg)}` (the preset `configs/train/raccoon-finetune.yaml`)",
         "",
         markdown_table(["epoch", "val AP50", "val AP50 (VOC07 11-pt)", "train loss", "train img/s"], rows),
         "",
