@@ -57,3 +57,19 @@ def test_export_cli(tiny_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     diff = float(text.split("max |onnx - torch| = ")[1].split()[0])
     assert diff < 2e-2
+
+
+def test_export_cli_with_nms_in_a_fresh_process(tiny_dir, photos, tmp_path):
+    # A fresh interpreter: nothing has called a torchvision op before the tracer does.
+    import subprocess
+    import sys
+
+    out = tmp_path / "nms.onnx"
+    done = subprocess.run([sys.executable, "-m", "yolokit", "export", "--model", str(tiny_dir / "yolov3-tiny.cfg"),
+                           "--weights", str(tiny_dir / "yolov3-tiny.weights"), "--nms", "--imgsz", "320",
+                           "--check-image", str(photos / "dog.jpg"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("onnxruntime check"))
+    onnx_n, torch_n = (int(w) for w in line.replace(",", "").split() if w.isdigit())
+    assert onnx_n == torch_n >= 6                    # dog, bicycle, car/truck on the photo and its mirror

@@ -75,6 +75,12 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 416, nms: bool 
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     net = (DetectWithNMS(model, conf, iou) if nms else _Plain(model)).eval()  # export restores this mode
+    if nms:
+        import torchvision
+
+        # torchvision checks its CUDA build on the first call of one of its ops; inside the tracer that
+        # check (an int-returning op) cannot be recorded, so make the first call here.
+        torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
     x = torch.rand(2, 3, imgsz, imgsz)
     out_name = "detections" if nms else "predictions"
     dynamic = {"images": {0: "batch"}, out_name: {0: "num_detections" if nms else "batch"}}

@@ -25,6 +25,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the in-graph NMS")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 11 for NonMaxSuppression)")
     parser.add_argument("--out", help="output file (default: ./<model name>.onnx or -nms.onnx)")
+    parser.add_argument("--check-image", metavar="IMG",
+                        help="photo for the onnxruntime check (default: random pixels, which find nothing)")
 
 
 def run(args) -> int:
@@ -52,6 +54,12 @@ def run(args) -> int:
         print("onnxruntime not installed: skipped the torch/ONNX comparison (pip install yolokit[onnx])")
         return 0
     x = torch.rand(2, 3, args.imgsz, args.imgsz)
+    if args.check_image:
+        from yolokit.apps.predict import Predictor
+        from yolokit.apps.sources import open_source
+
+        image = next(iter(open_source(args.check_image))).image
+        x = Predictor(model, args.imgsz).preprocess([image, image[:, ::-1].copy()]).x
     with torch.no_grad():
         ref = model(x)
     got = torch.from_numpy(run_onnx(out, x))
