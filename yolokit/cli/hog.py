@@ -2,7 +2,7 @@
 
   yolokit hog train --data configs/data/raccoon.yaml --out runs/hog/raccoon.npz
   yolokit hog detect photo.jpg --model runs/hog/raccoon.npz --out runs/hog/detect --save-json
-  yolokit hog detect 'photos/*.jpg' --model runs/hog/raccoon.npz --conf 0.5 --nosave --save-json
+  yolokit hog detect 'photos/*.jpg' --model runs/hog/raccoon.npz --conf 0.5 --save-json --out runs/hog/photos
 
 detect takes the same SOURCE kinds and output options as ``yolokit detect`` (it runs the same pipeline);
 --imgsz is the longer image side before scanning (default: the size the model was trained at).
