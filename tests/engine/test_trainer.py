@@ -128,8 +128,10 @@ def test_torchvision_backbone_run_and_checkpoint(shared, tmp_path, capsys):
 def test_gradients_accumulate_to_the_nominal_batch(shared, tmp_path):
     # 4 images, batch 1: nbs 4 -> one optimizer update per epoch, nbs 1 -> four
     for nbs, updates in ((4, 1), (1, 4)):
-        train(_cfg(shared, tmp_path / str(nbs), epochs=1, imgsz=64, batch=1, nbs=nbs, limit_val=1))
+        train(_cfg(shared, tmp_path / str(nbs), epochs=1, imgsz=64, batch=1, nbs=nbs, limit_val=1,
+                   tensorboard=True))
         assert load_checkpoint(tmp_path / str(nbs) / "last.pt")["scheduler"]["it"] == updates
+        assert list((tmp_path / str(nbs) / "tb").glob("events.out.tfevents.*"))  # TensorBoard log written
 
 
 def test_cli_preset_with_overrides(shared, tmp_path):
