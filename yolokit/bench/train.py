@@ -61,6 +61,10 @@ def _command(cfg) -> str:
         flag = "--" + f.name.replace("_", "-")
         if isinstance(v, bool):
             parts.append(flag if v else "--no-" + f.name.replace("_", "-"))
+        elif f.name == "loss_weights":
+            parts += ["--loss", *(f"{k}={w}" for k, w in v.items())]
+        elif isinstance(v, (tuple, list)):
+            parts += [flag, *map(str, v)]
         else:
             parts += [flag, str(v)]
     # shown relative to the repository root, where the bench runs
