@@ -22,19 +22,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("source", nargs="+",
                         help="image, directory, glob (quoted), video file, webcam index, or rtsp/http URL")
     add_model_arguments(parser)
-    parser.add_argument("--conf", type=float, default=0.25, help="score threshold (objectness x class prob)")
-    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
-    parser.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
-    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes (names or indices)")
-    parser.add_argument("--out", default="runs/detect", help="output directory (default: runs/detect)")
-    parser.add_argument("--nosave", action="store_true", help="write no annotated images/video")
-    parser.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
-    parser.add_argument("--show", action="store_true", help="show frames in a window (q or Esc stops)")
+    add_output_arguments(parser, default_out="runs/detect")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average with the mirrored image (before the NMS)")
     parser.add_argument("--tta-scales", type=float, nargs="+", default=[1.0], metavar="S",
                         help="with --tta, also these fractions of --imgsz (joined before the NMS), e.g. 1 0.83 0.67")
     parser.add_argument("--batch", type=int, default=1, help="frames per forward pass (video)")
+
+
+def add_output_arguments(parser, default_out: str) -> None:
+    """Thresholds and output options shared by every detector's command (``detect``, ``hog detect``)."""
+    parser.add_argument("--conf", type=float, default=0.25, help="score threshold (YOLO: objectness x class prob; HOG: calibrated SVM score)")
+    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
+    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes (names or indices)")
+    parser.add_argument("--out", default=default_out, help="output directory (default: %(default)s)")
+    parser.add_argument("--nosave", action="store_true", help="write no annotated images/video")
+    parser.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
+    parser.add_argument("--show", action="store_true", help="show frames in a window (q or Esc stops)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames per source")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from yolokit.cli.detect import add_output_arguments
+
 HELP = "HOG+SVM sliding-window baseline: train a model, detect with it"
 
 
@@ -37,16 +39,7 @@ def add_arguments(parser) -> None:
     d.add_argument("source", nargs="+", help="image, directory, glob (quoted), video file, webcam index or URL")
     d.add_argument("--model", required=True, help="HOG+SVM model (.npz from 'yolokit hog train')")
     d.add_argument("--imgsz", type=int, help="longer image side before scanning (default: the model's)")
-    d.add_argument("--conf", type=float, default=0.25, help="calibrated score threshold")
-    d.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
-    d.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
-    d.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes (names or indices)")
-    d.add_argument("--out", default="runs/hog/detect", help="output directory (default: %(default)s)")
-    d.add_argument("--nosave", action="store_true", help="write no annotated images/video")
-    d.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
-    d.add_argument("--show", action="store_true", help="show frames in a window (q or Esc stops)")
-    d.add_argument("--max-frames", type=int, help="stop after this many frames per source")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_output_arguments(d, default_out="runs/hog/detect")
     d.set_defaults(_hog_run=run_detect)
 
 
