@@ -122,7 +122,10 @@ def test_ctrl_c_leaves_a_playable_video(tiny_dir, shared, tmp_path):
     # Output goes to files, not pipes: nothing the child prints can block it while the test waits.
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr, open(tmp_path / "stdout.txt", "w") as stdout:
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+        # A job started in the background (CI runs the suite that way) inherits SIGINT as *ignored*, and Python
+        # then installs no KeyboardInterrupt handler: give the child the default disposition a terminal has.
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         video = out / "video03.mp4"
         deadline = time.time() + 300  # a loaded CI machine is slow to import torch and load the model
         while time.time() < deadline and proc.poll() is None and not (video.exists() and video.stat().st_size > 20_000):
