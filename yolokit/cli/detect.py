@@ -90,7 +90,6 @@ def parse_classes(values, names) -> list[int] | None:
 
 
 def run(args) -> int:
-    from yolokit.apps.pipeline import run as run_pipeline
     from yolokit.apps.predict import Predictor
     from yolokit.apps.sources import open_source
 
@@ -100,9 +99,16 @@ def run(args) -> int:
     predictor = Predictor(model, args.imgsz, args.conf, args.iou, args.max_det,
                           classes=parse_classes(args.classes, names), device=args.device, tta=args.tta,
                           tta_scales=args.tta_scales)
-    status = 0
+    return run_sources(sources, predictor, args, batch=args.batch)
+
+
+def run_sources(sources, predictor, args, batch: int = 1) -> int:
+    """Run every source through the pipeline with the output options of :func:`add_output_arguments`;
+    report timings, skipped frames and written files. Returns the exit status (130 when interrupted)."""
+    from yolokit.apps.pipeline import run as run_pipeline
+
     for source in sources:
-        result = run_pipeline(source, predictor, args.out, batch=args.batch, save=not args.nosave,
+        result = run_pipeline(source, predictor, args.out, batch=batch, save=not args.nosave,
                               save_json=args.save_json, show=args.show, max_frames=args.max_frames,
                               progress=not args.no_progress)
         print(f"{source.name}: {result.timings.summary()}")
@@ -114,4 +120,4 @@ def run(args) -> int:
         if result.interrupted:
             print(f"{source.name}: interrupted; output closed after {result.frames} frames", file=sys.stderr)
             return 130
-    return status
+    return 0

@@ -74,9 +74,8 @@ def run_train(args) -> int:
 
 
 def run_detect(args) -> int:
-    from yolokit.apps.pipeline import run as run_pipeline
     from yolokit.apps.sources import open_source
-    from yolokit.cli.detect import parse_classes
+    from yolokit.cli.detect import parse_classes, run_sources
     from yolokit.hog import HogSvmDetector
     from yolokit.hog.predict import HogPredictor
 
@@ -84,15 +83,4 @@ def run_detect(args) -> int:
     model = HogSvmDetector.load(args.model)
     predictor = HogPredictor(model, args.imgsz, args.conf, args.iou, args.max_det,
                              classes=parse_classes(args.classes, model.class_names))
-    for source in sources:
-        result = run_pipeline(source, predictor, None if args.nosave else args.out, save_json=args.save_json,
-                              show=args.show, max_frames=args.max_frames, progress=not args.no_progress)
-        print(f"{source.name}: {result.timings.summary()}")
-        if result.failed:
-            what = "frames" if source.kind == "video" else "images"
-            print(f"{source.name}: {result.failed} {what} could not be decoded and were skipped", file=sys.stderr)
-        for path in result.outputs:
-            print(f"{source.name}: wrote {path}")
-        if result.interrupted:
-            return 130
-    return 0
+    return run_sources(sources, predictor, args)
