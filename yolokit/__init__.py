@@ -6,16 +6,18 @@ The top level stays light: heavy submodules are imported on first use (PEP 562),
 
 __version__ = "0.1.0"
 
-__all__ = ["postprocess", "load", "__version__"]
+__all__ = ["postprocess", "load", "Predictor", "evaluate", "__version__"]
+
+# name -> (module, attribute). ``yolokit.postprocess`` is also a submodule; it makes itself callable so the call
+# works whichever of the two the attribute holds (see yolokit/postprocess.py).
+_LAZY = {"postprocess": ("yolokit.postprocess", "postprocess"), "load": ("yolokit.models", "load"),
+         "Predictor": ("yolokit.models.predict", "Predictor"), "evaluate": ("yolokit.eval", "evaluate")}
 
 
 def __getattr__(name):
-    if name == "postprocess":
-        from yolokit.postprocess import postprocess
+    if name in _LAZY:
+        import importlib
 
-        return postprocess
-    if name == "load":
-        from yolokit.models import load
-
-        return load
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'yolokit' has no attribute {name!r}")

@@ -177,3 +177,15 @@ def _top_per_image_nms(pred, scores, conf_thres, candidates, iou_thres, max_det,
         todo = todo[~done[todo]]
         k *= 4
     return out
+
+
+class _CallableModule(type(__import__("sys"))):
+    """``yolokit.postprocess`` is both this module and the function: once ``import yolokit.postprocess`` has run
+    (``model.predict`` does it), Python binds the module as the package's ``postprocess`` attribute, where the
+    documented call ``yolokit.postprocess(pred, ...)`` expects the function. Calling the module calls it."""
+
+    def __call__(self, *args, **kwargs):
+        return postprocess(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

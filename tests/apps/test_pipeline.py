@@ -10,7 +10,7 @@ import pytest
 
 from yolokit.apps.draw import draw_detections
 from yolokit.apps.pipeline import StageTimes, ThreadedReader, batched, run
-from yolokit.apps.predict import Predictor
+from yolokit.models.predict import Predictor
 from yolokit.apps.sources import Frame, open_source
 
 from .test_sources import damage_avi_frames
@@ -57,7 +57,7 @@ def test_batched():
 
 
 def test_video_out_has_input_fps_and_size_and_json(tiny, video02, tmp_path):
-    result = run(open_source(str(video02)), Predictor(tiny, imgsz=320), tmp_path, batch=2, save_json=True,
+    result = run(open_source(str(video02)), Predictor(tiny, imgsz=320, bgr=True), tmp_path, batch=2, save_json=True,
                  max_frames=11, progress=False)
     assert result.frames == 11 and result.failed == 0 and not result.interrupted
     (fps, w, h), n = frames_of(tmp_path / "video02.mp4")
@@ -75,13 +75,13 @@ def test_video_out_has_input_fps_and_size_and_json(tiny, video02, tmp_path):
 def test_damaged_video_is_processed_and_bad_frames_reported(tiny, video02, tmp_path):
     bad = tmp_path / "damaged.avi"
     damage_avi_frames(video02, bad, frames={3, 4})
-    result = run(open_source(str(bad)), Predictor(tiny, imgsz=160), tmp_path, max_frames=12, progress=False)
+    result = run(open_source(str(bad)), Predictor(tiny, imgsz=160, bgr=True), tmp_path, max_frames=12, progress=False)
     assert result.failed >= 1
     assert frames_of(tmp_path / "damaged.mp4")[1] == 12
 
 
 def test_images_keep_names_and_size(tiny, photos, tmp_path):
-    result = run(open_source(str(photos)), Predictor(tiny, imgsz=416), tmp_path / "out", save_json=True,
+    result = run(open_source(str(photos)), Predictor(tiny, imgsz=416, bgr=True), tmp_path / "out", save_json=True,
                  progress=False)
     assert result.frames == 3
     for name in ("dog.jpg", "horses.jpg", "person.jpg"):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from yolokit.apps.predict import Predictor, mirror_rows, tta_predict_fn
+from yolokit.models.predict import Predictor, mirror_rows
 from yolokit.models.heads import HeadSpec
 from yolokit.ops.boxes import box_iou
 
@@ -52,7 +52,7 @@ def test_tta_is_mirror_symmetric(tiny, photos):
     # two it is given, so its detections on the mirrored photo are its detections on the photo, mirrored.
     image = cv2.imread(str(photos / "dog.jpg"))
     width = image.shape[1]
-    tta = Predictor(tiny, imgsz=416, tta=True)
+    tta = Predictor(tiny, bgr=True, imgsz=416, tta=True)
     a = tta([image])[0]
     b = tta([np.ascontiguousarray(image[:, ::-1])])[0]
     b = torch.cat((width - b[:, 2:3], b[:, 1:2], width - b[:, 0:1], b[:, 3:]), 1)
@@ -64,8 +64,8 @@ def test_tta_is_mirror_symmetric(tiny, photos):
 
 def test_tta_flip_averages_rows_it_does_not_add_candidates(tiny, photos):
     image = cv2.imread(str(photos / "horses.jpg"))
-    plain = Predictor(tiny, imgsz=320)
-    tta = Predictor(tiny, imgsz=320, tta=True)
+    plain = Predictor(tiny, bgr=True, imgsz=320)
+    tta = Predictor(tiny, bgr=True, imgsz=320, tta=True)
     with torch.inference_mode():
         rows_plain = plain.infer(plain.preprocess([image]))
         rows_tta = tta.infer(tta.preprocess([image]))
@@ -76,7 +76,7 @@ def test_tta_flip_averages_rows_it_does_not_add_candidates(tiny, photos):
 
 
 def test_tta_scales_join_before_the_nms(tiny, photos):
-    tta = Predictor(tiny, imgsz=320, tta=True, tta_scales=(1.0, 0.5), tta_flip=False)
+    tta = Predictor(tiny, bgr=True, imgsz=320, tta=True, tta_scales=(1.0, 0.5), tta_flip=False)
     assert tta.sizes == [320, 160]
     image = cv2.imread(str(photos / "person.jpg"))
     with torch.inference_mode():
@@ -92,7 +92,7 @@ def test_predictor_finds_opencv_reference_objects(tiny, photos):
     names = tiny.class_names
     reference = {"dog": [124.4, 218.9, 382.3, 518.5], "car": [466.5, 82.5, 686.5, 171.8],
                  "truck": [530.2, 94.1, 630.2, 161.3], "bicycle": [229.3, 196.2, 559.0, 444.9]}
-    (det,) = Predictor(tiny, imgsz=416, conf=0.2)([cv2.imread(str(photos / "dog.jpg"))])
+    (det,) = Predictor(tiny, imgsz=416, conf=0.2, bgr=True)([cv2.imread(str(photos / "dog.jpg"))])
     for name, box in reference.items():
         mine = det[det[:, 5] == names.index(name)]
         assert len(mine), name
@@ -106,8 +106,8 @@ def test_rgb_and_bgr_inputs_agree(tiny, photos):
     torch.testing.assert_close(a, b)
 
 
-def test_tta_predict_fn_for_eval_takes_rgb_batches(tiny, photos):
-    fn = tta_predict_fn(tiny, imgsz=320, conf=0.25, iou=0.45)
+def test_tta_predictor_takes_rgb_batches(tiny, photos):
+    fn = Predictor(tiny, imgsz=320, conf=0.25, iou=0.45, tta=True)
     images = [cv2.imread(str(photos / n))[..., ::-1].copy() for n in ("dog.jpg", "horses.jpg")]
     dets = fn(images)
     assert len(dets) == 2 and all(d.shape[1] == 6 for d in dets)
@@ -121,7 +121,7 @@ def test_tta_predict_fn_for_eval_takes_rgb_batches(tiny, photos):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_batching_does_not_change_detections(tiny, photos, batch):
     images = [cv2.imread(str(photos / n)) for n in ("dog.jpg", "horses.jpg", "person.jpg")]
-    pred = Predictor(tiny, imgsz=416)
+    pred = Predictor(tiny, imgsz=416, bgr=True)
     one_by_one = [pred([im])[0] for im in images]
     together = [d for i in range(0, 3, batch) for d in pred(images[i:i + batch])]
     for a, b in zip(one_by_one, together):

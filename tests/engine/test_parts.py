@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from yolokit.engine import BurnInSchedule, ModelEMA, load_checkpoint, save_checkpoint
+from yolokit.engine import BurnInSchedule, ModelEMA
+from yolokit.models import load_checkpoint, save_checkpoint
 from yolokit.engine.trainer import TrainConfig, build_optimizer, freeze_layers
 from yolokit.errors import ConfigError, WeightsError
 
@@ -66,8 +67,11 @@ def test_ema_tracks_weights_with_ramped_decay():
 
 
 def test_checkpoint_is_atomic_and_weights_only(tmp_path):
+    from yolokit.models import build_model, config_path
+
+    net = build_model(config_path("yolo-lite").read_text())
     path = tmp_path / "last.pt"
-    save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 1}, path)
+    assert save_checkpoint(net, path, epoch=1) == path
     assert load_checkpoint(path)["epoch"] == 1
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
@@ -76,7 +80,7 @@ def test_checkpoint_is_atomic_and_weights_only(tmp_path):
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        save_checkpoint({"model": {}, "x": Bomb()}, path)
+        save_checkpoint(net, path, x=Bomb())
     assert load_checkpoint(path)["epoch"] == 1  # the previous checkpoint survived the failed write
     assert list(tmp_path.iterdir()) == [path]
     # a pickled object that is not plain data is refused by weights_only loading
@@ -117,7 +121,7 @@ def test_freeze_first_layers(shared):
 
 
 def test_head_transfer_keeps_box_and_objectness(shared):
-    from yolokit.engine.transfer import keep_box_and_objectness
+    from yolokit.models.transfer import keep_box_and_objectness
     from yolokit.models import load, with_num_classes
 
     d = shared / "yolov3_tiny_darknet"
@@ -137,7 +141,7 @@ def test_head_transfer_keeps_box_and_objectness(shared):
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
 def test_torchvision_backbone_detector_trains_without_weights(name):
-    from yolokit.engine.backbones import build_tv_detector
+    from yolokit.models.tv import build_tv_detector
     from yolokit.loss import build_loss
 
     torch.manual_seed(0)
@@ -154,7 +158,7 @@ def test_torchvision_backbone_detector_trains_without_weights(name):
 
 
 def test_torchvision_backbone_unknown_name():
-    from yolokit.engine.backbones import build_tv_detector
+    from yolokit.models.tv import build_tv_detector
 
     with pytest.raises(ConfigError, match="vgg"):
         build_tv_detector("vgg16", 1)

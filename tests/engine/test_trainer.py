@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from yolokit.engine import NonFiniteLossError, TrainConfig, load_checkpoint, train
+from yolokit.engine import NonFiniteLossError, TrainConfig, train
+from yolokit.models import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 RACCOON = str(ROOT / "configs" / "data" / "raccoon.yaml")
@@ -106,11 +107,12 @@ def test_cli_train_and_resume(shared, tmp_path, capsys):
 
 
 def test_torchvision_backbone_run_and_checkpoint(shared, tmp_path, capsys):
-    from yolokit.engine.backbones import TvYolo, load_tv_checkpoint
+    from yolokit.models import load
+    from yolokit.models.tv import TvYolo
 
     train(_cfg(shared, tmp_path, model="tv:mobilenet_v3_small", weights=None, epochs=1, imgsz=64,
                limit_train=2, freeze=1))
-    model = load_tv_checkpoint(tmp_path / "best.pt")
+    model = load(tmp_path / "best.pt")
     assert isinstance(model, TvYolo) and model.class_names == ["raccoon"]
     assert tuple(model(torch.rand(1, 3, 64, 64)).shape) == (1, 3 * (4 + 16), 6)
     # a tv checkpoint is also a valid --model to continue from; the lectures' recipe: backbone frozen for an

@@ -1,4 +1,4 @@
-"""evaluate(): the dict, table, files and figures; the confusion matrix; the predict_fn hook."""
+"""evaluate(): the dict, table, files and figures; the confusion matrix; any detector callable."""
 
 import json
 from pathlib import Path
@@ -57,16 +57,16 @@ def test_metric_selection_and_precision_recall(rodm):
     assert a["recall"] == pytest.approx(a["tp"] / (273 - 38))
 
 
-def test_perfect_detections_via_predict_fn(rodm):
+def test_perfect_detections_from_any_detector_callable(rodm):
     ds, _ = rodm
     calls = []
 
-    def predict_fn(images):  # a detector that returns the ground truth, in dataset order
+    def detector(images):  # a detector that returns the ground truth, in dataset order
         start = sum(calls)
         calls.append(len(images))
         return [np.c_[r.boxes, np.ones(len(r.boxes)), r.labels] for r in ds.records[start:start + len(images)]]
 
-    m = evaluate_model(None, ds, predict_fn=predict_fn, batch_size=16, metrics=["voc", "voc07", "coco"])
+    m = evaluate_model(detector, ds, batch_size=16, metrics=["voc", "voc07", "coco"])
     assert sum(calls) == len(ds) and max(calls) == 16
     assert m["voc"] == pytest.approx(1.0) and m["voc07"] == pytest.approx(1.0)
     assert m["coco"]["AP"] == pytest.approx(1.0)

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from yolokit.apps.predict import concat_batches
+from yolokit.models.predict import concat_batches
 from yolokit.apps.sources import Frame, ImageSource, VideoSource
 from yolokit.errors import DataError
 

@@ -1,6 +1,6 @@
 """Test-time augmentation: AP50 gained against inference time paid, on one dataset split.
 
-Each row runs :class:`yolokit.apps.predict.Predictor` over the split with one TTA setting (the flip is
+Each row runs :class:`yolokit.models.predict.Predictor` over the split with one TTA setting (the flip is
 averaged row by row with the plain prediction; other scales join before the NMS; one forward pass per
 size and per flip) and evaluates with :func:`yolokit.eval.evaluate` (VOC all-point AP at IoU 0.5, and
 pycocotools' AP50 / AP).
@@ -35,7 +35,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import yolokit
-    from yolokit.apps.predict import Predictor
+    from yolokit.models.predict import Predictor
     from yolokit.bench.common import markdown_table, write_section
     from yolokit.data import load_dataset
     from yolokit.eval import evaluate

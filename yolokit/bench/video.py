@@ -58,10 +58,10 @@ def measure(model, video: str, device: str, imgsz: int, frames: int, batch: int,
     import cv2
 
     from yolokit.apps.pipeline import run
-    from yolokit.apps.predict import Predictor
+    from yolokit.models.predict import Predictor
     from yolokit.apps.sources import open_source
 
-    predictor = Predictor(model.to(device), imgsz, device=device)
+    predictor = Predictor(model.to(device), imgsz, device=device, bgr=True)
     cap = cv2.VideoCapture(video)
     images = []
     while len(images) < frames:

@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
 def add_output_arguments(parser, default_out: str) -> None:
     """Thresholds and output options shared by every detector's command (``detect``, ``hog detect``)."""
     parser.add_argument("--conf", type=float, default=0.25, help="score threshold (YOLO: objectness x class prob; HOG: calibrated SVM score)")
-    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument("--iou", type=float, help="NMS IoU threshold (default: the checkpoint's, else 0.45)")
     parser.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
     parser.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes (names or indices)")
     parser.add_argument("--out", default=default_out, help="output directory (default: %(default)s)")
@@ -50,7 +50,8 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--weights", help="Darknet .weights for a .cfg model")
     parser.add_argument("--names", help="class names file (one per line); default: the checkpoint's, "
                                         "or the one .names file beside the cfg/weights that fits")
-    parser.add_argument("--imgsz", type=int, default=416, help="network input size, a multiple of 32")
+    parser.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default: the size the "
+                                                  "checkpoint was trained and validated at, else the cfg's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
 
 
@@ -60,7 +61,7 @@ def load_model(args):
     import yolokit
     from yolokit.errors import ConfigError
 
-    if args.imgsz % 32:
+    if args.imgsz is not None and args.imgsz % 32:
         raise ConfigError(f"--imgsz {args.imgsz}: must be a multiple of 32 (the YOLO stride)")
     if str(args.device).startswith("cuda"):
         import torch
@@ -90,7 +91,7 @@ def parse_classes(values, names) -> list[int] | None:
 
 
 def run(args) -> int:
-    from yolokit.apps.predict import Predictor
+    from yolokit.models.predict import Predictor
     from yolokit.apps.sources import open_source
 
     sources = [open_source(s) for s in args.source]  # fail on a bad SOURCE before loading the model
@@ -98,7 +99,7 @@ def run(args) -> int:
     names = getattr(model, "class_names", None)
     predictor = Predictor(model, args.imgsz, args.conf, args.iou, args.max_det,
                           classes=parse_classes(args.classes, names), device=args.device, tta=args.tta,
-                          tta_scales=args.tta_scales)
+                          tta_scales=args.tta_scales, bgr=True)  # OpenCV frames are BGR
     return run_sources(sources, predictor, args, batch=args.batch)
 
 

@@ -29,9 +29,10 @@ def add_arguments(p):
     d.add_argument("--pred", metavar="JSON", help="COCO results JSON ([{image_id, category_id, bbox, score}])")
     d.add_argument("--model", metavar="CFG|CKPT", help="run this model (Darknet .cfg, checkpoint or model name)")
     d.add_argument("--weights", metavar="W", help="Darknet .weights for a .cfg model")
-    d.add_argument("--imgsz", type=int, help="network input size (default: the cfg's)")
-    d.add_argument("--conf", type=float, default=0.001, help="detector score threshold (default 0.001)")
-    d.add_argument("--iou", type=float, default=0.6, help="detector NMS IoU (default 0.6)")
+    d.add_argument("--imgsz", type=int, help="network input size (default: the checkpoint's validation size, else the cfg's)")
+    d.add_argument("--conf", type=float, help="detector score threshold (default: the checkpoint's validation "
+                                             "setting, else 0.001)")
+    d.add_argument("--iou", type=float, help="detector NMS IoU (default: the checkpoint's setting, else 0.6)")
     d.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     d.add_argument("--device", default="cpu", help="torch device for --model (default cpu)")
     d.add_argument("--tta", action="store_true", help="test-time augmentation (flips and scales) with --model")
@@ -111,30 +112,21 @@ def run(args) -> int:
 
 
 def _run_model(args, ds) -> list:
-    """--model: one (K, 6) detection array per dataset image (original pixels)."""
+    """--model: one (K, 6) detection array per dataset image (original pixels), through the one Predictor with
+    the model's saved settings as defaults."""
     import sys
 
     import yolokit
     from yolokit.eval import predict_dataset
+    from yolokit.models.predict import EVAL_DEFAULTS, Predictor
 
     model = yolokit.load(args.model, args.weights, device=args.device)
     names = getattr(model, "class_names", None)
     if names and len(names) != len(ds.class_names):
         print(f"warning: the model has {len(names)} classes, the dataset {len(ds.class_names)}; "
               f"class indices are compared as they are", file=sys.stderr)
-    if args.tta:
-        from yolokit.apps.predict import tta_predict_fn
-
-        predict_fn = tta_predict_fn(model, imgsz=args.imgsz or _net_size(model), conf=args.conf,
-                                    iou=args.iou, device=args.device)
-    else:
-        def predict_fn(images):
-            return model.predict(images, conf=args.conf, iou=args.iou, imgsz=args.imgsz)
-    return predict_dataset(predict_fn, ds, args.batch, progress=not args.json and sys.stderr.isatty())
-
-
-def _net_size(model) -> int:
-    size = getattr(model, "input_size", None)
-    if isinstance(size, (tuple, list)):
-        return int(size[0])
-    return int(size or 416)
+    predictor = Predictor(model, args.imgsz, args.conf, args.iou, device=args.device, tta=args.tta,
+                          defaults=EVAL_DEFAULTS)
+    print(f"predicting at imgsz {predictor.imgsz}, conf {predictor.conf:g}, iou {predictor.iou:g}"
+          + (" (the model's saved settings)" if getattr(model, "settings", None) else ""), file=sys.stderr)
+    return predict_dataset(predictor, ds, args.batch, progress=not args.json and sys.stderr.isatty())

@@ -38,11 +38,15 @@ def run(args) -> int:
     from yolokit.apps.export import export_onnx, run_onnx
     from yolokit.errors import ConfigError
 
-    if args.imgsz % 32:
+    from yolokit.models.predict import default_imgsz
+
+    if args.imgsz is not None and args.imgsz % 32:
         raise ConfigError(f"--imgsz {args.imgsz}: must be a multiple of 32 (the YOLO stride)")
     if args.nms and args.opset < 11:
         raise ConfigError(f"--opset {args.opset}: NonMaxSuppression needs opset 11 or later")
     model = yolokit.load(args.model, weights=args.weights, names=args.names).eval()
+    args.imgsz = args.imgsz or default_imgsz(model)
+    args.iou = 0.45 if args.iou is None else args.iou
     # Default: the model's name in the current directory (a cfg may sit in a read-only folder).
     out = Path(args.out) if args.out else Path(Path(args.model).stem + ("-nms.onnx" if args.nms else ".onnx"))
     export_onnx(model, out, args.imgsz, nms=args.nms, conf=args.conf, iou=args.iou, opset=args.opset)
@@ -55,11 +59,11 @@ def run(args) -> int:
         return 0
     x = torch.rand(2, 3, args.imgsz, args.imgsz)
     if args.check_image:
-        from yolokit.apps.predict import Predictor
+        from yolokit.models.predict import Predictor
         from yolokit.apps.sources import open_source
 
         image = next(iter(open_source(args.check_image))).image
-        x = Predictor(model, args.imgsz).preprocess([image, image[:, ::-1].copy()]).x
+        x = Predictor(model, args.imgsz, bgr=True).preprocess([image, image[:, ::-1].copy()]).x
     with torch.no_grad():
         ref = model(x)
     got = torch.from_numpy(run_onnx(out, x))

@@ -87,7 +87,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from yolokit.engine import TrainConfig, load_checkpoint, train
+    from yolokit.engine import TrainConfig, train
+    from yolokit.models import load_checkpoint
     from yolokit.errors import ConfigError
 
     given = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "config")}

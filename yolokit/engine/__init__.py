@@ -1,15 +1,13 @@
-"""Training: the loop (:func:`train` with a :class:`TrainConfig`), checkpoints, EMA, LR schedules,
-torchvision backbones under a YOLO head, and DDP via torchrun.
+"""Training: the loop (:func:`train` with a :class:`TrainConfig`), EMA, LR schedules and DDP via
+torchrun. Checkpoints, torchvision-backbone models and head transfer live with the models (yolokit.models).
 
 Names are imported on first use (PEP 562) so that ``yolokit.engine.config`` stays free of torch.
 """
 
-__all__ = ["TrainConfig", "train", "validate", "NonFiniteLossError", "ModelEMA", "BurnInSchedule",
-           "save_checkpoint", "load_checkpoint"]
+__all__ = ["TrainConfig", "train", "validate", "NonFiniteLossError", "ModelEMA", "BurnInSchedule"]
 
 _WHERE = {"TrainConfig": "config", "train": "trainer", "validate": "trainer", "NonFiniteLossError": "trainer",
-          "ModelEMA": "ema", "BurnInSchedule": "schedule", "save_checkpoint": "checkpoint",
-          "load_checkpoint": "checkpoint"}
+          "ModelEMA": "ema", "BurnInSchedule": "schedule"}
 
 
 def __getattr__(name):

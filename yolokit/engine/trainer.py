@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from yolokit.engine.checkpoint import load_checkpoint, save_checkpoint
 from yolokit.engine.config import TrainConfig
 from yolokit.engine.ema import ModelEMA
 from yolokit.engine.schedule import BurnInSchedule
 from yolokit.errors import ConfigError, YolokitError
+from yolokit.models.checkpoint import load_checkpoint, save_checkpoint
 
 
 class NonFiniteLossError(YolokitError):
@@ -85,19 +85,14 @@ def build_train_model(cfg: TrainConfig, class_names: list[str], fetch_pretrained
 
     tv_state = _tv_checkpoint(cfg.model)
     if tv_state is not None:
-        from yolokit.engine.backbones import load_tv_checkpoint
-
-        model = load_tv_checkpoint(cfg.model)
+        model = load(cfg.model)
         if model.num_classes != len(class_names):
             raise ConfigError(f"{cfg.model}: a {model.num_classes}-class torchvision-backbone checkpoint; the "
                               f"dataset has {len(class_names)} classes")
     elif str(cfg.model).startswith("tv:"):
-        from yolokit.engine.backbones import build_tv_detector
-
-        model = build_tv_detector(cfg.model[3:], num_classes=len(class_names),
-                                  pretrained=cfg.weights if fetch_pretrained else None)
+        model = load(cfg.model, cfg.weights if fetch_pretrained else None, num_classes=len(class_names))
     else:
-        from yolokit.engine.transfer import keep_box_and_objectness, prior_bias_init
+        from yolokit.models.transfer import keep_box_and_objectness, prior_bias_init
 
         model = load(cfg.model, cfg.weights)
         pretrained = cfg.weights is not None or not str(cfg.model).endswith(".cfg")
@@ -169,31 +164,22 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 # ----------------------------------------------------------------------------- validation
-@torch.no_grad()
-def validate(model: nn.Module, loader, dataset, device: torch.device, conf: float = 0.005,
-             iou: float = 0.45) -> dict:
-    """VOC AP at IoU 0.5 (all-point and 07 11-point, difficult ignored) of ``model`` on the ``loader``'s
-    letterboxed images (a :func:`yolokit.data.build_loader` without augmentation: its metas carry ``index``,
-    ``scale`` and ``pad``), boxes mapped back to original pixels. Returns ``{"map50", "map50_07", "per_class"}``."""
-    from yolokit.data import unletterbox_boxes
-    from yolokit.eval import Detections, GroundTruth, voc_evaluate
-    from yolokit.postprocess import postprocess
+def validation_settings(cfg: TrainConfig) -> dict:
+    """The prediction settings training validates with; saved in every checkpoint as ``settings``, so
+    ``yolokit eval --model best.pt`` (and ``detect``) use them by default and report the same AP50."""
+    return {"imgsz": int(cfg.imgsz), "conf": float(cfg.val_conf), "iou": float(cfg.val_iou), "max_det": 300}
 
-    was_training = model.training
-    model.eval()
-    dets, samples = [], []
-    for images, _, metas in loader:
-        pred = model(images.to(device, non_blocking=True)).float()
-        for d, meta in zip(postprocess(pred, conf_thres=conf, iou_thres=iou), metas):
-            r = dataset.records[meta["index"]]
-            dets.append(unletterbox_boxes(d.cpu(), meta["scale"], meta["pad"], tuple(r.size)))
-            samples.append(r)
-    model.train(was_training)
-    gt = GroundTruth.from_samples(samples)
-    result = voc_evaluate(gt, Detections.from_lists(dets), num_classes=len(dataset.class_names))
-    names = dataset.class_names
-    return {"map50": result.map, "map50_07": result.map07,
-            "per_class": {names[c]: float(a) for c, a in enumerate(result.ap)}}
+
+def validate(model: nn.Module, dataset, settings: dict, batch: int = 8) -> dict:
+    """VOC AP at IoU 0.5 (all-point and 07 11-point, difficult ignored) of ``model`` on ``dataset`` through
+    :func:`yolokit.eval.evaluate_model` -- the one prediction path and evaluator ``yolokit eval`` runs, with
+    ``settings`` (:func:`validation_settings`). Returns ``{"map50", "map50_07", "per_class"}``."""
+    from yolokit.eval import evaluate_model
+
+    m = evaluate_model(model, dataset, imgsz=settings["imgsz"], conf=settings["conf"], iou=settings["iou"],
+                       max_det=settings["max_det"], batch_size=batch, metrics=["voc", "voc07"])
+    return {"map50": m["voc"], "map50_07": m["voc07"],
+            "per_class": {name: float(row["voc"]) for name, row in m["per_class"].items()}}
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -298,7 +284,6 @@ def train(cfg: TrainConfig) -> dict:
 
     augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
     train_set = TrainDataset(_subset(train_ds, cfg.limit_train), cfg.imgsz, augment=augment)
-    val_set = TrainDataset(_subset(val_ds, cfg.limit_val), cfg.imgsz, augment=None)
     accumulate = max(1, round(cfg.nbs / (cfg.batch * world)))
     batches_per_epoch = math.ceil(math.ceil(len(train_set) / world) / cfg.batch)
     updates_per_epoch = math.ceil(batches_per_epoch / accumulate)
@@ -325,17 +310,19 @@ def train(cfg: TrainConfig) -> dict:
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    val_loader = build_loader(val_set, cfg.batch, cfg.imgsz, train=False, workers=cfg.workers) if main else None
+    settings = validation_settings(cfg)
+    model.settings = settings
+    val_subset = _subset(val_ds, cfg.limit_val)
     logger = _Logger(out, cfg.tensorboard) if main else None
     if main:
         print(f"train set: {train_set.summary()}")
-        print(f"train: {len(train_set)} images, val: {len(val_set)} images, {len(class_names)} classes, "
+        print(f"train: {len(train_set)} images, val: {len(val_subset)} images, {len(class_names)} classes, "
               f"batch {cfg.batch} x {world} process(es), accumulate {accumulate} -> {updates_per_epoch} "
               f"updates/epoch, device {device}{', AMP' if use_amp else ''}")
 
     history = []
     if main and cfg.val_before and resume_state is None:
-        metrics = validate(model, val_loader, val_ds, device, cfg.val_conf, cfg.val_iou)
+        metrics = validate(model, val_subset, settings, cfg.batch)
         row = {"epoch": 0, "lr": 0.0, "images": 0, "map50": metrics["map50"], "map50_07": metrics["map50_07"]}
         logger.log(row)
         history.append(row)
@@ -404,7 +391,7 @@ def train(cfg: TrainConfig) -> dict:
         metrics = None
         if main and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs or stop):
             t1 = time.perf_counter()
-            metrics = validate(eval_model, val_loader, val_ds, device, cfg.val_conf, cfg.val_iou)
+            metrics = validate(eval_model, val_subset, settings, cfg.batch)
             row.update({"map50": metrics["map50"], "map50_07": metrics["map50_07"],
                         "val_s": time.perf_counter() - t1})
             value = metrics["map50"] if not math.isnan(metrics["map50"]) else 0.0
@@ -413,11 +400,11 @@ def train(cfg: TrainConfig) -> dict:
             else:
                 bad_epochs += 1
         if main:
-            state = _checkpoint_state(model, ema, optimizer, scheduler, scaler, epoch, best_map, best_epoch,
-                                      bad_epochs, cfg)
-            save_checkpoint(state, out / "last.pt")
+            weights, extra = _checkpoint_state(model, ema, optimizer, scheduler, scaler, epoch, best_map,
+                                               best_epoch, bad_epochs, cfg)
+            save_checkpoint(_unwrap(model), out / "last.pt", weights=weights, **extra)
             if metrics is not None and best_epoch == epoch:
-                save_checkpoint(state, out / "best.pt")
+                save_checkpoint(_unwrap(model), out / "best.pt", weights=weights, **extra)
             logger.log(row)
             history.append(row)
             msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
@@ -459,15 +446,12 @@ def _loss_kwargs(model: nn.Module, cfg: TrainConfig) -> dict:
 
 
 def _checkpoint_state(model, ema, optimizer, scheduler, scaler, epoch, best_map, best_epoch, bad_epochs,
-                      cfg: TrainConfig) -> dict:
+                      cfg: TrainConfig) -> tuple[dict, dict]:
+    """``(weights, extra)`` for :func:`yolokit.models.checkpoint.save_checkpoint`: the evaluated weights (EMA
+    when on) and what ``--resume`` needs."""
     raw = _unwrap(model)
     weights = ema.module.state_dict() if ema is not None else raw.state_dict()
-    return {
-        "model": {k: v.detach().cpu() for k, v in weights.items()},
-        "cfg": getattr(raw, "cfg_text", None),
-        "class_names": list(getattr(raw, "class_names", None) or []),
-        "darknet_header": list(getattr(raw, "weights_header", ())),
-        "tv_arch": getattr(raw, "tv_arch", None),
+    return weights, {
         "raw_model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),

@@ -337,9 +337,9 @@ def format_table(metrics: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- run a model
-def predict_dataset(predict_fn: Callable[[list], list], dataset, batch_size: int = 8,
+def predict_dataset(detector: Callable[[list], list], dataset, batch_size: int = 8,
                     progress: bool = False) -> list:
-    """Call ``predict_fn(images)`` (a list of HxWx3 uint8 RGB arrays -> one ``(K, 6)`` per image in
+    """Call ``detector(images)`` (a list of HxWx3 uint8 RGB arrays -> one ``(K, 6)`` per image in
     original-image pixels) over the dataset in batches; returns one detection array per image."""
     dets = []
     indices = range(0, len(dataset), batch_size)
@@ -349,23 +349,34 @@ def predict_dataset(predict_fn: Callable[[list], list], dataset, batch_size: int
         indices = tqdm(indices, desc="predict", unit="batch")
     for start in indices:
         images = [dataset[i].image for i in range(start, min(start + batch_size, len(dataset)))]
-        out = predict_fn(images)
+        out = detector(images)
         if len(out) != len(images):
-            raise DataError(f"predict_fn returned {len(out)} results for {len(images)} images")
+            raise DataError(f"the detector returned {len(out)} results for {len(images)} images")
         dets.extend(d.detach().cpu().numpy() if hasattr(d, "detach") else np.asarray(d) for d in out)
     return dets
 
 
-def evaluate_model(model, dataset, *, conf: float = 0.001, iou: float = 0.6, imgsz: int | None = None,
-                   batch_size: int = 8, predict_fn: Callable[[list], list] | None = None,
-                   progress: bool = False, **kwargs) -> dict:
-    """Run ``model.predict`` (or ``predict_fn``, e.g. a test-time-augmentation wrapper) over every
-    image of ``dataset``, then :func:`evaluate`. ``conf``/``iou`` are the detector's thresholds (a low
-    ``conf`` as mAP needs the whole PR curve); ``kwargs`` go to :func:`evaluate` (``conf`` there is
-    renamed ``report_conf``: the score for the precision/recall line and confusion matrix)."""
-    if predict_fn is None:
-        def predict_fn(images):
-            return model.predict(images, conf=conf, iou=iou, imgsz=imgsz)
+def evaluate_model(detector, dataset, *, imgsz=None, conf: float | None = None, iou: float | None = None,
+                   max_det: int | None = None, tta: bool = False, tta_scales=(1.0,), device=None,
+                   batch_size: int = 8, progress: bool = False, **kwargs) -> dict:
+    """Detect on every image of ``dataset`` and :func:`evaluate` the result.
+
+    ``detector`` is a model (run through :class:`yolokit.models.predict.Predictor`, the one prediction path, with
+    ``imgsz``/``conf``/``iou``/``max_det`` defaulting to the model's saved settings, else the evaluation
+    defaults: conf 0.001, iou 0.6, since mAP needs the whole PR curve), or any callable ``images -> list[(K,
+    6)]`` in original-image pixels (a configured Predictor, the HOG+SVM predictor, another detector).
+    ``kwargs`` go to :func:`evaluate` (its ``conf`` is ``report_conf`` here: the score of the precision/recall
+    line and confusion matrix)."""
+    from torch import nn
+
+    if isinstance(detector, nn.Module):
+        from yolokit.models.predict import EVAL_DEFAULTS, Predictor
+
+        detector = Predictor(detector, imgsz, conf, iou, max_det, device=device, tta=tta, tta_scales=tta_scales,
+                             defaults=EVAL_DEFAULTS)
+    elif not callable(detector):
+        raise TypeError(f"evaluate_model needs a model or a callable images -> detections, got "
+                        f"{type(detector).__name__}")
     report_conf = kwargs.pop("report_conf", 0.25)
-    dets = predict_dataset(predict_fn, dataset, batch_size, progress)
+    dets = predict_dataset(detector, dataset, batch_size, progress)
     return evaluate(dataset, dets, conf=report_conf, **kwargs)

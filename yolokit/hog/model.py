@@ -113,40 +113,27 @@ class HogSvmDetector:
         boxes = np.concatenate([boxes[:, :2] + inset, boxes[:, 2:] - inset], 1) * f
         return boxes.astype(np.float32), raw
 
-    def raw_predictions(self, image: np.ndarray, **kwargs):
-        """Windows of one image in the post-processor's layout: ``float32 Tensor (1, K, 6)``
-        ``[cx, cy, w, h, calibrated score, 1.0]``."""
+    def candidates(self, image: np.ndarray, **kwargs):
+        """Scored windows of one image before the NMS: ``(boxes float32 Tensor [K, 4] xyxy image pixels,
+        calibrated scores float32 Tensor [K])``; ``kwargs`` go to :meth:`windows`."""
         import torch
 
         boxes, raw = self.windows(image, **kwargs)
-        pred = np.empty((len(boxes), 6), np.float32)
-        pred[:, 0:2] = (boxes[:, :2] + boxes[:, 2:]) / 2
-        pred[:, 2:4] = boxes[:, 2:] - boxes[:, :2]
-        pred[:, 4] = self.probability(raw)
-        pred[:, 5] = 1.0
-        return torch.from_numpy(pred)[None]
+        return torch.from_numpy(boxes), torch.from_numpy(self.probability(raw).astype(np.float32))
 
-    def predict(self, images, conf: float = 0.25, iou: float = 0.45, imgsz: int | None = None,
-                max_det: int = 300, **kwargs):
-        """Detect in a list of ``uint8 [H, W, 3]`` images (or one image).
+    def predict(self, images, **kwargs):
+        """Detect in a list of ``uint8 [H, W, 3]`` images (or one image); keyword arguments (``conf``, ``iou``,
+        ``imgsz``, ``max_det``, ``classes``) are :class:`yolokit.hog.predict.HogPredictor`'s.
 
         Returns:
             list of ``(K, 6)`` float tensors ``[x1, y1, x2, y2, score, class]`` in each image's pixels, through
-            :func:`yolokit.postprocess.postprocess` (the same confidence filter and NMS as the YOLO models),
-            clipped to the image.
+            the same confidence filter and NMS kernel as the YOLO models, clipped to the image.
         """
-        from yolokit.ops.boxes import clip
-        from yolokit.postprocess import postprocess
+        from yolokit.hog.predict import HogPredictor
 
         if isinstance(images, np.ndarray) and images.ndim == 3:
             images = [images]
-        out = []
-        for image in images:
-            pred = self.raw_predictions(image, imgsz=imgsz, **kwargs)
-            det = postprocess(pred, conf_thres=conf, iou_thres=iou, max_det=max_det)[0]
-            det[:, :4] = clip(det[:, :4], image.shape[1], image.shape[0])  # windows may overhang (pad)
-            out.append(det)
-        return out
+        return HogPredictor(self, **kwargs)(images)
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | Path) -> Path:

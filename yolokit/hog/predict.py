@@ -1,6 +1,8 @@
-"""The HOG+SVM detector in the shape of :class:`yolokit.apps.predict.Predictor` (preprocess / infer /
+"""The HOG+SVM detector in the shape of :class:`yolokit.models.predict.Predictor` (preprocess / infer /
 postprocess, timed separately), so ``yolokit hog detect`` runs through the same pipeline, drawing, saving and
-COCO-JSON code as ``yolokit detect``."""
+COCO-JSON code as ``yolokit detect``. A sliding window has no grid to decode: its windows are already xyxy boxes in
+image pixels, so they go straight to the NMS kernel the YOLO post-processor uses (:func:`yolokit.postprocess.
+nms_xyxy`), with the same ``conf`` / ``iou`` / ``max_det`` / ``classes`` meanings."""
 
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ class HogPredictor:
     """Args: model; imgsz: longer image side before scanning (None: the model's); conf, iou, max_det, classes:
     passed to :func:`yolokit.postprocess.postprocess`. Images may be BGR or RGB (HOG does not care)."""
 
-    def __init__(self, model: HogSvmDetector, imgsz: int | None = None, conf: float = 0.25, iou: float = 0.45,
-                 max_det: int = 300, classes: Sequence[int] | None = None):
+    def __init__(self, model: HogSvmDetector, imgsz: int | None = None, conf: float | None = None,
+                 iou: float | None = None, max_det: int | None = None, classes: Sequence[int] | None = None):
+        from yolokit.models.predict import DEFAULTS
+
         self.model = model
         self.imgsz = imgsz
-        self.conf, self.iou, self.max_det = conf, iou, max_det
+        self.conf = DEFAULTS["conf"] if conf is None else float(conf)
+        self.iou = DEFAULTS["iou"] if iou is None else float(iou)
+        self.max_det = DEFAULTS["max_det"] if max_det is None else int(max_det)
         self.classes = list(classes) if classes is not None else None
         self.class_names = model.class_names
 
@@ -27,18 +33,26 @@ class HogPredictor:
         return list(images)
 
     def infer(self, images: list[np.ndarray]) -> list:
-        """One ``(1, K, 6)`` tensor of raw windows per image (their number differs between images)."""
-        return [self.model.raw_predictions(im, imgsz=self.imgsz) for im in images]
+        """Per image, the scored windows ``(boxes [K, 4] xyxy, scores [K])`` (their number differs)."""
+        return [self.model.candidates(im, imgsz=self.imgsz) for im in images]
 
     def postprocess(self, preds: list, images: list[np.ndarray]) -> list:
+        """Score filter, NMS, ``max_det`` and ``classes`` (a HOG model has one class, index 0); clipped boxes."""
+        import torch
+
         from yolokit.ops.boxes import clip
-        from yolokit.postprocess import postprocess
+        from yolokit.postprocess import nms_xyxy
 
         out = []
-        for pred, image in zip(preds, images):
-            det = postprocess(pred, self.conf, self.iou, self.max_det, classes=self.classes)[0]
+        for (boxes, scores), image in zip(preds, images):
+            keep = scores > self.conf
+            boxes, scores = boxes[keep], scores[keep]
+            labels = torch.zeros_like(scores)
+            if self.classes is not None and 0 not in self.classes:
+                boxes, scores, labels = boxes[:0], scores[:0], labels[:0]
+            order = nms_xyxy(boxes, scores, labels, self.iou)[: self.max_det]
             h, w = image.shape[:2]
-            det[:, :4] = clip(det[:, :4], w, h)
+            det = torch.cat([clip(boxes[order], w, h), scores[order, None], labels[order, None]], 1)
             out.append(det)
         return out
 

@@ -2,7 +2,8 @@
 
     model = yolokit.load("yolov3-tiny.cfg", "yolov3-tiny.weights")   # Darknet files
     model = yolokit.load("yolov3-tiny")                              # configs/models/yolov3-tiny.cfg, random init
-    model = yolokit.load("run/best.pt")                              # a yolokit checkpoint
+    model = yolokit.load("run/best.pt")                              # a yolokit checkpoint (any kind)
+    model = yolokit.load("tv:resnet18", num_classes=1)               # torchvision backbone, YOLO head
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import torch
 
 from yolokit.errors import ConfigError, WeightsError
 from yolokit.models.darknet import DarknetModel, load_weights, save_weights, with_num_classes
+from yolokit.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from yolokit.models.heads import HeadSpec
 
 __all__ = ["DarknetModel", "HeadSpec", "build_model", "load", "load_checkpoint", "save_checkpoint",
            "load_weights", "save_weights", "with_num_classes", "model_names", "config_path", "read_names"]
 
-#: The architectures shipped in ``configs/models`` (beside the package in a source checkout).
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
+#: The architectures shipped in ``configs/models``. ``yolokit/configs`` is package data in a wheel and a link to the
+#: top-level ``configs/`` in a source checkout, so the names work in both.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "models"
 
 
 def model_names() -> list[str]:
@@ -71,21 +74,32 @@ def _is_checkpoint(path: Path) -> bool:
 
 
 def load(cfg_or_checkpoint: str | Path, weights: str | Path | None = None, names=None,
-         device: str | torch.device = "cpu") -> DarknetModel:
-    """Load a model in eval mode.
+         device: str | torch.device = "cpu", num_classes: int | None = None):
+    """Load a model in eval mode: the one loader for every kind of model yolokit runs.
 
     Args:
-        cfg_or_checkpoint: a Darknet ``.cfg`` path, a yolokit checkpoint (``.pt``), or a name from
-            :func:`model_names` (e.g. ``"yolov3-tiny"``).
-        weights: Darknet ``.weights`` for a cfg (None: random initialisation).
+        cfg_or_checkpoint: a Darknet ``.cfg`` path, a yolokit checkpoint (``.pt``, Darknet-cfg or
+            torchvision-backbone), a name from :func:`model_names` (e.g. ``"yolov3-tiny"``), or
+            ``tv:<backbone>`` (:data:`yolokit.models.tv.BACKBONES`, a YOLOv3-tiny neck and heads).
+        weights: Darknet ``.weights`` for a cfg (None: random initialisation); for ``tv:`` a torchvision
+            weights name such as ``"DEFAULT"`` (ImageNet backbone, from the torch cache).
         names: class names (list) or a ``.names`` file; by default a ``.names`` file beside the weights/cfg
             whose line count equals the number of classes, if there is exactly one.
+        num_classes: for ``tv:`` models, the number of classes (default: len(names), else 80).
     """
+    if str(cfg_or_checkpoint).startswith("tv:"):
+        from yolokit.models.tv import build_tv_detector
+
+        given = read_names(names) if isinstance(names, (str, Path)) else names
+        n = num_classes or (len(given) if given else 80)
+        model = build_tv_detector(str(cfg_or_checkpoint)[3:], num_classes=n, pretrained=weights)
+        model.class_names = list(given) if given else None
+        return model.to(device).eval()
     src = Path(cfg_or_checkpoint)
     if src.is_file() and _is_checkpoint(src):
         if weights is not None:
             raise ConfigError(f"{src}: a checkpoint already holds its weights; do not pass weights={weights}")
-        model = load_checkpoint(src, map_location=device)
+        model = model_from_checkpoint(load_checkpoint(src, map_location=device), str(src))
     else:
         if not src.is_file():
             src = config_path(str(cfg_or_checkpoint))
@@ -100,33 +114,3 @@ def load(cfg_or_checkpoint: str | Path, weights: str | Path | None = None, names
         raise ConfigError(f"{names or src}: {len(model.class_names)} class names for a model with "
                           f"{model.num_classes} classes")
     return model.to(device).eval()
-
-
-def save_checkpoint(model: DarknetModel, path: str | Path, **extra) -> None:
-    """``torch.save`` a dict ``{'model': state_dict, 'cfg': cfg text, 'class_names', 'darknet_header', **extra}``
-    that :func:`load` (and ``torch.load(weights_only=True)``) reads back."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"model": state, "cfg": model.cfg_text, "class_names": model.class_names,
-                "darknet_header": list(model.weights_header), **extra}, path)
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> DarknetModel:
-    """Rebuild a model saved by :func:`save_checkpoint`."""
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for a corrupt or foreign file
-        raise WeightsError(f"{path}: not a readable yolokit checkpoint ({exc})") from None
-    if isinstance(ckpt, dict) and ckpt.get("cfg") is None and ckpt.get("tv_arch"):
-        raise WeightsError(f"{path}: a torchvision-backbone model ({ckpt['tv_arch']}), not a Darknet cfg model; "
-                           "rebuild it with yolokit.engine.backbones.build_tv_detector")
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "cfg" not in ckpt:
-        raise WeightsError(f"{path}: checkpoint lacks 'model' and 'cfg' entries (not saved by yolokit)")
-    model = DarknetModel(ckpt["cfg"], f"{path}[cfg]")
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise WeightsError(f"{path}: state dict does not fit its cfg ({exc})") from None
-    model.class_names = ckpt.get("class_names")
-    if ckpt.get("darknet_header"):
-        model.weights_header = tuple(ckpt["darknet_header"])
-    return model.eval()

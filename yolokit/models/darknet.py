@@ -262,6 +262,8 @@ class DarknetModel(nn.Module):
         self.layers = nn.ModuleList(modules)
         self.infos, self.heads = infos, heads
         self.class_names: list[str] | None = None
+        #: Settings a checkpoint carries (validation imgsz/conf/iou/max_det); defaults of predict/eval/detect.
+        self.settings: dict = {}
         self.weights_header = (0, 2, 0, 0, 8)
         self._kinds = tuple(i.kind for i in infos)
         self._refs = tuple(i.refs for i in infos)
@@ -293,13 +295,14 @@ class DarknetModel(nn.Module):
         """Darknet-convention FLOPs at :attr:`input_size` (2 x MACs of conv/connected/local layers)."""
         return sum(i.flops for i in self.infos)
 
-    def predict(self, images, conf: float = 0.25, iou: float = 0.45, imgsz=None, letterbox: bool = True,
-                agnostic: bool = False, max_det: int = 300) -> list[Tensor]:
-        """Detect objects in RGB images; see :func:`yolokit.models.inference.predict`."""
-        from yolokit.models.inference import predict
+    def predict(self, images, **kwargs) -> list[Tensor]:
+        """Detect objects in HxWx3 uint8 RGB images (or one): a list of ``(K, 6)`` ``[x1, y1, x2, y2, score,
+        class]`` in each image's pixels. Keyword arguments (``conf``, ``iou``, ``imgsz``, ``max_det``,
+        ``classes``, ``letterbox``, ``agnostic``, ``tta``) are :class:`yolokit.models.predict.Predictor`'s;
+        unset thresholds and size come from :attr:`settings`, else the cfg and the detection defaults."""
+        from yolokit.models.predict import Predictor
 
-        return predict(self, images, conf=conf, iou=iou, imgsz=imgsz, letterbox=letterbox, agnostic=agnostic,
-                       max_det=max_det)
+        return Predictor(self, **kwargs)(images)
 
     def optimize_for_inference(self, channels_last: bool | None = None, fuse: bool | None = None,
                                dtype: torch.dtype = torch.float32) -> nn.Module:

@@ -1,84 +1,18 @@
-"""Running a model on images: pre-processing, ``predict`` and the inference-optimised module.
+"""The inference-optimised module: batch-norm folding, fused oneDNN convolutions, channels-last.
 
-Pixel convention: network pixels are those of the (letterboxed or resized) network input; ``predict`` maps boxes
-back to the original image's pixels with the inverse of the exact scale and offset it applied, then clips.
+Images -> detections is :mod:`yolokit.models.predict` (the one prediction path), for this module as for the
+eager model.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 
-import cv2
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from yolokit.data.transforms import letterbox as letterbox_image
 from yolokit.models import layers as L
-
-
-def _size(model, imgsz) -> tuple[int, int]:
-    if imgsz is None:
-        return model.input_size
-    if isinstance(imgsz, int):
-        return imgsz, imgsz
-    return int(imgsz[0]), int(imgsz[1])
-
-
-def to_tensor(images: list[np.ndarray]) -> Tensor:
-    """List of HxWx3 uint8 RGB arrays (same size) -> float ``(B, 3, H, W)`` in [0, 1]."""
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    return batch.float().div_(255.0)
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, images, conf: float = 0.25, iou: float = 0.45, imgsz=None, letterbox: bool = True,
-            agnostic: bool = False, max_det: int = 300) -> list[Tensor]:
-    """Detections for a list of images.
-
-    Args:
-        model: a :class:`DarknetModel` (or its optimised module, which keeps ``input_size``).
-        images: list of HxWx3 uint8 RGB arrays (or one array).
-        imgsz: network input ``(h, w)`` or an int; default the cfg's ``[net]`` size.
-        letterbox: keep the aspect ratio (centred, grey padding: :func:`yolokit.data.transforms.letterbox`);
-            False = plain resize, as OpenCV's ``blobFromImage``.
-    Returns:
-        one ``(K, 6)`` float tensor ``[x1, y1, x2, y2, score, class]`` per image, in that image's pixels.
-    """
-    # Post-processing is a higher floor than models; imported here so models stay importable on their own.
-    from yolokit.postprocess import postprocess
-
-    if isinstance(images, np.ndarray) and images.ndim == 3:
-        images = [images]
-    size = _size(model, imgsz)
-    batch, maps = [], []
-    for img in images:
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"predict expects HxWx3 uint8 RGB images, got {img.shape} {img.dtype}")
-        h0, w0 = img.shape[:2]
-        if letterbox:
-            canvas, s, (px, py) = letterbox_image(img, size)
-            maps.append((s, s, px, py, w0, h0))
-        else:
-            canvas = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-            maps.append((size[1] / w0, size[0] / h0, 0, 0, w0, h0))
-        batch.append(canvas)
-    device = getattr(model, "device", None) or next(model.parameters()).device
-    x = to_tensor(batch).to(device)
-    was_training = model.training
-    model.eval()
-    try:
-        pred = model(x).float()
-    finally:
-        model.train(was_training)
-    dets = postprocess(pred, conf_thres=conf, iou_thres=iou, max_det=max_det, agnostic=agnostic)
-    out = []
-    for d, (sx, sy, px, py, w0, h0) in zip(dets, maps):
-        d = d.clone()
-        d[:, [0, 2]] = ((d[:, [0, 2]] - px) / sx).clamp_(0, w0)
-        d[:, [1, 3]] = ((d[:, [1, 3]] - py) / sy).clamp_(0, h0)
-        out.append(d)
-    return out
 
 
 def fold_batchnorm(block: L.ConvBlock) -> None:
@@ -106,13 +40,19 @@ def _onednn_available() -> bool:
 
 class FusedConv(nn.Module):
     """Inference-only conv + bias + activation as ONE oneDNN primitive (the op torch.compile's CPU backend
-    emits), with the weights pre-packed in oneDNN's blocked layout once instead of on every call.
+    emits), with the weights pre-packed in oneDNN's blocked layout for each input shape it sees.
 
     Saves a full read and write of every activation map (leaky ReLU alone was ~19% of yolov3-tiny's eager CPU
-    time). Works for any input size; CPU float32 only, not differentiable, not serialisable.
+    time). oneDNN picks the blocked weight layout from the whole problem (batch, channels, height, width): a
+    weight packed for one input shape and used at another is re-laid on EVERY call, which made this path 4-5x
+    slower than eager at sizes other than the cfg's on some CPUs (issue 13). So the weight is packed lazily,
+    once per input shape, and the last ``cache_size`` packings are kept (least recently used dropped first;
+    each costs one copy of the layer's weights). Works for any input size; CPU only, not differentiable, not
+    serialisable.
     """
 
-    def __init__(self, conv: nn.Conv2d, act: nn.Module, example_shape: list[int], dtype=torch.float32):
+    def __init__(self, conv: nn.Conv2d, act: nn.Module, example_shape: list[int] | None = None,
+                 dtype=torch.float32, cache_size: int = 4):
         super().__init__()
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.dilation, self.groups = list(conv.dilation), conv.groups
@@ -122,14 +62,30 @@ class FusedConv(nn.Module):
             (self.attr, self.scalars), self.tail = _ONEDNN_POSTOPS[type(act)], None
         else:
             self.attr, self.scalars, self.tail = "none", [], act
-        weight = conv.weight.detach().to(dtype)
+        self.weight = conv.weight.detach().to(dtype).contiguous()  # plain OIHW: the source of every packing
         self.bias = conv.bias.detach().to(dtype).clone() if conv.bias is not None else None
-        self.weight = torch.ops.mkldnn._reorder_convolution_weight(
-            weight, self.padding, self.stride, self.dilation, self.groups, example_shape)
+        self.cache_size = max(1, int(cache_size))
+        self._packed: OrderedDict[tuple[int, ...], Tensor] = OrderedDict()
+        if example_shape is not None:
+            self.packed_for(tuple(example_shape))
+
+    def packed_for(self, shape: tuple[int, ...]) -> Tensor:
+        """The weight in oneDNN's layout for input ``shape`` (N, C, H, W), packed on first use."""
+        w = self._packed.get(shape)
+        if w is None:
+            w = torch.ops.mkldnn._reorder_convolution_weight(
+                self.weight, self.padding, self.stride, self.dilation, self.groups, list(shape))
+            self._packed[shape] = w
+            if len(self._packed) > self.cache_size:
+                self._packed.popitem(last=False)
+        else:
+            self._packed.move_to_end(shape)
+        return w
 
     def forward(self, x: Tensor) -> Tensor:
-        y = torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, self.padding, self.stride,
-                                                    self.dilation, self.groups, self.attr, self.scalars, "")
+        y = torch.ops.mkldnn._convolution_pointwise(x, self.packed_for(tuple(x.shape)), self.bias, self.padding,
+                                                    self.stride, self.dilation, self.groups, self.attr,
+                                                    self.scalars, "")
         return self.tail(y) if self.tail is not None else y
 
 
@@ -143,6 +99,7 @@ class _Inference(nn.Module):
         self.input_size = model.input_size
         self.heads = model.heads
         self.class_names = model.class_names
+        self.settings = dict(getattr(model, "settings", None) or {})
         self.device = next(model.buffers(), next(model.parameters(), torch.empty(0))).device
 
     def forward(self, x: Tensor) -> Tensor:
@@ -153,16 +110,20 @@ class _Inference(nn.Module):
             return self.model(x).float()
 
     def predict(self, images, **kwargs) -> list[Tensor]:
-        return predict(self, images, **kwargs)
+        """Detections in image pixels; see :class:`yolokit.models.predict.Predictor`."""
+        from yolokit.models.predict import Predictor
+
+        return Predictor(self, **kwargs)(images)
 
 
 def optimize(model: nn.Module, channels_last: bool | None = None, fuse: bool | None = None,
-             dtype: torch.dtype = torch.float32) -> nn.Module:
+             dtype: torch.dtype = torch.float32, cache_size: int = 4) -> nn.Module:
     """An eval-mode copy of ``model`` for inference.
 
     * batch-norm folded into the convolutions (always);
     * on CPU with oneDNN (``fuse``, default on there): every conv + bias + activation becomes one oneDNN
-      primitive with pre-packed weights (:class:`FusedConv`);
+      primitive with weights pre-packed for each input shape, the last ``cache_size`` shapes kept
+      (:class:`FusedConv`; each shape costs one more copy of the weights);
     * channels-last memory on CPU (oneDNN's native layout, so no reorders between layers);
     * run under ``inference_mode``;
     * ``dtype=torch.bfloat16`` (CPU with oneDNN only): bf16 weights and activations, fp32 accumulation and
@@ -191,5 +152,5 @@ def optimize(model: nn.Module, channels_last: bool | None = None, fuse: bool | N
         for index, layer in enumerate(m.layers):
             if isinstance(layer, L.ConvBlock):
                 act = layer._modules.get("act", nn.Identity())
-                m.layers[index] = FusedConv(layer.conv, act, shapes[index], dtype)
+                m.layers[index] = FusedConv(layer.conv, act, shapes[index], dtype, cache_size)
     return _Inference(m, channels_last, dtype).eval()

@@ -116,6 +116,8 @@ class TvYolo(nn.Module):
         self.class_names: list[str] | None = None
         self.cfg_text = None  # not a Darknet model: checkpoints record ``tv_arch`` instead
         self.tv_arch = {"backbone": name, "num_classes": num_classes}
+        self.input_size = (416, 416)  # the default network size (any multiple of 32 works)
+        self.settings: dict = {}
 
     @property
     def num_classes(self) -> int:
@@ -153,25 +155,8 @@ class TvYolo(nn.Module):
 def build_tv_detector(name: str, num_classes: int, pretrained=None) -> TvYolo:
     """``pretrained``: None (random init, no download) or a torchvision weights name (``"DEFAULT"``,
     ``"IMAGENET1K_V1"`` ...)."""
-    from yolokit.engine.transfer import prior_bias_init
+    from yolokit.models.transfer import prior_bias_init
 
     model = TvYolo(name, num_classes, pretrained)
     prior_bias_init(model)
     return model
-
-
-def load_tv_checkpoint(path) -> TvYolo:
-    """Rebuild a :class:`TvYolo` from a training checkpoint (its ``tv_arch`` entry), in eval mode."""
-    from yolokit.engine.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path)
-    arch = state.get("tv_arch")
-    if not arch:
-        raise WeightsError(f"{path}: not a torchvision-backbone checkpoint (no 'tv_arch' entry)")
-    model = TvYolo(arch["backbone"], int(arch["num_classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise WeightsError(f"{path}: weights do not fit tv:{arch['backbone']} ({exc})") from None
-    model.class_names = state.get("class_names") or None
-    return model.eval()
