@@ -1,5 +1,6 @@
 """Shared fixtures. Real data lives in ``../shared/data`` beside the repository (as in CI)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+# The dataset presets (configs/data/raccoon.yaml, coco128.yaml, ...) find their files under
+# ${YOLOKIT_DATA_ROOT}; the tests point it at ../shared/data unless the caller chose another folder.
+if SHARED.is_dir():
+    os.environ.setdefault("YOLOKIT_DATA_ROOT", str(SHARED))
+GET_DATA = ("real data not found at {path}: clone the test data beside the repository as ../shared/data, "
+            "or fetch the public datasets with `yolokit data get raccoon` (and coco128, voc, coco) and set "
+            "YOLOKIT_DATA_ROOT to their folder -- README, section 'Get data'")
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -15,7 +23,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def shared() -> Path:
     """Path to ``../shared/data``; tests that need it are skipped where it is absent."""
     if not SHARED.is_dir():
-        pytest.skip(f"real data not found at {SHARED}")
+        pytest.skip(GET_DATA.format(path=SHARED))
     return SHARED
 
 

@@ -13,7 +13,7 @@ import sys
 
 # The order shown by ``yolokit --help``. A name whose module is absent is simply not offered.
 COMMANDS = (
-    "detect", "train", "eval", "convert", "check", "split", "anchors",
+    "detect", "train", "eval", "convert", "check", "split", "anchors", "data",
     "info", "export", "hog", "compare", "bench",
 )
 

@@ -23,6 +23,7 @@ def add_arguments(parser):
     parser.add_argument("--names", help="class names: a .names/.txt/.yaml file or a comma list (with --format)")
     parser.add_argument("--no-decode", action="store_true", help="read image headers only (faster, misses corrupt pixels)")
     parser.add_argument("--json", action="store_true", help="print {images, boxes, per_class, problems} as JSON")
+    parser.add_argument("--download", action="store_true", help="fetch DATA first if its files are missing")
 
 
 def run(args) -> int:
@@ -35,6 +36,10 @@ def run(args) -> int:
         if args.format or args.images or args.annotations:
             raise ConfigError("give either a dataset YAML or --format/--images/--annotations, not both")
         spec = args.data
+        if args.download:
+            from yolokit.data.download import ensure
+
+            ensure(spec)
     else:
         if not (args.format and args.images):
             raise ConfigError("give a dataset YAML, or --format and --images (and --annotations)")

@@ -20,6 +20,7 @@ def add_arguments(p):
     g = p.add_argument_group("ground truth")
     g.add_argument("--data", metavar="YAML", help="dataset description (configs/data/*.yaml)")
     g.add_argument("--split", default="val", help="split of --data to evaluate on (default: val)")
+    g.add_argument("--download", action="store_true", help="fetch --data first if its files are missing")
     g.add_argument("--format", choices=("voc", "coco", "yolo"), help="ground truth given directly: its format")
     g.add_argument("--images", metavar="PATH", help="with --format: the image folder")
     g.add_argument("--annotations", metavar="PATH",
@@ -65,6 +66,10 @@ def load_ground_truth(args):
     if args.data and args.format:
         raise ConfigError("give either --data or --format/--images/--annotations, not both")
     if args.data:
+        if getattr(args, "download", False):
+            from yolokit.data.download import ensure
+
+            ensure(args.data)
         return load_dataset(args.data, args.split)
     if not (args.format and args.images and args.annotations):
         raise ConfigError("ground truth needed: --data DATA.yaml, or --format and --images and --annotations")

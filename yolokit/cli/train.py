@@ -36,6 +36,7 @@ def add_arguments(p) -> None:
     add(g, "--model", help="Darknet .cfg, model name, yolokit checkpoint, or tv:<backbone>")
     add(g, "--weights", help="Darknet .weights for --model (tv: models: 'DEFAULT' for ImageNet)")
     add(g, "--data", help="dataset YAML (configs/data/*.yaml)")
+    add(g, "--download", action="store_true", help="fetch --data first if its files are missing (yolokit data get)")
     add(g, "--config", metavar="YAML", help="training preset (configs/train/*.yaml); flags given here win")
     add(g, "--resume", metavar="LAST_PT", help="continue a run from its last.pt with its saved options (flags "
                                                "given here win, e.g. --epochs to extend it)")
@@ -92,6 +93,7 @@ def run(args) -> int:
     from yolokit.errors import ConfigError
 
     given = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "config")}
+    download = given.pop("download", False)
     if "loss_weights" in given:
         given["loss_weights"] = _pairs(given["loss_weights"])
     if "multiscale" in given:
@@ -110,6 +112,10 @@ def run(args) -> int:
         cfg = TrainConfig.from_dict(given)
     if cfg.imgsz % 32:
         raise ConfigError(f"--imgsz {cfg.imgsz}: must be a multiple of 32")
+    if download:
+        from yolokit.data.download import ensure
+
+        ensure(cfg.data)
     result = train(cfg)
     if result["best_epoch"] > 0:
         print(f"best val AP50 {result['best_map50']:.4f} at epoch {result['best_epoch']}; "

@@ -31,6 +31,7 @@ def check_dataset(spec, splits: list[str] | None = None, decode: bool = True) ->
     Splits that cannot be read at all (a malformed JSON, a missing folder) become one problem each.
     """
     from yolokit.data.config import load_dataset, read_spec
+    from yolokit.data.download import DatasetMissing
     from yolokit.data.images import verify_image
     from yolokit.errors import ConfigError
 
@@ -40,8 +41,11 @@ def check_dataset(spec, splits: list[str] | None = None, decode: bool = True) ->
     for split in names:
         try:
             ds = load_dataset(spec, split)
+        except DatasetMissing:
+            raise  # not a problem of the data: its files are absent (the message says how to get them)
         except (DataError, ConfigError) as exc:
-            ann = data["splits"].get(split, {}).get("annotations")
+            ann = data["splits"].get(split, {})
+            ann = ann.get("annotations") if isinstance(ann, dict) else None
             file = str(root / ann) if ann else source
             msg = str(exc)
             for prefix in (file, str(Path(file).resolve())):

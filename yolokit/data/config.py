@@ -25,12 +25,13 @@ read as it is: YOLO txt, ``path`` as the root, labels found by the images -> lab
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from yolokit.errors import ConfigError
 
 FORMATS = ("voc", "coco", "yolo")
-_TOP_KEYS = {"format", "root", "names", "splits", "description"}
+_TOP_KEYS = {"format", "root", "names", "splits", "description", "download"}
 _SPLIT_KEYS = {"images", "annotations", "labels", "list"}
 
 
@@ -66,14 +67,34 @@ def read_spec(spec) -> tuple[dict, Path, str]:
     if not isinstance(splits, dict) or not splits:
         raise ConfigError(f"{source}: 'splits' must map split names to {{images, annotations|labels, list}}")
     for name, s in splits.items():
-        if not isinstance(s, dict):
-            raise ConfigError(f"{source}: split '{name}' must be a mapping")
-        bad = set(s) - _SPLIT_KEYS
-        if bad:
-            raise ConfigError(f"{source}: split '{name}' has unknown key(s) {sorted(bad)}; expected {sorted(_SPLIT_KEYS)}")
-    root = Path(data.get("root", "."))
-    root = Path(os.path.normpath(root if root.is_absolute() else (base / root)))
-    return data, root, source
+        # a list of parts is one split read from several folders (VOC 07+12: two VOCdevkit years)
+        for part in (s if isinstance(s, list) and s else [s]):
+            if not isinstance(part, dict):
+                raise ConfigError(f"{source}: split '{name}' must be a mapping (or a list of mappings)")
+            bad = set(part) - _SPLIT_KEYS
+            if bad:
+                raise ConfigError(f"{source}: split '{name}' has unknown key(s) {sorted(bad)}; "
+                                  f"expected {sorted(_SPLIT_KEYS)}")
+    return data, expand_root(data.get("root", "."), base, source), source
+
+
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand_root(value, base: Path, source: str = "<dict>", environ=None) -> Path:
+    """``root`` as a path: ``${VAR}`` / ``${VAR:-default}`` from the environment (``YOLOKIT_DATA_ROOT``
+    in the shipped presets), then relative to ``base`` (the YAML's folder) unless absolute."""
+    environ = os.environ if environ is None else environ
+
+    def sub(m):
+        if environ.get(m.group(1)):
+            return environ[m.group(1)]
+        if m.group(2) is None:
+            raise ConfigError(f"{source}: root {value!r} needs the environment variable {m.group(1)}")
+        return m.group(2)
+
+    root = Path(os.path.expanduser(_VAR.sub(sub, str(value))))
+    return Path(os.path.normpath(root if root.is_absolute() else (base / root)))
 
 
 def _from_ultralytics(data: dict) -> dict:
@@ -133,8 +154,14 @@ def load_dataset(spec, split: str = "val", *, check_images: bool = True):
     data, root, source = read_spec(spec)
     if split not in data["splits"]:
         raise ConfigError(f"{source}: no split '{split}'; it has {sorted(data['splits'])}")
+    if data.get("download"):
+        from yolokit.data.download import require_files
+
+        require_files(data, root, source, split)  # missing files -> the exact `yolokit data get` command
     fmt = data["format"]
     s = data["splits"][split]
+    if isinstance(s, list):
+        return _load_parts(data, root, source, split, check_images)
     names = read_names(data.get("names"), root, source)
     report = ProblemReport()
     ids = None
@@ -181,6 +208,27 @@ def load_dataset(spec, split: str = "val", *, check_images: bool = True):
                 raise ConfigError(f"{source}: split '{split}' images folder {images} not found")
         records, names = read_yolo(images, labels, names, report, check_images)
     return DetectionDataset(records, names, report, fmt=fmt, split=split, source=source, **extra)
+
+
+def _load_parts(data, root, source, split, check_images):
+    """A split given as a list of parts: each part read as its own split, records concatenated."""
+    from yolokit.data.dataset import DetectionDataset
+    from yolokit.data.sample import ProblemReport
+
+    records, names, report, extra = [], None, ProblemReport(), {}
+    for part in data["splits"][split]:
+        sub = {"format": data["format"], "root": str(root), "splits": {split: part}}
+        if data.get("names") is not None:
+            sub["names"] = data["names"] if not isinstance(data["names"], str) else str(resolve(root, data["names"]))
+        ds = load_dataset(sub, split, check_images=check_images)
+        if names is not None and ds.class_names != names:
+            raise ConfigError(f"{source}: the parts of split '{split}' have different class names; give 'names'")
+        names = ds.class_names
+        records += ds.records
+        report.extend(ds.problems)
+        if ds.index_to_cat_id is not None:
+            extra = {"coco": None, "index_to_cat_id": ds.index_to_cat_id}
+    return DetectionDataset(records, names, report, fmt=data["format"], split=split, source=source, **extra)
 
 
 def split_names(spec) -> list[str]:

@@ -1,0 +1,56 @@
+"""Get the datasets of the shipped presets (or of any data YAML with a ``download:`` list).
+
+  yolokit data list                          # names, sizes, where each one goes, what is there already
+  yolokit data get raccoon                   # -> $YOLOKIT_DATA_ROOT/raccoon (default: datasets/ in the clone)
+  yolokit data get voc --dir /big/disk --yes # VOC 07+12 (2.9 GB) under /big/disk; set YOLOKIT_DATA_ROOT=/big/disk
+  yolokit data get my_data.yaml              # any YAML with download: [{url, sha256}]
+
+Progress bar, resume of a broken download (HTTP Range), checksums, extraction into the YAML's root.
+A second call checks the completion markers and does nothing. Over 1 GB needs --yes (or a "y" at the
+prompt). Descriptors of every dataset (URLs, mirrors, sizes, checksums, licence, layout): data/README.md.
+"""
+
+from __future__ import annotations
+
+HELP = "download, verify and extract a dataset (voc, coco, coco128, raccoon, ...) into its root"
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = sub.add_parser("get", help="download + verify + extract (idempotent)")
+    g.add_argument("target", metavar="NAME|YAML", help="a shipped name (yolokit data list) or a data YAML")
+    g.add_argument("--dir", help="data folder standing for $YOLOKIT_DATA_ROOT (default: that variable, else "
+                                 "datasets/ in the clone)")
+    g.add_argument("--yes", action="store_true", help="do not ask before downloads over 1 GB")
+    g.add_argument("--mirror", help="base URL tried first: MIRROR/<archive file> (also $YOLOKIT_DATA_MIRROR)")
+    g.add_argument("--keep-archives", action="store_true", help="keep the archives after extraction")
+    g.add_argument("--force", action="store_true", help="fetch even when the files are there but were not "
+                                                        "fetched by yolokit")
+    sub.add_parser("list", help="the datasets yolokit can get, their size and state")
+
+
+def run(args) -> int:
+    import sys
+
+    from yolokit.data.download import DATA_ROOT_ENV, _human, available, get, marker_ok, read_target
+
+    if args.action == "list":
+        for name in available():
+            root, archives, path, raw = read_target(name)
+            size = sum(a.size or 0 for a in archives)
+            state = "complete" if all(marker_ok(root, a) for a in archives) else (
+                "present (not fetched by yolokit)" if root.is_dir() else "absent")
+            print(f"{name:18s} {(_human(size) if size else '?'):>9s}  {state:32s} {root}")
+        return 0
+
+    def confirm(question):
+        if not sys.stdin.isatty():
+            return False
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    result = get(args.target, args.dir, yes=args.yes, confirm=confirm, mirror=args.mirror,
+                 keep_archives=args.keep_archives, force=args.force)
+    if args.dir is not None:
+        print(f"the presets find it with: export {DATA_ROOT_ENV}={args.dir}")
+    print(f"ready: {result['root']}")
+    return 0
