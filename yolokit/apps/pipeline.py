@@ -232,7 +232,10 @@ class CocoResults:
     def add(self, frame: Frame, dets) -> None:
         stem = Path(frame.name).stem
         image_id = frame.index if self.video else int(stem) if stem.isdigit() else stem
-        for x1, y1, x2, y2, score, cls in np.asarray(dets, dtype=np.float64).reshape(-1, 6):
+        rows = np.asarray(dets, dtype=np.float64)
+        rows = rows.reshape(-1, 7 if rows.ndim == 2 and rows.shape[1] == 7 else 6)  # 7: tracks, id last
+        for r in rows:
+            x1, y1, x2, y2, score, cls = r[:6]
             c = int(cls)
             row = {"image_id": image_id,
                    "category_id": self.category_ids[c] if self.category_ids and c < len(self.category_ids) else c,
@@ -242,6 +245,8 @@ class CocoResults:
                 row["category_name"] = self.class_names[c]
             if not self.video:
                 row["file_name"] = frame.name
+            if len(r) == 7:
+                row["track_id"] = int(r[6])
             self.results.append(row)
 
     def write(self, path: str | Path) -> Path:
@@ -264,13 +269,18 @@ class RunResult:
 def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None = None, *,
         batch: int = 1, save: bool = True, save_json: bool = False, show: bool = False,
         max_frames: int | None = None, progress: bool = True, class_names: list[str] | None = None,
-        queue_size: int = 16) -> RunResult:
+        queue_size: int = 16, stage: Callable[[Frame, np.ndarray], np.ndarray] | None = None,
+        draw: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> RunResult:
     """Detect on every frame of ``source`` and write annotated output under ``out_dir``.
 
     Video sources give ``out_dir/<name>.mp4`` (same fps and size as the input), image sources one
     annotated image per input (unless ``save`` is False); ``save_json`` adds ``out_dir/<name>.json``
     (COCO results). With ``out_dir=None`` nothing is drawn or written (pure throughput). Ctrl-C stops cleanly: the
     frames done so far are written and the video is closed (playable), ``interrupted`` is set.
+
+    ``stage(frame, dets) -> rows``, when given, runs on each frame's detections in frame order (writer
+    thread) and its rows are what is drawn (by ``draw(image, rows)``, default boxes and labels) and saved:
+    ``yolokit track`` passes its tracker here ([K, 6] -> [M, 7] with track ids).
     """
     from yolokit.apps.draw import draw_detections
 
@@ -278,8 +288,9 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
     timings = StageTimes()
     out_dir = Path(out_dir) if out_dir is not None else None
 
-    def draw(image, dets):
-        return draw_detections(image, dets, names)
+    if draw is None:
+        def draw(image, dets):
+            return draw_detections(image, dets, names)
 
     sink = None
     outputs: list[Path] = []
@@ -302,6 +313,8 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
     def finish(frames: list[Frame], pred, b) -> None:  # writer thread (main thread with --show)
         t0 = time.perf_counter()
         dets = [d.cpu().numpy() for d in predictor.postprocess(pred, b)]
+        if stage is not None:
+            dets = [stage(f, d) for f, d in zip(frames, dets)]
         t1 = time.perf_counter()
         timings.add("postprocess", t1 - t0)
         for frame, d in zip(frames, dets):
