@@ -44,9 +44,9 @@ def add_output_arguments(parser, default_out: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def add_model_arguments(parser) -> None:
+def add_model_arguments(parser, required: bool = True) -> None:
     """--model/--weights/--names/--imgsz/--device, shared with ``yolokit export`` and benches."""
-    parser.add_argument("--model", required=True, help="Darknet .cfg or yolokit checkpoint (.pt)")
+    parser.add_argument("--model", required=required, help="Darknet .cfg or yolokit checkpoint (.pt)")
     parser.add_argument("--weights", help="Darknet .weights for a .cfg model")
     parser.add_argument("--names", help="class names file (one per line); default: the checkpoint's, "
                                         "or the one .names file beside the cfg/weights that fits")
@@ -103,7 +103,7 @@ def run(args) -> int:
     return run_sources(sources, predictor, args, batch=args.batch)
 
 
-def run_sources(sources, predictor, args, batch: int = 1) -> int:
+def run_sources(sources, predictor, args, batch: int = 1, **pipeline_kwargs) -> int:
     """Run every source through the pipeline with the output options of :func:`add_output_arguments`;
     report timings, skipped frames and written files. Returns the exit status (130 when interrupted)."""
     from yolokit.apps.pipeline import run as run_pipeline
@@ -111,7 +111,7 @@ def run_sources(sources, predictor, args, batch: int = 1) -> int:
     for source in sources:
         result = run_pipeline(source, predictor, args.out, batch=batch, save=not args.nosave,
                               save_json=args.save_json, show=args.show, max_frames=args.max_frames,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, **pipeline_kwargs)
         print(f"{source.name}: {result.timings.summary()}")
         if result.failed:
             what = "frames" if source.kind == "video" else "images"
