@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from yolokit.report import markdown_table  # noqa: F401  (re-exported for the benches)
+
 
 def timeit(fn: Callable[[], object], warmup: int = 2, repeat: int = 10) -> float:
     """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
@@ -62,13 +64,3 @@ def write_section(path: str | Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
-
-
-def markdown_table(header: list[str], rows: list[list[object]]) -> str:
-    """A GitHub markdown table; floats are printed with 3 significant decimals."""
-    def fmt(v):
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)

@@ -161,7 +161,7 @@ def prior_box(dataset, class_index: int = 0) -> np.ndarray:
 
 def table(results: Sequence[Result], imgsz: int | None = None) -> str:
     """Markdown table of the results (at one input size, or all)."""
-    from yolokit.bench.common import markdown_table
+    from yolokit.report import markdown_table
 
     header = ["model", "input", "AP50", "AP", "FPS (this CPU)", "params", "GFLOPs", "AP per 100K params"]
     rows = [[r.name, r.imgsz or "-", r.ap50, r.ap, f"{r.fps:.1f}", f"{r.params:,}", f"{r.flops / 1e9:.3f}",

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from yolokit.loss.targets import encode_grid
+from yolokit.models.heads import decode_cell_boxes
 from yolokit.ops.boxes import cxcywh_to_xyxy, elementwise_iou
 
 
@@ -96,11 +97,6 @@ class YoloV1Loss(nn.Module):
 
     @staticmethod
     def _to_xyxy(box: Tensor, s: int, sqrt: bool) -> Tensor:
-        """(x, y) in the cell, (sqrt w, sqrt h) of the image -> xyxy in image units ``[0, 1]``."""
-        wh = box[..., 2:4] ** 2 if sqrt else box[..., 2:4]
-        gj, gi = torch.meshgrid(torch.arange(s, device=box.device), torch.arange(s, device=box.device),
-                                indexing="ij")
-        shape = (1, s, s) + (1,) * (box.dim() - 4)
-        cx = (box[..., 0] + gi.view(shape)) / s
-        cy = (box[..., 1] + gj.view(shape)) / s
-        return cxcywh_to_xyxy(torch.stack((cx, cy, wh[..., 0], wh[..., 1]), dim=-1))
+        """``(N, S, S, B, 4)`` (x, y) in the cell, (sqrt w, sqrt h) of the image -> xyxy in image units ``[0, 1]``,
+        through the head's own decoding (:func:`yolokit.models.heads.decode_cell_boxes`)."""
+        return cxcywh_to_xyxy(decode_cell_boxes(box, (1.0, 1.0), sqrt))

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from yolokit.loss.targets import Assignment, assign_anchors
+from yolokit.models.heads import decode_anchor_boxes
 from yolokit.ops.boxes import (box_iou, cxcywh_to_xyxy, elementwise_ciou, elementwise_giou, elementwise_iou,
                                xyxy_to_cxcywh)
 
@@ -213,14 +214,9 @@ class YoloLoss(nn.Module):
 
 
 def decode_boxes(p: Tensor, anchors: Tensor, stride: float, scale_x_y: float = 1.0) -> Tensor:
-    """Raw head output ``[N, A, H, W, 5+C]`` -> decoded boxes ``[N, A, H, W, 4]`` xyxy network pixels."""
-    _, na, gh, gw, _ = p.shape
-    gy, gx = torch.meshgrid(torch.arange(gh, device=p.device, dtype=p.dtype),
-                            torch.arange(gw, device=p.device, dtype=p.dtype), indexing="ij")
-    grid = torch.stack((gx, gy), -1)  # [H, W, 2] (x, y)
-    xy = (p[..., :2].sigmoid() * scale_x_y - (scale_x_y - 1) / 2 + grid) * stride
-    wh = p[..., 2:4].clamp(max=_MAX_EXP).exp() * anchors.view(1, na, 1, 1, 2)
-    return cxcywh_to_xyxy(torch.cat((xy, wh), -1))
+    """Raw head output ``[N, A, H, W, 5+C]`` -> decoded boxes ``[N, A, H, W, 4]`` xyxy network pixels, through the
+    heads' own decoding (:func:`yolokit.models.heads.decode_anchor_boxes`), with tw/th clamped before exp."""
+    return cxcywh_to_xyxy(decode_anchor_boxes(p, anchors, stride, scale_x_y, max_log=_MAX_EXP))
 
 
 def encode_anchor_targets(outputs_shape: list[tuple[int, ...]], loss: YoloLoss, targets: Tensor) -> list[Tensor]:

@@ -64,6 +64,53 @@ class HeadSpec:
     options: dict[str, str] = field(default_factory=dict)
 
 
+def cell_grid(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:
+    """``(H, W, 2)`` cell offsets ``[column, row]``."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype),
+                            indexing="ij")
+    return torch.stack((xs, ys), -1)
+
+
+def anchor_xy(sig_xy: Tensor, grid: Tensor, stride, scale_x_y: float = 1.0) -> Tensor:
+    """Box centres of an anchor head from ``sigmoid(tx, ty)``: ``(sigmoid * s - (s - 1) / 2 + cell) * stride``
+    (Darknet's ``get_yolo_box``; ``s = scale_x_y``). ``grid`` broadcasts to ``sig_xy`` (cell offsets)."""
+    if scale_x_y != 1.0:
+        sig_xy = sig_xy * scale_x_y - (scale_x_y - 1) / 2
+    return (sig_xy + grid) * stride
+
+
+def anchor_wh(t_wh: Tensor, anchors: Tensor, max_log: float | None = None) -> Tensor:
+    """Box sizes of an anchor head: ``exp(tw, th) * anchor`` (anchors in the same unit as the result);
+    ``max_log`` clamps ``tw, th`` first (the losses use it so a diverging prediction cannot overflow)."""
+    if max_log is not None:
+        t_wh = t_wh.clamp(max=max_log)
+    return torch.exp(t_wh) * anchors
+
+
+def decode_anchor_boxes(p: Tensor, anchors: Tensor, stride, scale_x_y: float = 1.0,
+                        max_log: float | None = None) -> Tensor:
+    """Raw ``[yolo]``/``[region]`` values ``(B, A, H, W, >=4)`` -> boxes ``(B, A, H, W, 4)`` ``[cx, cy, w, h]`` in
+    network pixels; ``anchors (A, 2)`` in network pixels, ``stride`` a number or ``(sx, sy)``. The one decoding
+    of anchor boxes: heads, losses and the post-processor's input all come from it."""
+    _, na, h, w, _ = p.shape
+    grid = cell_grid(h, w, p.device, p.dtype)
+    xy = anchor_xy(torch.sigmoid(p[..., :2]), grid, stride, scale_x_y)
+    wh = anchor_wh(p[..., 2:4], anchors.to(p).view(1, na, 1, 1, 2), max_log)
+    return torch.cat((xy, wh), -1)
+
+
+def decode_cell_boxes(boxes: Tensor, size, sqrt: bool) -> Tensor:
+    """YOLOv1 ``[detection]`` boxes ``(B, S, S, nb, >=4)`` = ``(x, y)`` in the cell, ``(w, h)`` fractions of the
+    image (square roots when ``sqrt``) -> ``[cx, cy, w, h]`` in units of ``size = (width, height)`` (pass
+    ``(1, 1)`` for image fractions). The one decoding for the head and the v1 loss."""
+    s = boxes.shape[1]
+    size = torch.as_tensor(size, device=boxes.device, dtype=boxes.dtype)
+    grid = cell_grid(s, s, boxes.device, boxes.dtype).view(1, s, s, 1, 2)
+    xy = (boxes[..., :2] + grid) / s * size
+    wh = boxes[..., 2:4] ** 2 if sqrt else boxes[..., 2:4]
+    return torch.cat((xy, wh * size), -1)
+
+
 class _Grid(nn.Module):
     """Caches the ``(1, 1, H, W, 2)`` cell-offset grid ``[col, row]`` for the last feature size seen."""
 
@@ -75,9 +122,7 @@ class _Grid(nn.Module):
     def grid(self, h: int, w: int, device, dtype) -> Tensor:
         key = (h, w, device, dtype)
         if self._key != key:
-            ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
-                                    torch.arange(w, device=device, dtype=dtype), indexing="ij")
-            self._grid = torch.stack((xs, ys), -1).view(1, 1, h, w, 2)
+            self._grid = cell_grid(h, w, device, dtype).view(1, 1, h, w, 2)
             self._key = key
         return self._grid
 
@@ -104,22 +149,16 @@ class YoloHead(_Grid):
         # The in-place fast path below is for eager mode; autograd and graph compilers (which fuse these
         # element-wise ops themselves, and mis-handle ``out=`` re-striding) take the functional path.
         if (torch.is_grad_enabled() and p.requires_grad) or torch.compiler.is_compiling():
-            xy = torch.sigmoid(p[..., :2])
-            if s != 1.0:
-                xy = xy * s - (s - 1) / 2
-            xy = (xy + grid) * stride
-            wh = torch.exp(p[..., 2:4]) * anchors
+            xy = anchor_xy(torch.sigmoid(p[..., :2]), grid, stride, s)
+            wh = anchor_wh(p[..., 2:4], anchors)
             rest = torch.sigmoid(p[..., 4:])                           # objectness, class probabilities
             return torch.cat((xy, wh, rest), -1).reshape(b, -1, 5 + self.num_classes)
         # Without autograd: ONE pass over the map applies the sigmoid and writes the output layout; the few
         # box values are then fixed in place (fewer full-map passes = less time, most of all on a busy CPU).
         y = torch.empty(p.shape, dtype=p.dtype, device=p.device)
         torch.sigmoid(p, out=y)
-        xy = y[..., :2]
-        if s != 1.0:
-            xy = xy * s - (s - 1) / 2
-        y[..., :2] = (xy + grid) * stride
-        y[..., 2:4] = torch.exp(p[..., 2:4]) * anchors
+        y[..., :2] = anchor_xy(y[..., :2], grid, stride, s)
+        y[..., 2:4] = anchor_wh(p[..., 2:4], anchors)
         return y.view(b, -1, 5 + self.num_classes)
 
 
@@ -139,8 +178,8 @@ class RegionHead(_Grid):
             return p
         p, x = p.float(), x.float()
         stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=x.dtype)
-        xy = (torch.sigmoid(p[..., :2]) + self.grid(h, w, x.device, x.dtype)) * stride
-        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype).view(1, -1, 1, 1, 2) * stride
+        xy = anchor_xy(torch.sigmoid(p[..., :2]), self.grid(h, w, x.device, x.dtype), stride)
+        wh = anchor_wh(p[..., 2:4], self.anchors.to(x.dtype).view(1, -1, 1, 1, 2) * stride)  # cells -> pixels
         obj = torch.sigmoid(p[..., 4:5])
         cls = torch.softmax(p[..., 5:], -1) if self.softmax else p[..., 5:]
         return torch.cat((xy, wh, obj, cls), -1).reshape(b, -1, 5 + self.num_classes)
@@ -173,12 +212,6 @@ class DetectionHead(nn.Module):
         cls = p[..., nb * 5:]
         if self.softmax:
             cls = torch.softmax(cls, -1)
-        ys, xs = torch.meshgrid(torch.arange(s, device=x.device, dtype=x.dtype),
-                                torch.arange(s, device=x.device, dtype=x.dtype), indexing="ij")
-        grid = torch.stack((xs, ys), -1).view(1, s, s, 1, 2)
-        size = torch.tensor([input_hw[1], input_hw[0]], device=x.device, dtype=x.dtype)
-        xy = (boxes[..., :2] + grid) / s * size
-        wh = boxes[..., 2:4] ** 2 if self.sqrt else boxes[..., 2:4]
-        wh = wh * size
+        xywh = decode_cell_boxes(boxes, (input_hw[1], input_hw[0]), self.sqrt)
         cls = cls.unsqueeze(3).expand(b, s, s, nb, c)
-        return torch.cat((xy, wh, boxes[..., 4:5], cls), -1).reshape(b, -1, 5 + c)
+        return torch.cat((xywh, boxes[..., 4:5], cls), -1).reshape(b, -1, 5 + c)
