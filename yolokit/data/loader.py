@@ -60,6 +60,11 @@ class TrainDataset:
                 f"{self.dropped['difficult']} difficult boxes; data problems: {self.dataset.problems.summary()}")
 
     # ------------------------------------------------------------------ randomness, per process
+    def reseed(self) -> None:
+        """Re-seed the augmentation RNG from ``torch.initial_seed()`` on next use (the trainer calls this each
+        epoch after seeding torch, so a resumed run replays the same augmentations)."""
+        self._pid = None
+
     def _ensure_rng(self):
         if self._pid != os.getpid():
             seed = torch.initial_seed() % 2**32
