@@ -40,7 +40,9 @@ def add_arguments(p) -> None:
     add(g, "--config", metavar="YAML", help="training preset (configs/train/*.yaml); flags given here win")
     add(g, "--resume", metavar="LAST_PT", help="continue a run from its last.pt with its saved options (flags "
                                                "given here win, e.g. --epochs to extend it)")
-    add(g, "--out", help="output folder")
+    add(g, "--out", help="output folder (default: runs/train; a folder holding another run -> the next free "
+                         "name, runs/train2, ...)")
+    add(g, "--exist-ok", action="store_true", help="write into --out even when it holds another run")
     g = p.add_argument_group("schedule")
     add(g, "--epochs", type=int)
     add(g, "--imgsz", type=int, help="square network input, a multiple of 32")
@@ -103,6 +105,8 @@ def run(args) -> int:
         if not saved:
             raise ConfigError(f"{given['resume']}: checkpoint has no training arguments to resume from")
         saved["max_updates"] = 0  # a test/benchmark cap of the first run does not carry over
+        for key in ("out", "exist_ok"):  # where to write follows the checkpoint (yolokit.engine.runs), not the
+            saved.pop(key, None)  # folder it was first written to
         cfg = TrainConfig.from_dict({**saved, **given})
     elif getattr(args, "config", None):
         cfg = TrainConfig.from_yaml(args.config, **given)

@@ -18,7 +18,9 @@ class TrainConfig:
     model: str  # Darknet cfg path, a name from configs/models, a yolokit checkpoint, or tv:<backbone>
     data: str | dict  # dataset YAML (configs/data/*.yaml) or the same as a dict
     weights: str | None = None  # Darknet .weights for a cfg
-    out: str = "runs/train"
+    out: str | None = None  # None: runs/train (a new run takes the next free name: runs/train2, ...), or the
+    #   folder of --resume's checkpoint when it is that folder's last.pt (yolokit.engine.runs)
+    exist_ok: bool = False  # write into --out even when it holds another run
     epochs: int = 30
     imgsz: int = 416
     batch: int = 16
