@@ -380,6 +380,7 @@ def _merge(src: Path, dst: Path) -> None:
         target = dst / entry.name
         if entry.is_dir() and not entry.is_symlink() and target.is_dir():
             _merge(entry, target)
+            entry.rmdir()
         else:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
@@ -422,7 +423,8 @@ def get(target, data_root: str | None = None, *, yes: bool = False, confirm=None
 
         data = read_spec(path)[0]
         missing = [p for s in data["splits"] for p in split_paths(data, root, s) if not p.exists()]
-    if todo and not force and not missing and "format" in raw and not _state(root).exists():
+    there = not missing if "format" in raw else (root.is_dir() and any(root.iterdir()))
+    if todo and not force and there and not _state(root).exists():
         log(f"{path.stem}: every file is already in {root} (not fetched by yolokit, so not verified); "
             "nothing to do (--force fetches it anyway)")
         return {"root": root, "yaml": path, "archives": {a.file: "present" for a in archives}}
