@@ -192,7 +192,7 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
              metrics: Iterable[str] = METRICS, iou_thres: float = 0.5, pixel_offset: float = 0.0,
              conf: float = 0.25, coco_gt=None, category_ids: Sequence[int] | None = None,
              max_dets: int = 100, coco_backend: str = "pycocotools", save_dir: str | Path | None = None,
-             plots: bool = False) -> dict:
+             plots: bool = False, tide: bool = False, analysis: bool = False, worst: int = 0) -> dict:
     """Evaluate detections against ground truth; returns the metrics dict (module docstring).
 
     ``gt``: a dataset from :func:`yolokit.data.load_dataset`, a list of samples/records, or a
@@ -204,7 +204,8 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
     else one built from ``gt`` (box areas). ``category_ids``: how a results list's ids map to classes --
     "zero", "one", "coco91" or a list (default: the COCO dataset's ids, else inferred from the ids the
     file uses, see :func:`infer_category_ids`). ``save_dir``: write metrics.json, metrics.txt,
-    detections.json and, with ``plots``, PR-curve and confusion-matrix PNGs.
+    detections.json and, with ``plots``, PR-curve and confusion-matrix PNGs. ``tide``, ``analysis``,
+    ``worst``: TIDE breakdown, COCO analysis bands, worst-image drawings (:mod:`yolokit.eval.explain`).
     """
     metrics = tuple(metrics)
     bad = set(metrics) - set(METRICS)
@@ -264,6 +265,10 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
             row["coco_AP50"] = _num(pc.get("AP50", float("nan")))
         per_class[name] = row
     out["per_class"] = per_class
+    from yolokit.eval.explain import explain  # F1-optimal thresholds; TIDE, analysis, drill-down on request
+
+    out.update(explain(g, det, voc, class_names, category_ids, conf=conf, coco_gt=coco_gt, max_dets=max_dets,
+                       tide=tide, analysis=analysis, worst=worst, save_dir=save_dir))
 
     if save_dir is not None:
         save_dir = Path(save_dir)
@@ -331,6 +336,10 @@ def format_table(metrics: dict) -> str:
         lines.append(f"COCO ({p['coco_backend']} COCOeval, maxDets {p['max_dets']}): " +
                      "  ".join(f"{k} {c[k]:.4f}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
         lines.append("    " + "  ".join(f"{k} {c[k]:.4f}" for k in ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")))
+    if "tide" in metrics:
+        from yolokit.eval.tide import format_tide
+
+        lines.append(format_tide(metrics["tide"]))
     lines.append(f"{metrics['images']} images, {metrics['objects']} objects, {metrics['detections']} detections"
                  + (f"; skipped {metrics['skipped']}" if metrics.get("skipped") else ""))
     return "\n".join(lines)

@@ -131,13 +131,13 @@ def tide_map(cls: np.ndarray, score: np.ndarray, tp: np.ndarray, key: np.ndarray
     Per class: precision at each point in descending score order, the monotone envelope, then the
     mean of the envelope at the 101 recalls 0, 0.01, .., 1 (the first point with recall >= r, 0 past
     the last point). Classes with neither points nor ground truth are left out; a class with points
-    but no ground truth has AP 0."""
+    but no ground truth has AP 0; with no class at all, 0."""
     n_cls = len(npos)
     npos = np.asarray(npos, np.int64)
     n_points = np.bincount(cls, minlength=n_cls)[:n_cls]
     present = (n_points > 0) | (npos > 0)
-    if not present.any():
-        return float("nan")
+    if not present.any():  # nothing to average (tidecv divides by zero): no AP to gain or lose
+        return 0.0
     order = np.lexsort((key, -score, cls))
     c = cls[order]
     t = tp[order].astype(np.int64)
