@@ -49,3 +49,16 @@ def test_split_refuses_bad_ratios_and_mixed_folders(shared, tmp_path, capsys):
     assert main(["split", str(CONFIGS / "coco128.yaml"), "--out", str(tmp_path)]) == 2
     assert "different folders" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written on error
+
+
+def test_split_through_a_symlinked_root(shared, tmp_path):
+    """The data reached through a symlink (as when ../shared is a link): the lists must still be found."""
+    (tmp_path / "link").symlink_to(shared / "voc2012_rodm", target_is_directory=True)
+    (tmp_path / "cfg").mkdir()
+    desc = (CONFIGS / "voc2012_rodm.yaml").read_text().replace("../../../shared/data/voc2012_rodm", "../link")
+    assert "../link/data/database" in desc
+    (tmp_path / "cfg" / "voc.yaml").write_text(desc)
+    assert main(["split", str(tmp_path / "cfg" / "voc.yaml"), "--seed", "1", "--out", str(tmp_path / "out")]) == 0
+    parts = {p: load_dataset(tmp_path / "out" / "data.yaml", p) for p in ("train", "val", "test")}
+    assert sum(len(ds) for ds in parts.values()) == 100
+    assert sum(ds.num_boxes for ds in parts.values()) == 273

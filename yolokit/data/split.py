@@ -94,7 +94,13 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
     if len(ratios) not in PART_NAMES or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
         raise ConfigError(f"--ratios: give 2 or 3 positive numbers summing to 1 (e.g. 0.7 0.2 0.1), got {ratios}")
     data, root, source = read_spec(spec)
+    # Relative paths are computed between RESOLVED paths: a root reached through a symlink (../shared as a
+    # link) would otherwise give a list path whose ".." climbs out of the link's target, not out of the link.
+    root = root.resolve()
     names = splits or list(data["splits"])
+    if any(isinstance(data["splits"].get(s), list) for s in names):
+        raise ConfigError(f"{source}: a split made of several parts (e.g. VOC 07+12) cannot be re-split; "
+                          "give --split for a one-folder split")
     defs = [{k: v for k, v in data["splits"][s].items() if k != "list"} for s in names if s in data["splits"]]
     if len(defs) != len(names):
         raise ConfigError(f"{source}: unknown split in {names}; it has {list(data['splits'])}")
