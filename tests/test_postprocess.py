@@ -5,7 +5,8 @@ import pytest
 import torch
 import torchvision
 
-from yolokit.bench.nms import dense_workload, torchvision_loop
+from tests.reference import nms_loop
+from yolokit.bench.nms import dense_workload  # the benchmark's workload (data), not its reference loop
 from yolokit.ops.boxes import cxcywh_to_xyxy
 from yolokit.postprocess import nms_xyxy, postprocess
 
@@ -19,17 +20,17 @@ def _assert_same(ours, ref):
 
 @pytest.mark.parametrize("conf", [0.25, 0.001])
 @pytest.mark.parametrize("max_det", [300, 20])
-def test_matches_torchvision_loop_on_dense_workload(conf, max_det, device):
+def test_matches_reference_loop_on_dense_workload(conf, max_det, device):
     pred = dense_workload(batch=3, boxes=6000, classes=20, seed=1, device=device)
-    _assert_same(postprocess(pred, conf, 0.45, max_det=max_det), torchvision_loop(pred, conf, 0.45, max_det))
+    _assert_same(postprocess(pred, conf, 0.45, max_det=max_det), nms_loop(pred, conf, 0.45, max_det))
 
 
-def test_matches_torchvision_loop_on_random_input(device):
+def test_matches_reference_loop_on_random_input(device):
     g = torch.Generator().manual_seed(3)
     pred = torch.rand(4, 2000, 5 + 7, generator=g) * torch.tensor([400, 400, 80, 80] + [1.0] * 8)
     pred = pred.to(device)
     for iou in (0.3, 0.45, 0.7):
-        _assert_same(postprocess(pred, 0.05, iou), torchvision_loop(pred, 0.05, iou))
+        _assert_same(postprocess(pred, 0.05, iou), nms_loop(pred, 0.05, iou))
 
 
 def _opencv_reference_as_pred(shared, image):

@@ -53,7 +53,8 @@ def test_eval_output_is_the_documented_decoding_of_train_output(tiny):
 def test_predict_letterbox_maps_back_to_original_pixels(tiny, dog):
     plain = tiny.predict([dog], letterbox=False)[0]
     boxed = tiny.predict([dog], letterbox=True)[0]
-    assert boxed.shape[1] == 6 and boxed[:, 4].is_nonzero() if len(boxed) == 1 else True
+    assert boxed.shape[1] == 6 and len(boxed) >= 1 and len(plain) >= 1  # the dog photo has a dog and a bicycle
+    assert (boxed[:, 4] > 0).all()
     # The same objects, found through a different input geometry, land on the same original pixels.
     for det in plain[plain[:, 4] > 0.5]:
         same = boxed[boxed[:, 5] == det[5]]
