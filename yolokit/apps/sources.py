@@ -21,6 +21,7 @@ from yolokit.errors import DataError
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_EXTS = {".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".flv", ".3gp",
               ".ts"}
+COUNT_SLACK = 2  # frames a healthy file's declared count may exceed what it decodes to
 STREAM_RE = re.compile(r"^(rtsp|rtmp|http|https|udp|tcp)://", re.I)
 
 
@@ -38,7 +39,9 @@ class Frame:
 class ImageSource:
     """Still images from a list of files, read in the given order.
 
-    An unreadable file is skipped and its path appended to ``failed``."""
+    Files are decoded by the dataset's reader (:func:`yolokit.data.images.read_image_bgr`: stored pixels, EXIF
+    orientation ignored, truncated/corrupt files refused), so ``detect`` sees what ``check`` and training see.
+    An unreadable file is skipped: its path is appended to ``failed`` and the reason to ``reasons``."""
 
     kind = "images"
 
@@ -46,19 +49,22 @@ class ImageSource:
         self.paths = list(paths)
         self.name = name
         self.failed: list[str] = []
+        self.reasons: list[str] = []
         self.fps = None
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __iter__(self) -> Iterator[Frame]:
-        import cv2
+        from yolokit.data.images import read_image_bgr
 
         for i, path in enumerate(self.paths):
             t0 = time.perf_counter()
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
+            try:
+                image = read_image_bgr(path)
+            except DataError as exc:
                 self.failed.append(str(path))
+                self.reasons.append(str(exc))
                 continue
             yield Frame(i, image, path.name, time.perf_counter() - t0)
 
@@ -70,8 +76,12 @@ class VideoSource:
     decode, and for files it may also skip an undecodable packet silently. A failed read followed by
     a good frame, or a jump in a file's timestamps, is a bad frame: counted in ``failed`` and skipped
     (``Frame.index`` keeps the true frame number). ``max_failures`` failed reads in a row end the
-    stream; those trailing ones are not counted, as a file's frame count is often an estimate and
-    reads past its real end fail the same way.
+    stream; those trailing ones are not counted, as reads past a file's real end fail the same way.
+
+    Frames a file's container promises but the stream never delivers (a truncated file ends early; a
+    damaged one loses sync and skips ahead) are counted in ``lost`` when the shortfall exceeds
+    :data:`COUNT_SLACK`: OpenCV's count of a healthy AVI can exceed its decodable frames by a couple
+    (video02.avi: 750 vs 748).
     """
 
     kind = "video"
@@ -96,6 +106,7 @@ class VideoSource:
         self.width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.failed = 0
+        self.lost = 0  # frames the container counts that never came (see the class docstring)
 
     def __len__(self) -> int:
         if self.length is None:
@@ -126,8 +137,17 @@ class VideoSource:
                 pending = 0
                 yield Frame(index, image, self.name, time.perf_counter() - t0)
                 index += 1
+            if self.length is not None and self.length - index > max(COUNT_SLACK, self.length // 200):
+                self.lost = self.length - index
         finally:
             self.cap.release()
+
+    def report(self) -> str | None:
+        """One line on frames that did not come, or None (read after iterating)."""
+        if not self.lost:
+            return None
+        return (f"{self.name}: {self.lost} of the {self.length} frames the file declares never arrived "
+                f"(stream ended after frame {self.length - self.lost - 1}): the file is truncated or damaged")
 
 
 def _is_image(path: Path) -> bool:

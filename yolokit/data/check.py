@@ -32,7 +32,6 @@ def check_dataset(spec, splits: list[str] | None = None, decode: bool = True) ->
     """
     from yolokit.data.config import load_dataset, read_spec
     from yolokit.data.download import DatasetMissing
-    from yolokit.data.images import verify_image
     from yolokit.errors import ConfigError
 
     data, root, source = read_spec(spec)
@@ -40,7 +39,7 @@ def check_dataset(spec, splits: list[str] | None = None, decode: bool = True) ->
     out = {"splits": {}, "class_names": [], "images": 0, "boxes": 0, "per_class": {}, "problems": []}
     for split in names:
         try:
-            ds = load_dataset(spec, split)
+            ds = load_dataset(spec, split, decode=decode)  # the verdict training gets
         except DatasetMissing:
             raise  # not a problem of the data: its files are absent (the message says how to get them)
         except (DataError, ConfigError) as exc:
@@ -54,14 +53,7 @@ def check_dataset(spec, splits: list[str] | None = None, decode: bool = True) ->
             out["problems"].append(Problem(file, f"split '{split}' cannot be read: {msg}", "malformed"))
             continue
         report = ProblemReport(list(ds.problems))
-        bad = set()
-        if decode:
-            for i, r in enumerate(ds.records):
-                kind, detail = verify_image(r.path)
-                if kind:
-                    report.add(r.path, kind, detail)
-                    bad.add(i)
-        records = [r for i, r in enumerate(ds.records) if i not in bad]
+        records = ds.records
         per_class = {n: 0 for n in ds.class_names}
         for r in records:
             for v in r.labels:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -34,35 +35,123 @@ def load_json(path: Path) -> dict:
         raise DataError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from exc
 
 
-_REQUIRED = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox"),
-             "categories": ("id", "name")}
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _image_fault(im) -> str | None:
+    """Why an ``images`` record cannot be used, or None. Ids are ints (or strings, as some exports write)."""
+    if not isinstance(im, dict):
+        return f"is a {type(im).__name__}, not an object"
+    missing = [f for f in ("id", "file_name") if f not in im]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    if not (_int(im["id"]) or isinstance(im["id"], str)):
+        return f"id {im['id']!r} is not an integer"
+    if not isinstance(im["file_name"], str) or not im["file_name"]:
+        return f"file_name {im['file_name']!r} is not a file name"
+    for k in ("width", "height"):
+        if k in im and not (_int(im[k]) and im[k] > 0):
+            return f"{k} {im[k]!r} is not a positive integer"
+    return None
+
+
+def _annotation_fault(a) -> tuple[str, str] | None:
+    """``(kind, why)`` an ``annotations`` record cannot be used, or None."""
+    if not isinstance(a, dict):
+        return "bad_record", f"is a {type(a).__name__}, not an object"
+    missing = [f for f in ("id", "image_id", "category_id", "bbox") if f not in a]
+    if missing:
+        return "malformed", f"lacks {', '.join(missing)}"
+    if not _int(a["id"]):
+        return "bad_record", f"id {a['id']!r} is not an integer"
+    if not (_int(a["image_id"]) or isinstance(a["image_id"], str)):
+        return "bad_record", f"image_id {a['image_id']!r} is not an integer"
+    if not _int(a["category_id"]):
+        return "bad_record", f"category_id {a['category_id']!r} is not an integer"
+    box = a["bbox"]
+    if not (isinstance(box, list) and len(box) == 4):
+        return "malformed", f"bbox {box!r} is not [x, y, w, h]"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
+        return "bad_record", f"bbox {box!r} holds a non-number"
+    if not all(map(math.isfinite, box)):
+        return "bad_number", f"bbox {box!r}"
+    if "area" in a and not _finite(a["area"]):
+        return "bad_number" if isinstance(a["area"], float) else "bad_record", f"area {a['area']!r}"
+    if a.get("iscrowd", 0) not in (0, 1):  # True/False compare equal to 1/0
+        return "bad_record", f"iscrowd {a['iscrowd']!r} is not 0 or 1"
+    return None
 
 
 def coco_from_json(path: Path, report: ProblemReport):
-    """A ``pycocotools.coco.COCO`` built from ``path``; records missing required keys are reported
-    (named by list and position) and left out instead of crashing pycocotools."""
+    """A ``pycocotools.coco.COCO`` built from ``path``. Every record pycocotools or the adapter cannot use is
+    reported (named by list position and id) and left out instead of crashing or misleading pycocotools:
+    missing keys, wrong types (a bbox of strings or nulls, an id that is a list, width ``"640px"``), NaN/inf
+    numbers, and duplicate ids -- two images with one id make their boxes ambiguous (both are dropped, with
+    their annotations); a repeated annotation id keeps its first record."""
     from pycocotools.coco import COCO
 
     data = load_json(path)
-    if not isinstance(data, dict) or "images" not in data or "categories" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("categories"), list):
         raise DataError(f"{path}: not a COCO instances file (needs 'images' and 'categories' lists)")
     data.setdefault("annotations", [])
-    for key, fields in _REQUIRED.items():
-        good = []
-        for i, rec in enumerate(data[key]):
-            missing = [f for f in fields if not isinstance(rec, dict) or f not in rec]
-            if not missing and key == "annotations" and not (isinstance(rec["bbox"], list) and len(rec["bbox"]) == 4):
-                missing = ["bbox as [x, y, w, h]"]
-            if missing:
-                report.add(path, "malformed", f"{key}[{i}] lacks {', '.join(missing)} (record skipped)")
-            else:
-                good.append(rec)
-        data[key] = good
-    image_ids = {im["id"] for im in data["images"]}
-    orphans = [a for a in data["annotations"] if a["image_id"] not in image_ids]
-    for a in orphans:
-        report.add(path, "label_without_image", f"annotation id {a['id']} refers to image id {a['image_id']}, "
-                                                "which the file does not list")
+    if not isinstance(data["annotations"], list):
+        raise DataError(f"{path}: 'annotations' must be a list, got {type(data['annotations']).__name__}")
+
+    cats, cat_seen = [], set()
+    for i, c in enumerate(data["categories"]):
+        if not isinstance(c, dict) or not _int(c.get("id")) or not isinstance(c.get("name"), str):
+            report.add(path, "bad_record", f"categories[{i}] {str(c)[:60]} needs an integer id and a string name "
+                                           "(record skipped)")
+        elif c["id"] in cat_seen:
+            report.add(path, "duplicate_id", f"categories[{i}]: category id {c['id']} repeated (later one dropped)")
+        else:
+            cat_seen.add(c["id"])
+            cats.append(c)
+
+    images, by_id = [], {}
+    for i, im in enumerate(data["images"]):
+        why = _image_fault(im)
+        if why:
+            report.add(path, "bad_record", f"images[{i}] {why} (record skipped)")
+            continue
+        by_id.setdefault(im["id"], []).append((i, im))
+    dup_images = set()
+    for img_id, recs in by_id.items():
+        if len(recs) > 1:
+            dup_images.add(img_id)
+            where = ", ".join(f"images[{i}] '{im['file_name']}'" for i, im in recs)
+            report.add(path, "duplicate_id", f"image id {img_id!r} is used by {where}: which file its boxes belong "
+                                             "to is ambiguous (all dropped with their annotations)")
+        else:
+            images.append(recs[0][1])
+
+    anns, ann_seen = [], {}
+    image_ids = {im["id"] for im in images}
+    for i, a in enumerate(data["annotations"]):
+        fault = _annotation_fault(a)
+        if fault:
+            report.add(path, fault[0], f"annotations[{i}]" + (f" (id {a['id']!r})" if isinstance(a, dict) and
+                                                               "id" in a else "") + f": {fault[1]} (record skipped)")
+            continue
+        if a["id"] in ann_seen:
+            report.add(path, "duplicate_id", f"annotations[{i}]: annotation id {a['id']} already used by "
+                                             f"annotations[{ann_seen[a['id']]}] (this one dropped)")
+            continue
+        ann_seen[a["id"]] = i
+        if a["image_id"] in dup_images:
+            continue  # reported with its duplicate image id
+        if a["image_id"] not in image_ids:
+            report.add(path, "label_without_image", f"annotation id {a['id']} refers to image id {a['image_id']!r}, "
+                                                    "which the file does not list (or whose record was skipped)")
+            continue
+        anns.append(a)
+    data.update(images=images, annotations=anns, categories=cats)
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress
@@ -81,7 +170,7 @@ def read_coco(annotations: Path, images: Path, ids: list[str] | None, report: Pr
     wanted = None if ids is None else {Path(s).stem for s in ids}
 
     records = []
-    for img_id in sorted(coco.imgs):
+    for img_id in sorted(coco.imgs, key=lambda i: (isinstance(i, str), i)):  # int ids, then string ids
         info = coco.imgs[img_id]
         image = images / info["file_name"]
         if wanted is not None and image.stem not in wanted:

@@ -141,13 +141,41 @@ def read_names(value, root: Path, source: str) -> list[str] | None:
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
 
 
-def load_dataset(spec, split: str = "val", *, check_images: bool = True):
+def load_dataset(spec, split: str = "val", *, check_images: bool = True, decode: bool = False):
     """Read one split of a dataset description. Returns a :class:`yolokit.data.dataset.DetectionDataset`.
 
     ``spec``: a YAML path or a dict (see the module docstring). ``check_images`` reads every image header
-    (cheap, no decode) so that missing, unreadable and truncated images are reported and left out here
-    rather than failing a training run later. Every problem is on ``dataset.problems``.
+    (cheap, no decode) so that missing, unreadable and over-limit images are reported and left out here.
+    ``decode`` also decodes every image once (``check`` and training do: truncated and corrupt-middle files
+    only show at decode) and leaves the bad ones out with a report, the same verdict as ``detect`` gives.
+    Every problem is on ``dataset.problems``.
     """
+    ds = _load_dataset(spec, split, check_images)
+    if decode:
+        drop_undecodable(ds)
+    return ds
+
+
+def drop_undecodable(ds) -> None:
+    """Decode every image of ``ds`` (the one reader, :func:`yolokit.data.images.verify_image`); report and
+    remove those that fail. Threads: Pillow releases the GIL while it decodes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from yolokit.data.images import verify_image
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        verdicts = list(pool.map(verify_image, [r.path for r in ds.records]))
+    keep = []
+    for r, (kind, detail) in zip(ds.records, verdicts):
+        if kind:
+            ds.problems.add(r.path, kind, detail)
+        else:
+            keep.append(r)
+    ds.records[:] = keep
+
+
+def _load_dataset(spec, split, check_images):
     from yolokit.data.dataset import DetectionDataset
     from yolokit.data.sample import ProblemReport
 

@@ -1,98 +1,118 @@
-"""Reading images: a cheap header check at indexing time, a full decode at load time.
+"""Reading images: the one decoder behind ``check``, ``train``, ``eval`` and ``detect``.
 
-Truncated JPEGs are common in scraped sets and OpenCV decodes them *without an error* (it prints
-"Premature end of JPEG file" and fills the rest with grey), so truncation is checked explicitly: a JPEG
-must end with the EOI marker ``FF D9``. Entropy-coded JPEG data stuffs every ``FF`` byte as ``FF 00``, so
-``FF D9`` can only be a marker; the tail is searched (not just the last two bytes) because some encoders
-append a few padding bytes after EOI.
+Every door decodes through :func:`decode_image` (Pillow), so an image gets the same verdict everywhere:
+
+* **Pixels as stored.** EXIF orientation is ignored (Pillow never applies it; ``cv2.imread`` would).
+  VOC/COCO/YOLO boxes and the width/height fields of annotation files refer to the stored pixel grid,
+  and so must the detector's input, or boxes land on rotated pictures.
+* **The decoder decides** whether a file is truncated or corrupt: Pillow raises on a short entropy stream
+  ("image file is truncated") and on a broken one ("broken data stream"), where OpenCV fills the rest with
+  grey and says nothing. Bytes after a JPEG's end-of-image marker are not an error (real datasets pad
+  files with over a kilobyte of zeros).
+* **Over-limit images** (Pillow's decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``, ~89 MP) are a
+  per-image problem (``oversized_image``), never an abort of the whole dataset.
+
+:func:`read_image` returns RGB (the dataset contract), :func:`read_image_bgr` OpenCV's BGR (video and
+image sources of ``detect``). Both raise :class:`ImageError` (a ``DataError``) naming the file and the kind.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from yolokit.errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-_JPEG_TAIL = 1024  # bytes searched for the EOI marker
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class ImageError(DataError):
+    """An image that cannot be used. ``kind``: missing_image, corrupt_image, truncated_image or
+    oversized_image (the problem kinds of :mod:`yolokit.data.sample`); ``detail``: the decoder's words."""
+
+    def __init__(self, path, kind: str, detail: str = ""):
+        self.path, self.kind, self.detail = Path(path), kind, detail
+        what = {"missing_image": "image file missing", "corrupt_image": "image cannot be decoded",
+                "truncated_image": "image file truncated",
+                "oversized_image": "image over the decompression-bomb limit"}[kind]
+        super().__init__(f"{path}: {what}" + (f" ({detail})" if detail else ""))
 
 
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _jpeg_truncated(path: Path, data: bytes | None = None) -> bool:
-    if data is None:
-        with open(path, "rb") as f:
-            head = f.read(2)
-            if head != b"\xff\xd8":
-                return False  # not a JPEG after all; the decoder judges it
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - _JPEG_TAIL))
-            tail = f.read()
-    else:
-        if data[:2] != b"\xff\xd8":
-            return False
-        tail = data[-_JPEG_TAIL:]
-    return b"\xff\xd9" not in tail
+def _open(path: Path):
+    """``PIL.Image.open`` with every failure as an :class:`ImageError` (the bomb warning is one too: an image
+    between 1x and 2x the limit is refused like one above 2x, so the verdict does not depend on warning filters)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise ImageError(path, "missing_image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(path, "oversized_image", str(exc).split(" could be")[0]) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(path, "corrupt_image", str(exc) or type(exc).__name__) from None
 
 
 def probe_image(path: Path) -> tuple[tuple[int, int] | None, str | None, str]:
-    """Read an image's size from its header without decoding the pixels.
+    """An image's stored size from its header, without decoding the pixels (indexing a dataset).
 
-    Returns ``((height, width), None, "")`` for a readable image, or ``(None, kind, detail)`` with kind one of
-    ``missing_image``, ``corrupt_image``, ``truncated_image``.
+    Returns ``((height, width), None, "")``, or ``(None, kind, detail)`` for an image that is missing, not an
+    image, or over the size limit. Truncation and a corrupt middle only show at decode (:func:`verify_image`).
     """
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        return None, "missing_image", ""
     try:
-        with Image.open(path) as im:
+        with _open(Path(path)) as im:
             w, h = im.size
-            fmt = im.format
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        return None, "corrupt_image", str(exc)
-    if fmt == "JPEG" and _jpeg_truncated(path):
-        return None, "truncated_image", "no JPEG end-of-image marker"
+    except ImageError as exc:
+        return None, exc.kind, exc.detail
     return (h, w), None, ""
 
 
-def verify_image(path: Path) -> tuple[str | None, str]:
-    """Fully decode ``path`` (what ``yolokit check`` does). Returns ``(None, "")`` or ``(kind, detail)``."""
-    from PIL import Image, UnidentifiedImageError
+def decode_image(path: str | Path) -> np.ndarray:
+    """Decode ``path`` to ``uint8 [H, W, 3]`` RGB in stored pixel order (EXIF orientation ignored).
 
-    if not path.is_file():
-        return "missing_image", ""
-    try:
-        with Image.open(path) as im:
-            im.load()  # raises OSError "image file is truncated" on a short file
-    except OSError as exc:
-        kind = "truncated_image" if "truncated" in str(exc) else "corrupt_image"
-        return kind, str(exc)
-    except (UnidentifiedImageError, ValueError) as exc:
-        return "corrupt_image", str(exc)
-    if _jpeg_truncated(path):
-        return "truncated_image", "no JPEG end-of-image marker"
-    return None, ""
+    Raises :class:`ImageError` (missing, corrupt, truncated, oversized). Grey, palette, CMYK and alpha images
+    become RGB; 16-bit images are scaled to 8 bits (as OpenCV's ``IMREAD_COLOR`` does)."""
+    path = Path(path)
+    with _open(path) as im:
+        try:
+            im.load()
+        except OSError as exc:
+            msg = str(exc)
+            raise ImageError(path, "truncated_image" if "truncated" in msg else "corrupt_image", msg) from None
+        except (ValueError, SyntaxError, EOFError) as exc:
+            raise ImageError(path, "corrupt_image", str(exc) or type(exc).__name__) from None
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            grey = np.asarray(im)
+            grey = (grey >> 8 if im.mode != "I" else np.clip(grey, 0, 65535) >> 8).astype(np.uint8)
+            return np.repeat(grey[:, :, None], 3, axis=2)
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        return np.array(im, dtype=np.uint8)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to ``uint8`` RGB ``[H, W, 3]``; raises :class:`DataError` naming the file."""
-    import cv2
+    """The dataset reader: ``uint8 [H, W, 3]`` RGB (see :func:`decode_image`)."""
+    return decode_image(path)
 
-    path = Path(path)
+
+def read_image_bgr(path: str | Path) -> np.ndarray:
+    """The same pixels in OpenCV's BGR order (``detect``'s image sources, drawing)."""
+    return np.ascontiguousarray(decode_image(path)[:, :, ::-1])
+
+
+def verify_image(path: Path) -> tuple[str | None, str]:
+    """Fully decode ``path`` (``check``, and ``load_dataset(..., decode=True)`` for training).
+    Returns ``(None, "")`` or ``(kind, detail)``."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image ({exc.strerror})") from exc
-    # Pixels as stored: EXIF orientation is ignored, because annotation tools and the COCO/VOC boxes refer
-    # to the stored pixel grid (and the header size used for indexing is the stored one).
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise DataError(f"{path}: not a decodable image")
-    if _jpeg_truncated(path, data):
-        raise DataError(f"{path}: truncated JPEG (no end-of-image marker)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        decode_image(path)
+    except ImageError as exc:
+        return exc.kind, exc.detail
+    return None, ""

@@ -73,12 +73,16 @@ KINDS = {
     "missing_image": "image file missing (record skipped)",
     "corrupt_image": "image cannot be decoded (record skipped)",
     "truncated_image": "image file truncated (record skipped)",
+    "oversized_image": "image over the decompression-bomb limit (record skipped)",
     "label_without_image": "label file has no image (skipped)",
     "background": "image without label (kept as a background image)",
     "clipped_box": "box extends outside the image (clipped)",
     "zero_area_box": "box has zero area (dropped)",
     "unknown_class": "unknown class (box dropped)",
     "malformed": "malformed annotation file (skipped)",
+    "bad_record": "bad annotation record (skipped)",
+    "bad_number": "NaN or infinite number (box dropped)",
+    "duplicate_id": "duplicate id (records dropped)",
     "size_mismatch": "annotated image size differs from the image file (file size used)",
 }
 
@@ -136,23 +140,29 @@ def sanitize_boxes(boxes: np.ndarray, size: tuple[int, int], file, report: Probl
     the report (e.g. ``object 2 'dog'``).
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    names = what if what is not None else [f"box {i}" for i in range(len(boxes))]
+    # NaN/inf first: a NaN compares False with everything, so it would pass the area test and be "clipped"
+    # into a box made of NaNs. It is a bad record, dropped and named, never repaired.
+    finite = np.isfinite(boxes).all(axis=1)
+    for i in np.flatnonzero(~finite):
+        report.add(file, "bad_number", f"{names[i]} {_fmt(boxes[i])}")
+    boxes = np.where(finite[:, None], boxes, 0.0)
     h, w = size
     limit = np.array([w, h, w, h], np.float64)
     clipped = np.clip(boxes, 0, limit)
     # Overshoots below CLIP_TOLERANCE px are rounding noise of normalised 6-decimal labels (YOLO txt):
     # clipped without a report. Anything larger is a real out-of-bounds box and is reported.
     boxes = np.where(np.abs(boxes - clipped) <= CLIP_TOLERANCE, clipped, boxes)
-    names = what if what is not None else [f"box {i}" for i in range(len(boxes))]
-    zero = ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-            | (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1]))
-    moved = ~zero & (boxes != clipped).any(axis=1)
+    zero = finite & ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+                     | (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1]))
+    moved = finite & ~zero & (boxes != clipped).any(axis=1)
     for i in np.flatnonzero(zero | moved):  # loops over the bad boxes only, to name each one
         if zero[i]:
             report.add(file, "zero_area_box", f"{names[i]} {_fmt(boxes[i])} in a {w}x{h} image")
         else:
             report.add(file, "clipped_box",
                        f"{names[i]} {_fmt(boxes[i])} -> {_fmt(clipped[i])} ({w}x{h} image)")
-    keep = ~zero
+    keep = finite & ~zero
     return clipped, keep
 
 

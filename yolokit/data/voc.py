@@ -58,8 +58,8 @@ def parse_voc_xml(path: Path) -> dict:
         try:
             w, h = int(float(sz.findtext("width"))), int(float(sz.findtext("height")))
             size = (h, w) if w > 0 and h > 0 else None
-        except (TypeError, ValueError):
-            size = None  # absent/empty <size> is common in exports; the image header decides
+        except (TypeError, ValueError, OverflowError):
+            size = None  # absent/empty/NaN <size> is common in exports; the image header decides
     objects = []
     for k, obj in enumerate(root.iter("object")):
         name = (obj.findtext("name") or "").strip()

@@ -9,6 +9,7 @@ segments): their bounding box is used. Class names come from the data YAML (``na
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +32,28 @@ def label_path_for(image: Path, labels: Path | None) -> Path:
 def parse_yolo_txt(path: Path, report: ProblemReport) -> list[tuple[int, list[float], int]]:
     """``[(class, [cx, cy, w, h] normalised, line_number), ...]``; bad lines are reported and skipped."""
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        report.add(path, "malformed", f"cannot read ({exc.strerror})")
+        return out
+    for n, bline in enumerate(raw.splitlines(), start=1):
+        try:
+            line = bline.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            report.add(path, "bad_record", f"line {n}: not UTF-8 text (byte {bline[exc.start]:#04x} at column "
+                                           f"{exc.start + 1})")
+            continue
         tok = line.split()
         if not tok:
             continue
         try:
             vals = [float(t) for t in tok]
         except ValueError:
-            report.add(path, "malformed", f"line {n}: expected numbers '<class> <cx> <cy> <w> <h>', got {line!r}")
+            report.add(path, "bad_record", f"line {n}: expected numbers '<class> <cx> <cy> <w> <h>', got {line!r}")
+            continue
+        if not all(math.isfinite(v) for v in vals):
+            report.add(path, "bad_number", f"line {n}: NaN or infinite value in {line.strip()!r}")
             continue
         if len(vals) == 5:
             cls, box = vals[0], vals[1:]
@@ -47,10 +62,10 @@ def parse_yolo_txt(path: Path, report: ProblemReport) -> list[tuple[int, list[fl
             cls = vals[0]
             box = [(min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)]
         else:
-            report.add(path, "malformed", f"line {n}: expected 5 values '<class> <cx> <cy> <w> <h>', got {len(vals)}")
+            report.add(path, "bad_record", f"line {n}: expected 5 values '<class> <cx> <cy> <w> <h>', got {len(vals)}")
             continue
         if cls != int(cls) or cls < 0:
-            report.add(path, "malformed", f"line {n}: class must be a non-negative integer, got {tok[0]!r}")
+            report.add(path, "bad_record", f"line {n}: class must be a non-negative integer, got {tok[0]!r}")
             continue
         out.append((int(cls), box, n))
     return out
