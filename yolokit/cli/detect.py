@@ -53,6 +53,23 @@ def add_model_arguments(parser, required: bool = True) -> None:
     parser.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default: the size the "
                                                   "checkpoint was trained and validated at, else the cfg's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="allow a cfg/model name without --weights (random initialisation: for testing only)")
+
+
+def require_weights(args) -> None:
+    """A cfg or model name without --weights is a randomly initialised network: refused unless
+    --random-weights says that is meant (its detections are noise)."""
+    from pathlib import Path
+
+    from yolokit.errors import ConfigError
+    from yolokit.models import _is_checkpoint
+
+    src = Path(str(args.model))
+    if args.weights is None and not getattr(args, "random_weights", False) \
+            and not (src.is_file() and _is_checkpoint(src)):
+        raise ConfigError(f"--model {args.model}: no trained weights (a cfg or model name needs --weights W, "
+                          f"or a checkpoint .pt); pass --random-weights to run it randomly initialised")
 
 
 def load_model(args):
@@ -68,6 +85,7 @@ def load_model(args):
 
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {args.device}: this torch sees no CUDA device (use --device cpu)")
+    require_weights(args)
     model = yolokit.load(args.model, weights=args.weights, names=args.names, device=args.device)
     return model.optimize_for_inference()
 
@@ -116,6 +134,10 @@ def run_sources(sources, predictor, args, batch: int = 1, **pipeline_kwargs) -> 
         if result.failed:
             what = "frames" if source.kind == "video" else "images"
             print(f"{source.name}: {result.failed} {what} could not be decoded and were skipped", file=sys.stderr)
+            for reason in getattr(source, "reasons", ()):
+                print(f"  {reason}", file=sys.stderr)
+        if getattr(source, "lost", 0):
+            print(source.report(), file=sys.stderr)
         for path in result.outputs:
             print(f"{source.name}: wrote {path}")
         if result.interrupted:

@@ -30,6 +30,8 @@ def add_arguments(p):
     d.add_argument("--pred", metavar="JSON", help="COCO results JSON ([{image_id, category_id, bbox, score}])")
     d.add_argument("--model", metavar="CFG|CKPT", help="run this model (Darknet .cfg, checkpoint or model name)")
     d.add_argument("--weights", metavar="W", help="Darknet .weights for a .cfg model")
+    d.add_argument("--random-weights", action="store_true",
+                   help="allow a cfg/model name without --weights (random initialisation: for testing only)")
     d.add_argument("--imgsz", type=int, help="network input size (default: the checkpoint's validation size, else the cfg's)")
     d.add_argument("--conf", type=float, help="detector score threshold (default: the checkpoint's validation "
                                              "setting, else 0.001)")
@@ -125,6 +127,9 @@ def _run_model(args, ds) -> list:
     from yolokit.eval import predict_dataset
     from yolokit.models.predict import EVAL_DEFAULTS, Predictor
 
+    from yolokit.cli.detect import require_weights
+
+    require_weights(args)  # a cfg without --weights scores noise: only with --random-weights
     model = yolokit.load(args.model, args.weights, device=args.device)
     names = getattr(model, "class_names", None)
     if names and len(names) != len(ds.class_names):

@@ -44,6 +44,9 @@ def run(args) -> int:
         raise ConfigError(f"--imgsz {args.imgsz}: must be a multiple of 32 (the YOLO stride)")
     if args.nms and args.opset < 11:
         raise ConfigError(f"--opset {args.opset}: NonMaxSuppression needs opset 11 or later")
+    from yolokit.cli.detect import require_weights
+
+    require_weights(args)  # a cfg without --weights exports noise: only with --random-weights
     model = yolokit.load(args.model, weights=args.weights, names=args.names).eval()
     args.imgsz = args.imgsz or default_imgsz(model)
     args.iou = 0.45 if args.iou is None else args.iou

@@ -108,6 +108,12 @@ def detections_from_coco(results, gt: GroundTruth, class_names: Sequence[str],
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{source}: record {n}: expected image_id, category_id, bbox [x, y, w, h] "
                             f"and score ({exc})") from exc
+        # a NaN score sorts anywhere and a negative-size box matches nothing: bad records, never scored
+        finite = all(map(math.isfinite, (x, y, w, h, s)))
+        if not finite or w < 0 or h < 0:
+            why = "a NaN or infinite number" if not finite else "a negative width or height"
+            raise DataError(f"{source}: record {n} (image_id {r['image_id']!r}) has {why}: "
+                            f"bbox {r['bbox']}, score {r['score']!r}")
         if k is None:
             skipped["unknown_image"] += 1
             continue
@@ -141,9 +147,17 @@ def _load_results(detections):
     """A results path is read here; anything else is returned as is."""
     if isinstance(detections, (str, Path)):
         try:
-            return json.loads(Path(detections).read_text()), str(detections)
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(Path(detections).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{detections}: cannot read detections JSON ({exc})") from exc
+        if not (isinstance(data, dict) or (isinstance(data, list) and all(isinstance(r, dict) for r in data))):
+            raise DataError(f"{detections}: expected a COCO results list [{{image_id, category_id, bbox, score}}, "
+                            f"...] or a COCO dict, got {type(data).__name__} {str(data)[:40]}")
+        for n, r in enumerate(data if isinstance(data, list) else ()):
+            if not isinstance(r.get("category_id"), int) or isinstance(r.get("category_id"), bool):
+                raise DataError(f"{detections}: record {n}: category_id must be an integer, "
+                                f"got {r.get('category_id')!r}")
+        return data, str(detections)
     return detections, "detections"
 
 
