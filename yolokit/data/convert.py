@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from yolokit.errors import ConfigError
@@ -46,13 +48,51 @@ def convert(spec, to: str, out_dir, splits: list[str] | None = None) -> dict:
     """
     import yaml
 
-    from yolokit.data.config import load_dataset, read_spec
+    from yolokit.data.config import read_spec
 
     if to not in TARGETS:
         raise ConfigError(f"convert: target format must be one of {TARGETS}, got {to!r}")
     data, _, _ = read_spec(spec)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"convert: output {out} exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Everything is written to a temporary folder beside OUT and moved in at the end, so a conversion that
+    # stops half way (bad data, a full disk) leaves no partial dataset behind.
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        result = _convert(spec, data, to, out, work, splits, yaml)
+        _move_in(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _move_in(work: Path, out: Path) -> None:
+    """Put the converted files of ``work`` at their places under ``out``: one rename for a new folder, else one
+    ``os.replace`` per file (other files already in ``out`` stay)."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        os.replace(work, out)
+        return
+    for src in sorted(p for p in work.rglob("*") if p.is_file()):
+        dst = out / src.relative_to(work)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+
+
+def _convert(spec, data, to, out: Path, work: Path, splits, yaml) -> dict:
+    """The conversion proper: paths are named as under ``out`` (the description refers to them) and
+    written under ``work``."""
+    from yolokit.data.config import load_dataset
+
+    def w(path: Path) -> Path:  # where a file named under out is written now
+        target = work / path.relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
     names_seen = None
     summary, problems, desc_splits = {}, [], {}
     for split in splits or list(data["splits"]):
@@ -67,9 +107,8 @@ def convert(spec, to: str, out_dir, splits: list[str] | None = None) -> dict:
             from yolokit.data.coco import records_to_coco
 
             ann = out / "annotations" / f"instances_{split}.json"
-            ann.parent.mkdir(parents=True, exist_ok=True)
             coco = records_to_coco(ds.records, ds.class_names, ds.index_to_cat_id)
-            ann.write_text(json.dumps(coco))
+            w(ann).write_text(json.dumps(coco, allow_nan=False))
             stats["written"] = len(coco["annotations"])
             desc_splits[split] = {"images": _rel(img_dir, out), "annotations": _rel(ann, out)}
         elif to == "voc":
@@ -77,17 +116,15 @@ def convert(spec, to: str, out_dir, splits: list[str] | None = None) -> dict:
 
             from yolokit.data.voc import write_voc_xml
 
-            (out / "Annotations").mkdir(exist_ok=True)
-            (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
             stems = []
             for r in ds.records:
                 stem = r.path.stem
                 stems.append(stem)
                 crowd_as_difficult = replace(r, difficult=r.difficult | r.iscrowd)
-                write_voc_xml(crowd_as_difficult, ds.class_names, out / "Annotations" / f"{stem}.xml")
+                write_voc_xml(crowd_as_difficult, ds.class_names, w(out / "Annotations" / f"{stem}.xml"))
                 stats["written"] += len(r.boxes)
             lst = out / "ImageSets" / "Main" / f"{split}.txt"
-            lst.write_text("".join(s + "\n" for s in stems))
+            w(lst).write_text("".join(s + "\n" for s in stems))
             desc_splits[split] = {"images": _rel(img_dir, out), "annotations": "Annotations", "list": _rel(lst, out)}
         else:
             from dataclasses import replace
@@ -95,7 +132,7 @@ def convert(spec, to: str, out_dir, splits: list[str] | None = None) -> dict:
             from yolokit.data.yolo import format_yolo_lines
 
             lab_dir = out / "labels" / split
-            lab_dir.mkdir(parents=True, exist_ok=True)
+            w(lab_dir / "x").parent.mkdir(parents=True, exist_ok=True)  # a split without images keeps its folder
             for r in ds.records:
                 keep = ~r.iscrowd
                 stats["crowd_dropped"] += int(r.iscrowd.sum())
@@ -103,17 +140,17 @@ def convert(spec, to: str, out_dir, splits: list[str] | None = None) -> dict:
                 kept = replace(r, boxes=r.boxes[keep], labels=r.labels[keep], difficult=r.difficult[keep],
                                iscrowd=r.iscrowd[keep])
                 lines = format_yolo_lines(kept)
-                (lab_dir / f"{r.path.stem}.txt").write_text("".join(ln + "\n" for ln in lines))
+                w(lab_dir / f"{r.path.stem}.txt").write_text("".join(ln + "\n" for ln in lines))
                 stats["written"] += len(lines)
             desc_splits[split] = {"images": _rel(img_dir, out), "labels": _rel(lab_dir, out)}
         summary[split] = stats
     desc = {"description": f"converted to {to} by yolokit convert", "format": to, "root": "."}
     if to == "yolo":
-        (out / "names.txt").write_text("".join(n + "\n" for n in names_seen or []))
+        w(out / "names.txt").write_text("".join(n + "\n" for n in names_seen or []))
         desc["names"] = "names.txt"
     elif to == "voc":
         desc["names"] = list(names_seen or [])
     desc["splits"] = desc_splits
     yaml_path = out / "data.yaml"
-    yaml_path.write_text(yaml.safe_dump(desc, sort_keys=False))
+    w(yaml_path).write_text(yaml.safe_dump(desc, sort_keys=False))
     return {"splits": summary, "problems": problems, "yaml": yaml_path}
