@@ -132,7 +132,7 @@ def _draw(ax, rs, ps_curve: list, aps: list, title: str):
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)  # over the FN band, clear of the curves
 
 
 def plot_bands(result: dict, out_dir: str | Path, per_class: bool = True) -> list[Path]:

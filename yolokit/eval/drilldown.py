@@ -97,7 +97,7 @@ def render_worst(gt: GroundTruth, det: Detections, class_names: Sequence[str], o
         for g in np.flatnonzero(gt.image == i):
             missed = not r.gt_matched[g] and not r.gt_ignored[g]
             color = MISS_COLOR if missed else GT_COLOR
-            label = ("FN " if missed else "") + class_names[gt.labels[g]] + (" (ignored)" if r.gt_ignored[g] else "")
+            label = class_names[gt.labels[g]] + (" (ignored)" if r.gt_ignored[g] else "")
             _box(image, gt.boxes[g] * scale, color, thick * (2 if missed else 1), label, below=True)
         for d in np.flatnonzero(sub.image == i):
             word = words[d]
