@@ -8,6 +8,7 @@ the file and line. Darknet itself silently ignores keys it does not know; yoloki
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,83 @@ _MUST_BE = {
     ("region", "background"): "0", ("yolo", "new_coords"): "0", ("detection", "forced"): "0",
     ("detection", "reorg"): "0",
 }
+
+
+# ----------------------------------------------------------------------------- value rules
+# Every value is parsed and range-checked when the cfg is read, so a typo (``ignore_thresh = .7.``) or a
+# nonsense value (``filters=-16``) fails in ``info``/``detect``/``export`` with file:line, not only when a
+# trainer finally reads it (or deep inside a layer as a traceback). Rules: ("int"|"float"|"ints"|"floats",
+# low, high) with inclusive bounds (None: open), or ("str", allowed set | None). Keys without a rule are
+# numbers (Darknet reads almost every key with atoi/atof) -- a comma list of them for the list-valued ones.
+def _I(lo=None, hi=None):
+    return ("int", lo, hi)
+
+
+def _F(lo=None, hi=None):
+    return ("float", lo, hi)
+
+
+_POS, _BIT, _PROB = _I(1), _I(0, 1), _F(0, 1)
+_STR = ("str", None)
+_COMMON = {
+    "activation": _STR, "policy": ("str", {"constant", "step", "steps", "exp", "poly", "sig", "random", "sgdr"}),
+    "nms_kind": _STR, "iou_loss": _STR, "iou_thresh_kind": _STR, "weights_type": _STR,
+    "weights_normalization": _STR, "counters_per_class": _STR, "map": _STR, "tree": _STR,
+    "batch": _POS, "subdivisions": _POS, "width": _POS, "height": _POS, "channels": _POS, "inputs": _POS,
+    "momentum": _F(0, 1), "decay": _F(0), "learning_rate": _F(0), "burn_in": _I(0), "max_batches": _I(0),
+    "steps": ("floats", None, None), "scales": ("floats", None, None), "seq_scales": ("floats", None, None),
+    "saturation": _F(0), "exposure": _F(0), "hue": _F(0, 1), "flip": _BIT, "letter_box": _BIT,
+    "filters": _POS, "size": _POS, "stride": _POS, "stride_x": _POS, "stride_y": _POS, "pad": _BIT,
+    "padding": _I(0), "groups": _POS, "group_id": _I(0), "batch_normalize": _BIT, "dilation": _POS,
+    "layers": ("ints", None, None), "from": _I(), "scale": _F(0), "probability": _F(0, 1), "output": _POS,
+    "out_channels": _POS, "anchors": ("floats", 0, None), "mask": ("ints", 0, None), "classes": _POS,
+    "num": _POS, "coords": _I(4, 4), "side": _POS, "softmax": _BIT, "sqrt": _BIT, "rescore": _BIT,
+    "bias_match": _BIT, "absolute": _BIT, "scale_x_y": _F(0), "jitter": _F(0, 1), "ignore_thresh": _PROB,
+    "truth_thresh": _PROB, "iou_thresh": _PROB, "thresh": _PROB, "beta_nms": _PROB, "label_smooth_eps": _PROB,
+    "object_scale": _F(0), "noobject_scale": _F(0), "class_scale": _F(0), "coord_scale": _F(0),
+    "cls_normalizer": _F(0), "iou_normalizer": _F(0), "obj_normalizer": _F(0), "max_delta": _F(0),
+    "focal_loss": _BIT, "objectness_smooth": _BIT, "random": _F(0), "resize": _F(0), "max": _I(1),
+}
+
+
+def check_value(kind: str, key: str, value: str, where: str):
+    """Parse ``key=value`` of a ``[kind]`` section by its rule and check its range; returns the parsed value.
+    Raises :class:`ConfigError` ``"<where>: [kind] key=value: <what was expected>"``."""
+    rule = _COMMON.get(key)
+    if rule is None:
+        rule = ("floats", None, None) if "," in value else ("float", None, None)
+    typ = rule[0]
+
+    def fail(expected):
+        return ConfigError(f"{where}: [{kind}] {key}={value}: {expected}")
+
+    if typ == "str":
+        if not value:
+            raise fail("expected a value")
+        if rule[1] is not None and value.lower() not in rule[1]:
+            raise fail(f"expected one of {', '.join(sorted(rule[1]))}")
+        return value
+    lo, hi = rule[1], rule[2]
+    scalar = typ in ("int", "float")
+    parts = [value] if scalar else [v.strip() for v in value.split(",") if v.strip()]
+    if not parts:
+        raise fail("expected " + ("a number" if scalar else "comma-separated numbers"))
+    cast = int if typ in ("int", "ints") else float
+    noun = "an integer" if cast is int else "a number"
+    out = []
+    for v in parts:
+        try:
+            x = cast(v)
+        except ValueError:
+            raise fail(f"{v!r} is not {noun}") from None
+        if cast is float and not math.isfinite(x):
+            raise fail(f"{v!r} is not a finite number")
+        if (lo is not None and x < lo) or (hi is not None and x > hi):
+            rng = (f"{lo}..{hi}" if lo is not None and hi is not None else f">= {lo}" if lo is not None
+                   else f"<= {hi}")
+            raise fail(f"{v} is out of range (expected {rng})")
+        out.append(x)
+    return out[0] if scalar else out
 
 
 @dataclass
@@ -176,6 +254,7 @@ def parse_cfg(text: str, source: str = "<cfg>") -> list[Section]:
         if off is not None and value.lower() not in {off, "0", "none"}:
             raise ConfigError(f"{source}:{lineno}: [{sec.kind}] {key}={value} is not supported by yolokit "
                               f"(only {key}={off})")
+        check_value(sec.kind, key, value, f"{source}:{lineno}")
         sec.options[key] = value
         sec.lines[key] = lineno
     if not sections:
