@@ -248,8 +248,8 @@ def train(cfg: TrainConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
     _seed_all(cfg.seed)
 
-    train_ds = load_dataset(cfg.data, cfg.train_split)
-    val_ds = load_dataset(cfg.data, cfg.val_split)
+    train_ds = load_dataset(cfg.data, cfg.train_split, decode=True)  # bad images: reported, left out
+    val_ds = load_dataset(cfg.data, cfg.val_split, decode=True)
     for ds in (train_ds, val_ds):
         if main and len(ds.problems):
             print(f"{ds.split}: {ds.problems.summary()}")
