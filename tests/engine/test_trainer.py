@@ -72,11 +72,12 @@ def test_nan_loss_stops_with_a_clear_message(shared, tmp_path):
 
 @pytest.mark.slow
 def test_early_stopping_and_frozen_layers(shared, tmp_path):
-    # lr 0 with a constant schedule: val mAP cannot improve after epoch 1 -> stop after epoch 1 + patience
-    result = train(_cfg(shared, tmp_path, epochs=6, lr=0.0, schedule="constant", patience=2, ema=False,
+    # lr 1e-12 (lr must be > 0) with a constant schedule: val mAP cannot improve after epoch 1 -> stop after
+    # epoch 1 + patience
+    result = train(_cfg(shared, tmp_path, epochs=6, lr=1e-12, schedule="constant", patience=2, ema=False,
                         freeze=4))
     assert result["epochs_run"] == 3 and result["best_epoch"] == 1
-    # with lr 0 nothing moves; now a real lr with the first 4 layers frozen
+    # with lr 1e-12 nothing moves; now a real lr with the first 4 layers frozen
     out = tmp_path / "f"
     train(_cfg(shared, out, epochs=1, lr=1e-2, freeze=4, ema=False))
     from yolokit.models import load

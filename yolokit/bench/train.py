@@ -160,7 +160,7 @@ def _throughput(args) -> str:
     from yolokit.data import load_dataset
     from yolokit.engine import TrainConfig
     from yolokit.data import TrainDataset, build_loader
-    from yolokit.engine.trainer import _train_mode, build_optimizer, build_train_model
+    from yolokit.engine.trainer import build_optimizer, build_train_model, set_train_mode
     from yolokit.loss import build_loss
 
     imgsz = args.imgsz or 416
@@ -175,7 +175,7 @@ def _throughput(args) -> str:
     optimizer = build_optimizer(model, cfg)
     loader = build_loader(TrainDataset(ds, imgsz, augment=True), args.batch, imgsz, train=True, workers=0,
                           drop_last=True)
-    _train_mode(model)
+    set_train_mode(model)
 
     def step(images, targets):
         loss, _ = criterion(model(images.to(device)), targets.to(device))

@@ -4,10 +4,12 @@ torchrun. Checkpoints, torchvision-backbone models and head transfer live with t
 Names are imported on first use (PEP 562) so that ``yolokit.engine.config`` stays free of torch.
 """
 
-__all__ = ["TrainConfig", "train", "validate", "NonFiniteLossError", "ModelEMA", "BurnInSchedule"]
+__all__ = ["TrainConfig", "train", "Trainer", "validate", "NonFiniteLossError", "SaveError", "LossWeights",
+           "ModelEMA", "BurnInSchedule"]
 
-_WHERE = {"TrainConfig": "config", "train": "trainer", "validate": "trainer", "NonFiniteLossError": "trainer",
-          "ModelEMA": "ema", "BurnInSchedule": "schedule"}
+_WHERE = {"TrainConfig": "config", "train": "trainer", "Trainer": "trainer", "validate": "trainer",
+          "NonFiniteLossError": "trainer", "SaveError": "trainer", "LossWeights": "loss_weights", "ModelEMA": "ema",
+          "BurnInSchedule": "schedule"}
 
 
 def __getattr__(name):

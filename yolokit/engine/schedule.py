@@ -46,6 +46,14 @@ class BurnInSchedule:
             decay = 1.0
         return warm * decay
 
+    def peak_factor(self, start: int = 0, end: int | None = None) -> float:
+        """The largest :meth:`factor` over updates ``start .. end - 1`` (default: to the end of the schedule).
+        Warm-up only rises and every decay only falls, so the peak is at or before the end of burn-in."""
+        end = self.total_steps if end is None else min(int(end), self.total_steps)
+        if end <= start:
+            return 0.0
+        return max(self.factor(it) for it in range(start, min(end, max(start, self.burn_in) + 1)))
+
     def set_lr_scale(self, scale: float) -> None:
         """Multiply every learning rate from now on by ``scale`` (idempotent: it replaces the previous scale)."""
         self.lr_scale = float(scale)

@@ -1,10 +1,18 @@
-"""The training loop: one :class:`TrainConfig`, one :func:`train` call.
+"""The training loop: one :class:`TrainConfig`, one :func:`train` call (a :class:`Trainer`).
 
-Per epoch: shuffled batches (a ``DistributedSampler`` under torchrun) -> forward in train mode (raw head
-outputs) -> :func:`yolokit.loss.build_loss` -> backward, with gradients accumulated up to the nominal batch
-(``nbs``) before each optimizer update -> learning-rate schedule and EMA after each update -> validation mAP on
-the EMA weights -> ``last.pt`` (and ``best.pt`` when the mAP improved), written atomically -> CSV and
-TensorBoard rows -> early stop when the mAP has not improved for ``patience`` epochs.
+:meth:`Trainer.setup` -- run folder (:mod:`yolokit.engine.runs`: a run never overwrites another), data, model,
+loss, optimizer, schedule, EMA, ``--resume`` state, and the guards (a schedule that cannot reach its learning
+rate, a checkpoint from other data). :meth:`Trainer.train_epoch` -- shuffled batches (a ``DistributedSampler``
+under torchrun) -> forward in train mode (raw head outputs) -> :func:`yolokit.loss.build_loss` -> backward, with
+gradients accumulated up to the nominal batch (``nbs``) before each optimizer update -> learning-rate schedule
+and EMA after each update. :meth:`Trainer.end_epoch` -- validation mAP on the EMA weights -> ``best.pt`` (when
+the mAP improved), ``last.pt`` and ``results.csv``, each written atomically, in that order -> TensorBoard ->
+early stop when the mAP has not improved for ``patience`` epochs.
+
+What a crash leaves: ``last.pt`` holds the last epoch whose files were all written and carries the rows of
+``results.csv``; ``--resume`` rewrites ``results.csv`` from it, so the two always agree after a restart. A
+write that fails (disk full, permissions) stops the run with one :class:`SaveError` line saying what is on
+disk; the previous files are intact.
 
 Batches come from :mod:`yolokit.data` (``TrainDataset`` + ``build_loader``: letterbox, albumentations, mosaic,
 multi-scale; a ``DistributedSampler`` under torchrun).
@@ -17,11 +25,13 @@ uninterrupted run would (on the same device and thread count).
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import math
 import os
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +39,20 @@ import torch
 from torch import nn
 
 from yolokit.engine.config import TrainConfig
+from yolokit.engine import runs
 from yolokit.engine.ema import ModelEMA
+from yolokit.engine.loss_weights import LossWeights
 from yolokit.engine.schedule import BurnInSchedule
 from yolokit.errors import ConfigError, YolokitError
-from yolokit.models.checkpoint import load_checkpoint, save_checkpoint
+from yolokit.models.checkpoint import checkpoint_state, load_checkpoint, write_atomic
 
 
 class NonFiniteLossError(YolokitError):
     """The loss became NaN or infinite; training stops rather than writing broken weights."""
+
+
+class SaveError(YolokitError):
+    """A run file could not be written (disk full, permissions); the files already on disk are intact."""
 
 
 # ----------------------------------------------------------------------------- distributed helpers
@@ -57,6 +73,8 @@ def _setup_distributed(device: torch.device) -> tuple[int, int]:
 
 def _resolve_device(name: str) -> torch.device:
     name = str(name)
+    if name == "auto":  # TrainConfig's default: CUDA when available (kept as "auto" in saved train_args)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.isdigit():
         name = f"cuda:{name}"
     device = torch.device(name)
@@ -116,8 +134,8 @@ def _tv_checkpoint(path) -> dict | None:
 
 
 def freeze_layers(model: nn.Module, n: int) -> list[str]:
-    """Freeze the first ``n`` layers (``model.layers[:n]``): no gradients, BatchNorm statistics fixed
-    (kept in eval mode by :func:`_train_mode`). Returns the frozen parameter names."""
+    """Freeze the first ``n`` layers (``model.layers[:n]``): no gradients; pass ``n`` to :func:`set_train_mode`
+    to keep their BatchNorm statistics fixed. Returns the frozen parameter names."""
     if n <= 0:
         return []
     layers = getattr(model, "layers", None)
@@ -128,7 +146,6 @@ def freeze_layers(model: nn.Module, n: int) -> list[str]:
         for name, p in layer.named_parameters():
             p.requires_grad_(False)
             frozen.append(f"layers.{i}.{name}")
-    model._frozen_layers = n
     return frozen
 
 
@@ -136,14 +153,15 @@ def unfreeze_layers(model: nn.Module) -> None:
     """Undo :func:`freeze_layers` (second stage of the transfer-learning recipe: fine-tune everything)."""
     for p in model.parameters():
         p.requires_grad_(True)
-    model._frozen_layers = 0
 
 
-def _train_mode(model: nn.Module) -> None:
+def set_train_mode(model: nn.Module, frozen: int = 0) -> None:
+    """``model.train()``, except the first ``frozen`` layers (:func:`freeze_layers`), which stay in eval mode so
+    their BatchNorm running statistics do not move."""
     model.train()
-    n = getattr(model, "_frozen_layers", 0)
-    for layer in list(getattr(model, "layers", []))[:n]:
-        layer.eval()  # frozen layers keep their BatchNorm running statistics
+    inner = model.module if hasattr(model, "module") else model  # DistributedDataParallel
+    for layer in list(getattr(inner, "layers", []))[:frozen]:
+        layer.eval()
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -201,7 +219,7 @@ def _train_loader(train_set, cfg: TrainConfig, epoch: int, world: int, rank: int
     epochs as an uninterrupted one."""
     from yolokit.data import build_loader, collate
 
-    train_set._pid = None  # yolokit.data.TrainDataset re-seeds its augmentation RNG on next use
+    train_set.reseed()
     if world == 1:
         loader = build_loader(train_set, cfg.batch, cfg.imgsz, train=True, workers=cfg.workers,
                               multiscale=cfg.multiscale, seed=cfg.seed)
@@ -230,115 +248,262 @@ def _plain(value):
     return value
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run training; returns ``{"best_map50", "best_epoch", "epochs_run", "out", "history", "model" (the
-    evaluated weights: EMA when on), "raw_model"}``.
+def _broadcast(value, world: int):
+    """Rank 0's ``value`` on every rank (a picklable object; no-op in one process)."""
+    if world == 1:
+        return value
+    import torch.distributed as dist
 
-    Raises :class:`NonFiniteLossError` (a YolokitError: the CLI prints one line) when the loss goes NaN/inf.
-    """
-    from yolokit.data import TrainDataset, build_loader, load_dataset
-    from yolokit.data.augment import AugmentConfig
-    from yolokit.loss import build_loss
+    box = [value]
+    dist.broadcast_object_list(box, 0)
+    return box[0]
 
-    device = _resolve_device(cfg.device)
-    rank, world = _setup_distributed(device)
-    main = rank == 0
-    out = Path(cfg.out)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-    _seed_all(cfg.seed)
 
-    train_ds = load_dataset(cfg.data, cfg.train_split, decode=True)  # bad images: reported, left out
-    val_ds = load_dataset(cfg.data, cfg.val_split, decode=True)
-    for ds in (train_ds, val_ds):
-        if main and len(ds.problems):
-            print(f"{ds.split}: {ds.problems.summary()}")
-    if len(train_ds) == 0:
-        raise ConfigError(f"{cfg.data}: split '{cfg.train_split}' has no images")
-    class_names = train_ds.class_names
+def _names(names) -> str:
+    names = list(names or [])
+    return ", ".join(map(str, names[:5])) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
 
-    resume_state = load_checkpoint(cfg.resume) if cfg.resume else None
-    model = build_train_model(cfg, class_names, fetch_pretrained=resume_state is None)
-    if resume_state is not None:
-        model.load_state_dict(resume_state.get("raw_model", resume_state["model"]))
-    if cfg.bn_momentum > 0:
-        # Darknet's rolling average (momentum 0.01) needs tens of thousands of updates to settle; in a short run
-        # the eval-mode statistics would lag the trained weights badly.
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = cfg.bn_momentum
-    freeze_layers(model, cfg.freeze)
-    model.to(device)
-    if cfg.sync_bn and world > 1:
-        if device.type == "cuda":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        elif main:  # torch's SyncBatchNorm runs on GPUs only
-            print("--sync-bn ignored: SyncBatchNorm needs CUDA; each process keeps its own BatchNorm statistics")
 
+@dataclass
+class RunState:
+    """Where a run stands; saved in every checkpoint and restored by ``--resume``."""
+
+    epoch: int = -1  # the last finished epoch (0-based); -1 before the first
+    best_map: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    rows: list = field(default_factory=list)  # every results.csv row so far (also those of resumed runs)
+
+    def to_checkpoint(self) -> dict:
+        return {"epoch": self.epoch, "best_map": self.best_map, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "results": [dict(r) for r in self.rows]}
+
+    @classmethod
+    def from_checkpoint(cls, state: dict, csv_path: Path | None = None) -> "RunState":
+        """The state a checkpoint holds. Checkpoints written before rows were carried: the rows of the
+        ``results.csv`` beside them, up to the checkpoint's epoch."""
+        epoch = int(state["epoch"])
+        rows = state.get("results")
+        if rows is None:
+            rows = []
+            if csv_path is not None and csv_path.is_file():
+                with open(csv_path, newline="") as f:
+                    rows = [{k: _number(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)
+                            if r.get("epoch", "").isdigit() and int(r["epoch"]) <= epoch + 1]
+        return cls(epoch, float(state.get("best_map", -1.0)), int(state.get("best_epoch", -1)),
+                   int(state.get("bad_epochs", 0)), [dict(r) for r in rows])
+
+
+def _number(text: str):
     try:
-        criterion = build_loss(model.heads, img_size=(cfg.imgsz, cfg.imgsz), **_loss_kwargs(model, cfg))
-    except TypeError as exc:  # an unknown lambda_* key
-        raise ConfigError(f"loss weights {cfg.loss_weights}: {exc}") from None
-    optimizer = build_optimizer(model, cfg)
-    ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
+        return int(text)
+    except ValueError:
+        return float(text)
 
-    augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
-    train_set = TrainDataset(_subset(train_ds, cfg.limit_train), cfg.imgsz, augment=augment)
-    accumulate = max(1, round(cfg.nbs / (cfg.batch * world)))
-    batches_per_epoch = math.ceil(math.ceil(len(train_set) / world) / cfg.batch)
-    updates_per_epoch = math.ceil(batches_per_epoch / accumulate)
-    scheduler = BurnInSchedule(optimizer, cfg.epochs * updates_per_epoch, cfg.schedule, cfg.burn_in,
-                               steps=cfg.steps, scale=cfg.scale)
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    start_epoch, best_map, best_epoch, bad_epochs = 0, -1.0, -1, 0
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        if ema is not None and resume_state.get("ema"):
-            ema.load_state_dict({**resume_state["ema"], "module": resume_state["model"]})
-        if resume_state.get("scaler"):
-            scaler.load_state_dict(resume_state["scaler"])
-        start_epoch = int(resume_state["epoch"]) + 1
-        best_map = float(resume_state.get("best_map", -1.0))
-        best_epoch = int(resume_state.get("best_epoch", -1))
-        bad_epochs = int(resume_state.get("bad_epochs", 0))
+CSV_COLUMNS = ("epoch", "lr", "images", "img_per_s", "train_s", "loss", "box", "obj", "noobj", "cls",
+               "map50", "map50_07", "val_s")
 
-    train_model = model
-    if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    settings = validation_settings(cfg)
-    model.settings = settings
-    val_subset = _subset(val_ds, cfg.limit_val)
-    logger = _Logger(out, cfg.tensorboard) if main else None
-    if main:
-        print(f"train set: {train_set.summary()}")
-        print(f"train: {len(train_set)} images, val: {len(val_subset)} images, {len(class_names)} classes, "
-              f"batch {cfg.batch} x {world} process(es), accumulate {accumulate} -> {updates_per_epoch} "
-              f"updates/epoch, device {device}{', AMP' if use_amp else ''}")
+def _csv_text(rows: list[dict]) -> str:
+    """``results.csv``: one row per epoch, fixed columns (empty where an epoch was not validated)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, restval="", extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
 
-    history = []
-    if main and cfg.val_before and resume_state is None:
-        metrics = validate(model, val_subset, settings, cfg.batch)
-        row = {"epoch": 0, "lr": 0.0, "images": 0, "map50": metrics["map50"], "map50_07": metrics["map50_07"]}
-        logger.log(row)
-        history.append(row)
-        print(f"before training: map50={metrics['map50']:.4f} map50_07={metrics['map50_07']:.4f}", flush=True)
-    updates = scheduler.it
-    stop = False
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch, cfg.epochs):
-        _seed_all(cfg.seed + 1000 * (epoch + 1) + rank)
-        if cfg.freeze_epochs and epoch >= cfg.freeze_epochs and getattr(model, "_frozen_layers", 0):
+
+class Trainer:
+    """One training run: :meth:`setup`, then :meth:`train_epoch` and :meth:`end_epoch` per epoch
+    (:meth:`run` does all of it and returns :func:`train`'s result)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.frozen = 0  # how many leading layers are frozen now (freeze_layers / unfreeze_layers)
+        self.on_disk: int | None = None  # the epoch out/last.pt holds (None: this run has written none)
+        self.state = RunState()
+        self.history: list[dict] = []  # this invocation's rows
+        self.stop = False
+
+    # ------------------------------------------------------------------------------------------ setup
+    def setup(self) -> bool:
+        """Build everything; returns False when there is nothing to train (a finished run resumed)."""
+        cfg = self.cfg
+        for flag, value in (("--epochs", cfg.epochs), ("--batch", cfg.batch), ("--nbs", cfg.nbs)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{flag} {value}: must be an integer >= 1")
+        self.device = _resolve_device(cfg.device)
+        self.rank, self.world = _setup_distributed(self.device)
+        self.main = self.rank == 0
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+        folder = runs.choose(cfg.out, cfg.resume, cfg.exist_ok, restart) if self.main else None
+        self.folder = _broadcast(folder, self.world)
+        self.out = self.folder.path
+        if self.main:
+            print(f"run folder: {self.out} ({self.folder.reason})", flush=True)
+            if self.out.is_dir():
+                stray = runs.clean_temp_files(self.out)
+                if stray:
+                    print(f"removed {len(stray)} temp file(s) of an interrupted write: "
+                          f"{', '.join(p.name for p in stray)}")
+        _seed_all(cfg.seed)
+
+        self._setup_data()
+        resume = load_checkpoint(self.folder.resume) if self.folder.resume is not None else None
+        self._setup_model(resume)
+        self._setup_optimization(resume)
+        if resume is not None and self.state.epoch + 1 >= cfg.epochs:
+            if self.main:
+                print(f"nothing to train: {self.folder.resume} finished epoch {self.state.epoch + 1} of "
+                      f"{cfg.epochs}; pass --epochs N (more than {self.state.epoch + 1}) to extend the run")
+            return False
+        if self.main:
+            self._report()
+            self._open_folder()
+        self.out = Path(_broadcast(str(self.out), self.world))
+        if self.main:
+            self.logger = _TensorBoard(self.out, cfg.tensorboard)
+        return True
+
+    def _setup_data(self) -> None:
+        from yolokit.data import TrainDataset, load_dataset
+        from yolokit.data.augment import AugmentConfig
+
+        cfg = self.cfg
+        train_ds = load_dataset(cfg.data, cfg.train_split, decode=True)  # bad images: reported, left out
+        val_ds = load_dataset(cfg.data, cfg.val_split, decode=True)
+        for ds in (train_ds, val_ds):
+            if self.main and len(ds.problems):
+                print(f"{ds.split}: {ds.problems.summary()}")
+        if len(train_ds) == 0:
+            raise ConfigError(f"{cfg.data}: split '{cfg.train_split}' has no images")
+        self.class_names = train_ds.class_names
+        augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
+        self.train_set = TrainDataset(_subset(train_ds, cfg.limit_train), cfg.imgsz, augment=augment)
+        self.val_set = _subset(val_ds, cfg.limit_val)
+
+    def _check_resume(self, state: dict) -> None:
+        """A checkpoint from other classes (other --data) is refused with what differs, before any weights are
+        loaded (which would fail with a tensor size mismatch)."""
+        cfg, ckpt = self.cfg, self.folder.resume
+        saved_args = state.get("train_args") or {}
+        saved = list(state.get("class_names") or [])
+        if saved and saved != list(self.class_names):
+            raise ConfigError(
+                f"--resume {ckpt}: the checkpoint was trained on {len(saved)} class(es) ({_names(saved)}) of "
+                f"{saved_args.get('data', 'another dataset')}; --data {cfg.data} has {len(self.class_names)} "
+                f"({_names(self.class_names)}). Resume with the run's own --data, or start a new run with "
+                f"--model {ckpt} to fine-tune on these classes.")
+        if self.main and saved_args.get("data") not in (None, cfg.data):
+            print(f"note: resuming on --data {cfg.data} (same classes); the checkpoint was trained on "
+                  f"{saved_args['data']}")
+
+    def _setup_model(self, resume: dict | None) -> None:
+        from yolokit.loss import build_loss
+
+        cfg = self.cfg
+        if resume is not None:
+            self._check_resume(resume)
+        model = build_train_model(cfg, self.class_names, fetch_pretrained=resume is None)
+        if resume is not None:
+            try:
+                model.load_state_dict(resume.get("raw_model", resume["model"]))
+            except RuntimeError as exc:
+                saved = (resume.get("train_args") or {}).get("model", "another model")
+                first = str(exc).strip().splitlines()[1 if "\n" in str(exc).strip() else 0].strip()
+                raise ConfigError(f"--resume {self.folder.resume}: its weights do not fit --model {cfg.model} "
+                                  f"(the checkpoint was trained as {saved}; {first[:160]}). Resume without "
+                                  f"--model, or start a new run with --model {self.folder.resume}") from None
+        if cfg.bn_momentum > 0:
+            # Darknet's rolling average (momentum 0.01) needs tens of thousands of updates to settle; in a short run
+            # the eval-mode statistics would lag the trained weights badly.
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.momentum = cfg.bn_momentum
+        freeze_layers(model, cfg.freeze)
+        self.frozen = max(0, cfg.freeze)
+        model.to(self.device)
+        if cfg.sync_bn and self.world > 1:
+            if self.device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            elif self.main:  # torch's SyncBatchNorm runs on GPUs only
+                print("--sync-bn ignored: SyncBatchNorm needs CUDA; each process keeps its own BatchNorm statistics")
+        kinds = {getattr(h, "kind", None) for h in model.heads}
+        kind = "detection" if kinds == {"detection"} else "anchor"
+        weights = LossWeights.from_dict(cfg.loss_weights).for_heads(kind)
+        if kind != "detection":
+            weights.setdefault("box_loss", cfg.box_loss)
+        self.criterion = build_loss(model.heads, img_size=(cfg.imgsz, cfg.imgsz), **weights)
+        self.model = model
+        model.settings = validation_settings(cfg)
+
+    def _setup_optimization(self, resume: dict | None) -> None:
+        cfg, model = self.cfg, self.model
+        self.optimizer = build_optimizer(model, cfg)
+        self.ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
+        self.accumulate = max(1, round(cfg.nbs / (cfg.batch * self.world)))
+        self.batches_per_epoch = math.ceil(math.ceil(len(self.train_set) / self.world) / cfg.batch)
+        self.updates_per_epoch = math.ceil(self.batches_per_epoch / self.accumulate)
+        self.scheduler = BurnInSchedule(self.optimizer, cfg.epochs * self.updates_per_epoch, cfg.schedule,
+                                        cfg.burn_in, steps=cfg.steps, scale=cfg.scale)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        if resume is not None:
+            self.optimizer.load_state_dict(resume["optimizer"])
+            self.scheduler.load_state_dict(resume["scheduler"])
+            if self.ema is not None and resume.get("ema"):
+                self.ema.load_state_dict({**resume["ema"], "module": resume["model"]})
+            if resume.get("scaler"):
+                self.scaler.load_state_dict(resume["scaler"])
+            csv_path = self.folder.resume.parent / "results.csv"
+            self.state = RunState.from_checkpoint(resume, csv_path)
+            self.resumed_epoch = self.state.epoch
+            if self.folder.resume.resolve() == (self.out / "last.pt").resolve():
+                self.on_disk = self.state.epoch
+        self.updates = self.scheduler.it
+        self.train_model = model
+        if self.world > 1:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _report(self) -> None:
+        """The run in one line, and a warning when the schedule cannot reach the learning rate."""
+        cfg = self.cfg
+        print(f"train set: {self.train_set.summary()}")
+        print(f"train: {len(self.train_set)} images, val: {len(self.val_set)} images, {len(self.class_names)} "
+              f"classes, batch {cfg.batch} x {self.world} process(es), accumulate {self.accumulate} -> "
+              f"{self.updates_per_epoch} updates/epoch, device {self.device}{', AMP' if self.use_amp else ''}")
+        warning = schedule_warning(self.scheduler, cfg, self.updates_per_epoch)
+        if warning:
+            print(f"warning: {warning}", flush=True)
+
+    def _open_folder(self) -> None:
+        """Claim a new run folder (its results.csv, created exclusively), or bring a continued run's
+        results.csv in line with the checkpoint it continues from."""
+        if self.folder.claim is not None:
+            try:
+                claimed = runs.claim(self.folder.claim, _csv_text([]))
+            except OSError as exc:
+                raise SaveError(f"cannot create the run folder {self.folder.path}: {exc.strerror or exc}") from None
+            if claimed != self.out:
+                print(f"run folder: {claimed} ({self.out} was taken by another run a moment ago)")
+                self.out = claimed
+        self._write("results.csv", lambda f: f.write(_csv_text(self.state.rows).encode()), self.state.epoch)
+
+    # ------------------------------------------------------------------------------------------ epochs
+    def train_epoch(self, epoch: int) -> dict:
+        """Train one epoch; returns its results.csv row. Sets :attr:`stop` when ``max_updates`` is reached."""
+        cfg, model, main = self.cfg, self.model, self.main
+        _seed_all(cfg.seed + 1000 * (epoch + 1) + self.rank)
+        if cfg.freeze_epochs and epoch >= cfg.freeze_epochs and self.frozen:
             unfreeze_layers(model)
-            scheduler.set_lr_scale(cfg.unfreeze_lr)
+            self.frozen = 0
+            self.scheduler.set_lr_scale(cfg.unfreeze_lr)
             if main:
                 print(f"epoch {epoch + 1}: unfreezing the first {cfg.freeze} layers, learning rate x{cfg.unfreeze_lr}")
-        loader = _train_loader(train_set, cfg, epoch, world, rank)
-        _train_mode(train_model)
+        loader = _train_loader(self.train_set, cfg, epoch, self.world, self.rank)
+        set_train_mode(self.train_model, self.frozen)
         sums = {"loss": 0.0, "box": 0.0, "obj": 0.0, "noobj": 0.0, "cls": 0.0}
         seen = 0
         t0 = time.perf_counter()
@@ -347,135 +512,225 @@ def train(cfg: TrainConfig) -> dict:
             from tqdm import tqdm
 
             iterator = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         for i, (images, targets, _) in enumerate(iterator):
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                outputs = train_model(images)
-            loss, parts = criterion([o.float() for o in outputs], targets, img_size=tuple(images.shape[2:]))
+            images = images.to(self.device, non_blocking=True)
+            targets = targets.to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                outputs = self.train_model(images)
+            loss, parts = self.criterion([o.float() for o in outputs], targets, img_size=tuple(images.shape[2:]))
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1} "
-                    f"({', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())}); training stopped, "
-                    f"{out / 'last.pt'} holds the last good epoch. Lower --lr, raise --burn-in, or check the labels.")
-            scaler.scale(loss / accumulate).backward()
-            last_batch = i + 1 == batches_per_epoch
-            if (i + 1) % accumulate == 0 or last_batch:
-                scaler.unscale_(optimizer)
-                if cfg.clip_grad > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), max_norm=cfg.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                if ema is not None:
-                    ema.update(model)
-                updates += 1
+                    f"({', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())}); training stopped. "
+                    f"On disk: {self.on_disk_text()}. Lower --lr, raise --burn-in, or check the labels.")
+            self.scaler.scale(loss / self.accumulate).backward()
+            if (i + 1) % self.accumulate == 0 or i + 1 == self.batches_per_epoch:
+                self._update()
             n = images.shape[0]
             seen += n
             sums["loss"] += loss.item() * n
             for k, v in parts.items():
                 sums[k] += v.item() * n
             if main and cfg.progress:
-                iterator.set_postfix(loss=f"{sums['loss'] / seen:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if cfg.max_updates and updates >= cfg.max_updates:
-                stop = True
+                iterator.set_postfix(loss=f"{sums['loss'] / seen:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            if cfg.max_updates and self.updates >= cfg.max_updates:
+                self.stop = True
                 break
+        if seen == 0:
+            raise YolokitError(f"epoch {epoch + 1} trained on no images ({len(self.train_set)} in the train set, "
+                               f"batch {cfg.batch} x {self.world} process(es))")
         train_time = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0], "images": seen * world,
-               "img_per_s": seen * world / max(train_time, 1e-9), "train_s": train_time}
+        row = {"epoch": epoch + 1, "lr": self.scheduler.get_last_lr()[0], "images": seen * self.world,
+               "img_per_s": seen * self.world / max(train_time, 1e-9), "train_s": train_time}
         row.update({k: v / max(seen, 1) for k, v in sums.items()})
+        return row
 
-        eval_model = ema.module if ema is not None else model
+    def _update(self) -> None:
+        """One optimizer update from the accumulated gradients, then the schedule and the EMA."""
+        self.scaler.unscale_(self.optimizer)
+        if self.cfg.clip_grad > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.updates += 1
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated and saved as ``model``: the EMA when on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def validate_now(self, row: dict) -> dict:
+        """Validate :attr:`eval_model`, add the metrics to ``row``; returns them."""
+        t1 = time.perf_counter()
+        metrics = validate(self.eval_model, self.val_set, self.model.settings, self.cfg.batch)
+        row.update({"map50": metrics["map50"], "map50_07": metrics["map50_07"], "val_s": time.perf_counter() - t1})
+        return metrics
+
+    def end_epoch(self, epoch: int, row: dict) -> bool:
+        """Validate (when due), save best.pt / last.pt / results.csv, log, decide on stopping; returns whether
+        the run stops here (the same answer on every process)."""
+        cfg, st, main = self.cfg, self.state, self.main
         metrics = None
-        if main and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs or stop):
-            t1 = time.perf_counter()
-            metrics = validate(eval_model, val_subset, settings, cfg.batch)
-            row.update({"map50": metrics["map50"], "map50_07": metrics["map50_07"],
-                        "val_s": time.perf_counter() - t1})
+        if main and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs or self.stop):
+            metrics = self.validate_now(row)
             value = metrics["map50"] if not math.isnan(metrics["map50"]) else 0.0
-            if value > best_map:
-                best_map, best_epoch, bad_epochs = value, epoch, 0
+            if value > st.best_map:
+                st.best_map, st.best_epoch, st.bad_epochs = value, epoch, 0
             else:
-                bad_epochs += 1
+                st.bad_epochs += 1
+        st.epoch = epoch
         if main:
-            weights, extra = _checkpoint_state(model, ema, optimizer, scheduler, scaler, epoch, best_map,
-                                               best_epoch, bad_epochs, cfg)
-            save_checkpoint(_unwrap(model), out / "last.pt", weights=weights, **extra)
-            if metrics is not None and best_epoch == epoch:
-                save_checkpoint(_unwrap(model), out / "best.pt", weights=weights, **extra)
-            logger.log(row)
-            history.append(row)
-            msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-            print(msg, flush=True)
+            st.rows.append(row)
+            self.history.append(row)
+            self.save(epoch, best=metrics is not None and st.best_epoch == epoch)
+            self.logger.log(row)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         if cfg.stop_at_map and metrics is not None and metrics["map50"] >= cfg.stop_at_map:
+            print(f"val AP50 {metrics['map50']:.4f} reached --stop-at-map {cfg.stop_at_map}")
+            self.stop = True
+        if cfg.patience and st.bad_epochs >= cfg.patience:
             if main:
-                print(f"val AP50 {metrics['map50']:.4f} reached --stop-at-map {cfg.stop_at_map}")
-            stop = True
-        if cfg.patience and bad_epochs >= cfg.patience:
-            if main:
-                print(f"early stop: no val mAP gain for {cfg.patience} epochs (best {best_map:.4f} at epoch "
-                      f"{best_epoch + 1})")
-            stop = True
-        if world > 1:
+                print(f"early stop: no val mAP gain for {cfg.patience} epochs (best {st.best_map:.4f} at epoch "
+                      f"{st.best_epoch + 1})")
+            self.stop = True
+        if self.world > 1:
             import torch.distributed as dist
 
-            flag = torch.tensor([1.0 if stop else 0.0], device=device)
+            flag = torch.tensor([1.0 if self.stop else 0.0], device=self.device)
             dist.broadcast(flag, 0)
-            stop = bool(flag.item())
-        if stop:
-            break
-    if logger is not None:
-        logger.close()
-    if world > 1:
-        import torch.distributed as dist
+            self.stop = bool(flag.item())
+        return self.stop
 
-        dist.barrier()
-    return {"best_map50": best_map, "best_epoch": best_epoch + 1, "epochs_run": epoch + 1 - start_epoch,
-            "out": str(out), "history": history, "model": ema.module if ema is not None else model,
-            "raw_model": model}
+    # ------------------------------------------------------------------------------------------ files
+    def checkpoint(self) -> dict:
+        """The checkpoint dict: the evaluated weights (EMA when on) as ``model``, plus what ``--resume`` needs."""
+        raw = _unwrap(self.model)
+        ema = self.ema
+        return checkpoint_state(raw, self.eval_model.state_dict(), **{
+            "raw_model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            # the EMA weights are already under "model"; keep only its counters here
+            "ema": {k: v for k, v in ema.state_dict().items() if k != "module"} if ema is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            **self.state.to_checkpoint(),
+            "train_args": _plain({**asdict(self.cfg), "out": str(self.out)}),
+        })
+
+    def save(self, epoch: int, best: bool) -> None:
+        """best.pt (when ``best``), last.pt, then results.csv -- each atomic, in this order, so that whatever
+        fails, last.pt and results.csv on disk describe the same epoch (or results.csv is one row behind, and
+        ``--resume`` rewrites it from last.pt)."""
+        state = self.checkpoint()
+        if best:
+            self._write("best.pt", lambda f: torch.save(state, f), epoch)
+        self._write("last.pt", lambda f: torch.save(state, f), epoch)
+        self.on_disk = epoch
+        self._write("results.csv", lambda f: f.write(_csv_text(self.state.rows).encode()), epoch)
+
+    def _write(self, name: str, write, epoch: int) -> None:
+        try:
+            write_atomic(self.out / name, write)
+        except OSError as exc:
+            why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                   errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                   errno.EROFS: "read-only file system"}.get(exc.errno, exc.strerror or str(exc))
+            when = f"after epoch {epoch + 1}" if epoch >= 0 else "at the start"
+            raise SaveError(f"cannot write {self.out / name} {when}: {why}; training stopped. On disk: "
+                            f"{self.on_disk_text(csv_behind=name == 'results.csv')}. Free space (or fix the "
+                            f"permissions), then continue with: yolokit train --resume "
+                            f"{self._resume_hint()}") from None
+
+    def _resume_hint(self) -> Path:
+        if self.on_disk is not None or self.folder.resume is None:
+            return self.out / "last.pt"
+        return self.folder.resume
+
+    def on_disk_text(self, csv_behind: bool = False) -> str:
+        """What the run folder holds now, for messages after a failure."""
+        last = self.out / "last.pt"
+        if self.on_disk is None:
+            if self.folder.resume is not None:
+                return (f"no checkpoint in {self.out} yet; {self.folder.resume} still holds epoch "
+                        f"{self.resumed_epoch + 1}")
+            return f"no checkpoint yet ({last} is written at the end of the first epoch)"
+        text = f"{last} holds epoch {self.on_disk + 1}"
+        if csv_behind:
+            return text + f"; results.csv still ends one epoch earlier (--resume rewrites it from {last.name})"
+        return text + ", and results.csv matches it"
+
+    # ------------------------------------------------------------------------------------------ all
+    def run(self) -> dict:
+        """Set up, train every remaining epoch, return :func:`train`'s result."""
+        cfg = self.cfg
+        go = self.setup()
+        start = self.state.epoch + 1
+        epoch = start - 1
+        if go:
+            if self.main and cfg.val_before and self.folder.resume is None:
+                metrics = validate(self.model, self.val_set, self.model.settings, cfg.batch)
+                row = {"epoch": 0, "lr": 0.0, "images": 0, "map50": metrics["map50"], "map50_07": metrics["map50_07"]}
+                self.state.rows.append(row)
+                self.history.append(row)
+                self.logger.log(row)
+                print(f"before training: map50={metrics['map50']:.4f} map50_07={metrics['map50_07']:.4f}", flush=True)
+            try:
+                for epoch in range(start, cfg.epochs):
+                    row = self.train_epoch(epoch)
+                    if self.end_epoch(epoch, row):
+                        break
+            finally:
+                if self.main:
+                    self.logger.close()
+            if self.world > 1:
+                import torch.distributed as dist
+
+                dist.barrier()
+        return {"best_map50": self.state.best_map, "best_epoch": self.state.best_epoch + 1,
+                "epochs_run": epoch + 1 - start, "out": str(self.out), "history": self.history,
+                "model": self.eval_model, "raw_model": self.model}
 
 
-def _loss_kwargs(model: nn.Module, cfg: TrainConfig) -> dict:
-    kinds = {getattr(h, "kind", None) for h in model.heads}
-    kwargs = dict(cfg.loss_weights)
-    if kinds != {"detection"}:
-        kwargs.setdefault("box_loss", cfg.box_loss)
-    return kwargs
+def train(cfg: TrainConfig) -> dict:
+    """Run training; returns ``{"best_map50", "best_epoch", "epochs_run", "out" (the run folder), "history"
+    (this call's results.csv rows), "model" (the evaluated weights: EMA when on), "raw_model"}``.
+
+    Raises :class:`NonFiniteLossError` when the loss goes NaN/inf and :class:`SaveError` when a run file cannot
+    be written (YolokitErrors: the CLI prints one line saying what is on disk)."""
+    return Trainer(cfg).run()
 
 
-def _checkpoint_state(model, ema, optimizer, scheduler, scaler, epoch, best_map, best_epoch, bad_epochs,
-                      cfg: TrainConfig) -> tuple[dict, dict]:
-    """``(weights, extra)`` for :func:`yolokit.models.checkpoint.save_checkpoint`: the evaluated weights (EMA
-    when on) and what ``--resume`` needs."""
-    raw = _unwrap(model)
-    weights = ema.module.state_dict() if ema is not None else raw.state_dict()
-    return weights, {
-        "raw_model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        # the EMA weights are already under "model"; keep only its counters here
-        "ema": {k: v for k, v in ema.state_dict().items() if k != "module"} if ema is not None else None,
-        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-        "epoch": epoch,
-        "best_map": best_map,
-        "best_epoch": best_epoch,
-        "bad_epochs": bad_epochs,
-        "train_args": _plain(asdict(cfg)),
-    }
+def schedule_warning(scheduler: BurnInSchedule, cfg: TrainConfig, updates_per_epoch: int) -> str | None:
+    """One line when the learning-rate schedule of the updates still to come cannot do its job: fewer updates
+    than the burn-in (so the rate never reaches ``--lr``), or a rate that stays at a tiny fraction of ``--lr``."""
+    start = scheduler.it
+    remaining = scheduler.total_steps - start
+    if cfg.max_updates:
+        remaining = min(remaining, max(0, cfg.max_updates - start))
+    peak = scheduler.peak_factor(start, start + remaining) * scheduler.lr_scale
+    plan = f"{remaining} optimizer update(s) ({cfg.epochs} epoch(s) x {updates_per_epoch}"
+    plan += ")" if not cfg.max_updates else f", --max-updates {cfg.max_updates})"
+    if start + remaining < cfg.burn_in:
+        return (f"--burn-in {cfg.burn_in} is more than this run's {plan}: the learning rate peaks at "
+                f"{peak * cfg.lr:.3g} ({peak:.2g} x --lr {cfg.lr:g}). Lower --burn-in, or --nbs/--batch for more "
+                f"updates per epoch.")
+    if cfg.lr <= 0 or peak < 0.1:
+        return (f"the learning rate stays at or below {peak * cfg.lr:.3g} ({peak:.2g} x --lr {cfg.lr:g}) for all "
+                f"{plan}: training will barely change the weights.")
+    return None
 
 
-class _Logger:
-    """CSV (``results.csv``, one row per epoch, fixed columns) and TensorBoard (``out/tb``)."""
+class _TensorBoard:
+    """TensorBoard scalars (``out/tb``), one step per epoch; a no-op when off or not installed."""
 
-    COLUMNS = ("epoch", "lr", "images", "img_per_s", "train_s", "loss", "box", "obj", "noobj", "cls",
-               "map50", "map50_07", "val_s")
-
-    def __init__(self, out: Path, tensorboard: bool):
-        self.path = out / "results.csv"
+    def __init__(self, out: Path, enabled: bool):
         self.writer = None
-        if tensorboard:
+        if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -484,12 +739,6 @@ class _Logger:
                 print("tensorboard is not installed; logging to results.csv only")
 
     def log(self, row: dict) -> None:
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.COLUMNS, restval="", extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
         if self.writer is not None:
             step = int(row["epoch"])
             for k, v in row.items():
