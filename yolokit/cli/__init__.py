@@ -3,19 +3,119 @@
 Each subcommand lives in ``yolokit/cli/<name>.py`` and exposes ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules import their heavy
 dependencies inside ``run`` so that ``yolokit --help`` stays instant.
+
+One name per concept in every command: ``--conf`` (the detector's score threshold), ``--iou`` (NMS IoU),
+``--imgsz``, ``--max-det``, ``--device`` (default ``auto``: CUDA when available), ``--batch``, ``--data``,
+``--split``, ``--no-*`` switches. Renamed spellings stay accepted for one release as hidden aliases
+(:func:`add_alias`) that print a deprecation note. Values are validated once, where a command builds its
+typed settings (:mod:`yolokit.settings`); a bad one is one ``yolokit CMD: error: --flag VALUE: ...`` line and
+exit status 2, like argparse's own errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import sys
 
 # The order shown by ``yolokit --help``. A name whose module is absent is simply not offered.
 COMMANDS = (
     "detect", "train", "eval", "convert", "check", "split", "anchors", "data",
-    "info", "export", "hog", "compare", "bench",
+    "info", "export", "hog", "compare", "track", "bench",
 )
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (examples keep their lines) and every option's default in its help.
+
+    A default is shown unless it says nothing: None (the help then says what happens), an empty value, the
+    off state of a switch, or a help text that already states its default. Options without a help text get
+    one that shows their default.
+    """
+
+    @staticmethod
+    def _shows_default(action) -> bool:
+        d = action.default
+        if any(d is v for v in (None, False, argparse.SUPPRESS)):  # identity: a default of 0 or 0.0 is shown
+            return False
+        if isinstance(d, (str, list, tuple, dict)) and not d:
+            return False
+        if isinstance(action, argparse._StoreConstAction) and d is True:  # a --no-X switch
+            return False
+        return bool(action.option_strings) or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or "(default" in text or not self._shows_default(action):
+            return text
+        return (text + " (default: %(default)s)").strip()
+
+    def _format_action(self, action):
+        if not action.help and self._shows_default(action):
+            action = copy.copy(action)  # argparse prints nothing after an option without help
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose help uses :class:`HelpFormatter`; sub-commands (``hog train``, ``bench nms``)
+    are built with the same class, so every ``--help`` shows its defaults."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+class _Deprecated(argparse.Action):
+    """A hidden old spelling: stores into the new option's ``dest`` and says once which name replaces it."""
+
+    def __init__(self, option_strings, dest, new: str, inner: str = "store", **kwargs):
+        self.new, self.inner = new, inner
+        if inner in ("store_true", "store_false"):
+            kwargs.update(nargs=0)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: {option_string} is deprecated, use {self.new}", file=sys.stderr)
+        if self.inner == "store_true":
+            values = True
+        elif self.inner == "store_false":
+            values = False
+        setattr(namespace, self.dest, values)
+
+
+def add_alias(parser, old: str, new: str, dest: str, action: str = "store", **kwargs) -> None:
+    """Accept ``old`` (not shown in ``--help``) for the option ``new`` that stores into ``dest``.
+
+    ``action``: the new option's ``store`` (give its ``type``/``nargs`` in ``kwargs``), ``store_true`` or
+    ``store_false``.
+    """
+    parser.add_argument(old, dest=dest, action=_Deprecated, new=new, inner=action, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS, **kwargs)
+
+
+def add_data_argument(parser, required: bool = True, help: str = "dataset description YAML "
+                                                                   "(configs/data/*.yaml)") -> None:
+    """``--data YAML``; the dataset given as the first positional word (the older form) is still accepted."""
+    parser.add_argument("--data", metavar="YAML", help=help + ("" if required else " (or --format/--images/...)"))
+    parser.add_argument("data_positional", nargs="?", metavar="DATA", help=argparse.SUPPRESS)
+    parser.set_defaults(_data_required=required)
+
+
+def _merge_data(args) -> None:
+    """``yolokit check DATA`` = ``yolokit check --data DATA``; both given and different is an error."""
+    from yolokit.errors import ConfigError
+
+    if not hasattr(args, "data_positional"):
+        return
+    positional = args.data_positional
+    del args.data_positional
+    if positional is not None:
+        if args.data is not None and args.data != positional:
+            raise ConfigError(f"dataset given twice: --data {args.data} and {positional}")
+        args.data = positional
+    if args.data is None and args._data_required:
+        raise ConfigError("--data: required (a dataset YAML, e.g. --data configs/data/raccoon.yaml)")
 
 
 def _load_command(name: str):
@@ -30,15 +130,14 @@ def _load_command(name: str):
 def build_parser() -> argparse.ArgumentParser:
     from yolokit import __version__
 
-    parser = argparse.ArgumentParser(prog="yolokit", description="YOLO-family detection toolkit.")
+    parser = Parser(prog="yolokit", description="YOLO-family detection toolkit.")
     parser.add_argument("--version", action="version", version=f"yolokit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = _load_command(name)
         if module is None:
             continue
-        p = sub.add_parser(name, help=module.HELP, description=module.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -49,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        _merge_data(args)
         return int(args._run(args) or 0)
     except YolokitError as exc:
         print(f"yolokit {args.command}: error: {exc}", file=sys.stderr)

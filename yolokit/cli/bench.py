@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 HELP = "speed/accuracy benchmarks (nms, infer, data, eval, train, video, hog)"
-BENCHES = ("nms", "infer", "data", "eval", "train", "video", "hog", "tta")
+BENCHES = ("nms", "infer", "data", "eval", "train", "video", "hog", "tta", "track")
 
 
 def add_arguments(parser):

@@ -38,6 +38,8 @@ def linear_assignment(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np
     rows, cols = linear_sum_assignment(np.where(allowed, cost, max_cost + 1e5))
     keep = allowed[rows, cols]
     rows, cols = rows[keep], cols[keep]
-    unmatched_rows = np.setdiff1d(np.arange(n), rows, assume_unique=True)
-    unmatched_cols = np.setdiff1d(np.arange(m), cols, assume_unique=True)
-    return np.stack((rows, cols), 1), unmatched_rows, unmatched_cols
+    free_rows = np.ones(n, dtype=bool)
+    free_rows[rows] = False
+    free_cols = np.ones(m, dtype=bool)
+    free_cols[cols] = False
+    return np.stack((rows, cols), 1), np.flatnonzero(free_rows), np.flatnonzero(free_cols)

@@ -63,18 +63,21 @@ class SortKalman(_LinearKalman):
 
     @staticmethod
     def to_z(boxes: np.ndarray) -> np.ndarray:
-        w = boxes[:, 2] - boxes[:, 0]
-        h = boxes[:, 3] - boxes[:, 1]
-        return np.stack((boxes[:, 0] + w / 2, boxes[:, 1] + h / 2, w * h, w / np.maximum(h, 1e-6)), 1)
+        wh = boxes[:, 2:4] - boxes[:, :2]                       # [N, 2]
+        z = np.empty((len(boxes), 4))
+        z[:, :2] = boxes[:, :2] + wh / 2
+        z[:, 2] = wh[:, 0] * wh[:, 1]
+        z[:, 3] = wh[:, 0] / np.maximum(wh[:, 1], 1e-6)
+        return z
 
     @staticmethod
     def to_xyxy(mean: np.ndarray) -> np.ndarray:
         # sqrt of a negative area gives NaN: such a track has collapsed and SORT drops it.
+        half = np.empty((len(mean), 2))
         with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.sqrt(mean[:, 2] * mean[:, 3])
-            h = mean[:, 2] / w
-        cx, cy = mean[:, 0], mean[:, 1]
-        return np.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), 1)
+            half[:, 0] = np.sqrt(mean[:, 2] * mean[:, 3]) / 2
+            half[:, 1] = mean[:, 2] / half[:, 0] / 4
+        return np.concatenate((mean[:, :2] - half, mean[:, :2] + half), 1)
 
     def initiate(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(boxes)
@@ -109,38 +112,39 @@ class ByteKalman(_LinearKalman):
 
     @staticmethod
     def to_z(boxes: np.ndarray) -> np.ndarray:
-        w = boxes[:, 2] - boxes[:, 0]
-        h = boxes[:, 3] - boxes[:, 1]
-        return np.stack((boxes[:, 0] + w / 2, boxes[:, 1] + h / 2, w / np.maximum(h, 1e-6), h), 1)
+        wh = boxes[:, 2:4] - boxes[:, :2]                       # [N, 2]
+        z = np.empty((len(boxes), 4))
+        z[:, :2] = boxes[:, :2] + wh / 2
+        z[:, 2] = wh[:, 0] / np.maximum(wh[:, 1], 1e-6)
+        z[:, 3] = wh[:, 1]
+        return z
 
     @staticmethod
     def to_xyxy(mean: np.ndarray) -> np.ndarray:
-        h = mean[:, 3]
-        w = mean[:, 2] * h
-        cx, cy = mean[:, 0], mean[:, 1]
-        return np.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), 1)
+        half = np.empty((len(mean), 2))
+        half[:, 1] = mean[:, 3] / 2
+        half[:, 0] = mean[:, 2] * half[:, 1]
+        return np.concatenate((mean[:, :2] - half, mean[:, :2] + half), 1)
 
-    def _diag(self, std: np.ndarray) -> np.ndarray:
-        """[N, K] standard deviations -> [N, K, K] diagonal covariances."""
-        out = np.zeros(std.shape + (std.shape[1],))
-        idx = np.arange(std.shape[1])
-        out[:, idx, idx] = std ** 2
-        return out
+    # Standard deviations = height x weight + constant (the aspect ratio's are fixed), per state entry.
+    _p, _v = pos_weight, vel_weight
+    _init = (np.array([2 * _p, 2 * _p, 0, 2 * _p, 10 * _v, 10 * _v, 0, 10 * _v]), np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0]))
+    _process = (np.array([_p, _p, 0, _p, _v, _v, 0, _v]), np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0]))
+    _measure = (np.array([_p, _p, 0, _p]), np.array([0, 0, 1e-1, 0]))
+
+    @staticmethod
+    def _diag(h: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Heights [N] -> diagonal covariances [N, K, K] with std = h * weight + constant."""
+        std = h[:, None] * weights[0] + weights[1]              # [N, K]
+        return np.eye(len(weights[0])) * (std * std)[:, None, :]
 
     def initiate(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         z = self.to_z(boxes)
         mean = np.concatenate((z, np.zeros_like(z)), 1)
-        h = z[:, 3:4]
-        p, v = 2 * self.pos_weight * h, 10 * self.vel_weight * h
-        std = np.concatenate((p, p, np.full_like(h, 1e-2), p, v, v, np.full_like(h, 1e-5), v), 1)
-        return mean, self._diag(std)
+        return mean, self._diag(z[:, 3], self._init)
 
     def process_noise(self, mean):
-        h = mean[:, 3:4]
-        p, v = self.pos_weight * h, self.vel_weight * h
-        return self._diag(np.concatenate((p, p, np.full_like(h, 1e-2), p, v, v, np.full_like(h, 1e-5), v), 1))
+        return self._diag(mean[:, 3], self._process)
 
     def measurement_noise(self, mean):
-        h = mean[:, 3:4]
-        p = self.pos_weight * h
-        return self._diag(np.concatenate((p, p, np.full_like(h, 1e-1), p), 1))
+        return self._diag(mean[:, 3], self._measure)

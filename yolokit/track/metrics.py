@@ -60,7 +60,7 @@ def accumulate(gt: np.ndarray, hyp: np.ndarray, iou: float = 0.5):
 
 
 def summarize(accs: dict[str, object]) -> dict[str, dict[str, float]]:
-    """Metrics per sequence plus ``"OVERALL"`` (motmetrics' combination) from named accumulators."""
+    """Metrics per sequence, plus ``"OVERALL"`` (motmetrics' combination) when there are several."""
     mm = _import_motmetrics()
     names = list(accs)
     summary = mm.metrics.create().compute_many([accs[n] for n in names], metrics=list(METRICS), names=names,
@@ -68,8 +68,6 @@ def summarize(accs: dict[str, object]) -> dict[str, dict[str, float]]:
     out = {}
     for name, row in summary.iterrows():
         out["OVERALL" if name == "OVERALL" else str(name)] = {METRICS[k]: float(row[k]) for k in METRICS}
-    if len(names) == 1:
-        out["OVERALL"] = out[names[0]]
     return out
 
 

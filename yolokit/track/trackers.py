@@ -63,6 +63,8 @@ class _Tracks:
         return len(self.id)
 
     def keep(self, mask: np.ndarray) -> None:
+        if mask.all():
+            return
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name)[mask])
 
@@ -88,6 +90,8 @@ class _Tracker:
 
     def _iou(self, rows: np.ndarray, dets: np.ndarray) -> np.ndarray:
         """IoU of the predicted boxes of tracks ``rows`` with ``dets``; 0 across classes with per_class."""
+        if len(rows) == 0 or len(dets) == 0:
+            return np.zeros((len(rows), len(dets)))
         iou = iou_matrix(self.kalman.to_xyxy(self.tracks.mean[rows]), dets[:, :4])
         if self.per_class:
             iou[self.tracks.cls[rows][:, None] != dets[None, :, 5]] = 0.0
@@ -95,6 +99,8 @@ class _Tracker:
 
     def _update(self, rows: np.ndarray, dets: np.ndarray) -> None:
         """Kalman-correct tracks ``rows`` with their matched detections (same order)."""
+        if len(rows) == 0:
+            return
         t = self.tracks
         t.mean[rows], t.cov[rows] = self.kalman.update(t.mean[rows], t.cov[rows], self.kalman.to_z(dets[:, :4]))
         t.box[rows], t.score[rows], t.cls[rows] = dets[:, :4], dets[:, 4], dets[:, 5]
@@ -105,6 +111,8 @@ class _Tracker:
 
     def _birth(self, dets: np.ndarray, confirmed: bool, hits: int = 1) -> None:
         n = len(dets)
+        if n == 0:
+            return
         mean, cov = self.kalman.initiate(dets[:, :4])
         ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
         self.next_id += n

@@ -1,0 +1,55 @@
+"""Drawing tracks on video frames: a colour per track id, ``"#id name score"`` labels, short trails."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+
+class TrackDrawer:
+    """Call with each frame in order: ``drawer(image, tracks [M, 7])`` draws in place and returns image.
+
+    The trail of a track is the bottom-centre of its box over the last ``trail`` frames in which it was
+    reported (the point where a car or a person touches the ground); trails of tracks not seen for
+    ``trail`` frames are forgotten."""
+
+    def __init__(self, class_names: list[str] | None = None, trail: int = 20):
+        self.class_names = class_names
+        self.trail = int(trail)
+        self.points: dict[int, deque] = {}
+        self.last_seen: dict[int, int] = {}
+        self.frame = 0
+
+    def __call__(self, image: np.ndarray, tracks) -> np.ndarray:
+        import cv2
+
+        from yolokit.apps.draw import class_color
+
+        tracks = np.asarray(tracks, dtype=np.float64).reshape(-1, 7)
+        self.frame += 1
+        h, w = image.shape[:2]
+        thickness = max(1, round(min(h, w) / 300))
+        font_scale = max(0.35, min(h, w) / 900)
+        for x1, y1, x2, y2, _score, _cls, tid in tracks:
+            tid = int(tid)
+            self.points.setdefault(tid, deque(maxlen=self.trail)).append((int(round((x1 + x2) / 2)), int(round(y2))))
+            self.last_seen[tid] = self.frame
+        for tid in [t for t, f in self.last_seen.items() if self.frame - f >= self.trail]:
+            del self.points[tid], self.last_seen[tid]
+        for tid, pts in self.points.items():
+            if len(pts) > 1:
+                cv2.polylines(image, [np.array(pts, dtype=np.int32)], False, class_color(tid), thickness, cv2.LINE_AA)
+        for x1, y1, x2, y2, score, cls, tid in tracks:
+            color = class_color(int(tid))
+            p1, p2 = (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2)))
+            cv2.rectangle(image, p1, p2, color, thickness, cv2.LINE_AA)
+            c = int(cls)
+            name = self.class_names[c] if self.class_names is not None and 0 <= c < len(self.class_names) else str(c)
+            label = f"#{int(tid)} {name} {score:.2f}"
+            (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+            top = p1[1] - th - base - 2 if p1[1] - th - base - 2 >= 0 else p1[1]
+            cv2.rectangle(image, (p1[0], top), (p1[0] + tw + 2, top + th + base + 2), color, -1)
+            cv2.putText(image, label, (p1[0] + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                        (0, 0, 0), thickness, cv2.LINE_AA)
+        return image
