@@ -96,6 +96,12 @@ def load(cfg_or_checkpoint: str | Path, weights: str | Path | None = None, names
         model.class_names = list(given) if given else None
         return model.to(device).eval()
     src = Path(cfg_or_checkpoint)
+    if src.suffix.lower() == ".onnx":  # an exported model, run by ONNX Runtime (yolokit.models.onnx)
+        from yolokit.models.onnx import load_onnx
+
+        if weights is not None:
+            raise ConfigError(f"{src}: an ONNX file already holds its weights; do not pass weights={weights}")
+        return load_onnx(src, names=names, device=device)
     if src.is_file() and _is_checkpoint(src):
         if weights is not None:
             raise ConfigError(f"{src}: a checkpoint already holds its weights; do not pass weights={weights}")

@@ -1,0 +1,169 @@
+"""Exported ONNX models as yolokit models, run by ONNX Runtime (CPU).
+
+``yolokit.load("model.onnx")`` returns an :class:`OnnxModel`: the same contract as a torch model, so the one
+prediction path (:class:`yolokit.models.predict.Predictor`: letterbox, forward, NMS, map back) runs it
+unchanged and ``yolokit detect/eval --model model.onnx`` give the detections of the torch model it came from::
+
+    model(x)            # x (B, 3, H, W) float RGB in [0, 1] -> (B, N, 5+C) decoded [cx, cy, w, h, obj, probs]
+    model.input_size    # (h, w) the graph was exported at (its only size: grid and strides are constants)
+    model.heads, model.class_names, model.settings   # from the file's "yolokit" metadata (yolokit export)
+
+A file exported by ``yolokit export`` carries that metadata (:data:`META_KEY`: JSON of the heads, class names,
+settings, and for an int8 file its calibration and accuracy check). A foreign ONNX file with the same input and
+output layout runs too, without heads (no TTA flip) or class names. Graphs with the NMS inside
+(``export --nms``) are refused: yolokit's post-processor does the NMS.
+
+Threads: ONNX Runtime's intra-op pool gets ``torch.get_num_threads()`` threads (so torch and ONNX Runtime
+rows of a benchmark compare like for like); with ``OMP_WAIT_POLICY=PASSIVE`` (the CLI default on a shared
+machine, README "Models") its workers do not spin either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from yolokit.errors import ConfigError, WeightsError
+from yolokit.models.heads import HeadSpec
+
+#: ONNX ``metadata_props`` key under which ``yolokit export`` stores the model description (JSON).
+META_KEY = "yolokit"
+
+
+def model_metadata(model, imgsz: int, **extra) -> dict:
+    """The JSON-able description an exported file carries: heads, class names, settings (imgsz = the export's)."""
+    settings = dict(getattr(model, "settings", None) or {})
+    settings["imgsz"] = int(imgsz)
+    heads = [asdict(h) for h in getattr(model, "heads", None) or []]
+    return {"format": 1, "input_size": [int(imgsz), int(imgsz)], "heads": heads,
+            "class_names": list(model.class_names) if getattr(model, "class_names", None) else None,
+            "settings": settings, **extra}
+
+
+def write_metadata(path: str | Path, meta: dict) -> None:
+    """Store ``meta`` as JSON under :data:`META_KEY` in the ONNX file at ``path`` (in place)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key != META_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    onnx.save(proto, str(path))
+
+
+def session_options(threads: int | None = None):
+    """ONNX Runtime CPU session options: all graph optimisations, ``threads`` intra-op threads (default torch's
+    count), and no spin-waiting when ``OMP_WAIT_POLICY=PASSIVE`` (the same choice as torch's OpenMP pool)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = int(threads or torch.get_num_threads())
+    opts.inter_op_num_threads = 1
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+def _head(d: dict) -> HeadSpec:
+    d = dict(d)
+    d["anchors"] = [tuple(a) for a in d.get("anchors", [])]
+    d["stride"], d["grid"] = tuple(d["stride"]), tuple(d["grid"])
+    return HeadSpec(**d)
+
+
+class OnnxModel(nn.Module):
+    """An ONNX file run by ONNX Runtime with a yolokit model's contract (module docstring).
+
+    An ``nn.Module`` without parameters so that every door that takes a model (``Predictor``, ``evaluate_model``,
+    ``.eval()``, ``.to("cpu")``) takes this one too; it runs on the CPU only.
+    """
+
+    def __init__(self, path: str | Path, names=None, threads: int | None = None):
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ConfigError(f"{path}: running ONNX models needs onnxruntime (pip install yolokit[onnx])") from None
+        self.path = Path(path)
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options(threads),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise WeightsError(f"{path}: ONNX Runtime cannot load this file ({exc})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1 or outputs[0].name == "detections":
+            raise ConfigError(f"{path}: expected one input (B,3,H,W) and one output (B,N,5+C) 'predictions'; got "
+                              f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]} (a graph "
+                              f"exported with --nms cannot run here: export without --nms)")
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        meta = json.loads(self.session.get_modelmeta().custom_metadata_map.get(META_KEY, "{}"))
+        self.meta = meta
+        shape = inputs[0].shape
+        if meta.get("input_size"):
+            self.input_size = tuple(int(v) for v in meta["input_size"])
+        elif len(shape) == 4 and all(isinstance(v, int) for v in shape[2:]):
+            self.input_size = (shape[2], shape[3])
+        else:
+            self.input_size = (416, 416)
+        self.heads = [_head(h) for h in meta.get("heads") or []] or None
+        self.class_names = meta.get("class_names")
+        self.settings = dict(meta.get("settings") or {})
+        self.settings.setdefault("imgsz", self.input_size[0])
+        if names is not None:
+            from yolokit.models import read_names
+
+            self.class_names = read_names(names) if isinstance(names, (str, Path)) else list(names)
+        width = outputs[0].shape[-1] if outputs[0].shape else None
+        if self.class_names is not None and isinstance(width, int) and len(self.class_names) != width - 5:
+            raise ConfigError(f"{names or path}: {len(self.class_names)} class names for a model with "
+                              f"{width - 5} classes")
+        self.device = torch.device("cpu")
+
+    @property
+    def num_classes(self) -> int | None:
+        width = self.session.get_outputs()[0].shape[-1]
+        return width - 5 if isinstance(width, int) else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[2:]) != tuple(self.input_size):
+            raise ConfigError(f"{self.path.name}: exported for {self.input_size[0]}x{self.input_size[1]} inputs, "
+                              f"got {x.shape[2]}x{x.shape[3]} (run at --imgsz {self.input_size[0]}, or export "
+                              f"again with --imgsz {x.shape[2]})")
+        out = self.session.run([self.output_name],
+                               {self.input_name: x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+    def to(self, *args, **kwargs):
+        device = torch.device(args[0]) if args and isinstance(args[0], (str, torch.device)) else \
+            kwargs.get("device")
+        if device is not None and torch.device(device).type != "cpu":
+            raise ConfigError(f"{self.path.name}: ONNX models run on the CPU here (--device cpu), not {device}")
+        return self
+
+    def optimize_for_inference(self, **_) -> "OnnxModel":
+        """Already an inference graph (ONNX Runtime optimises it when the session starts)."""
+        return self
+
+    def predict(self, images, **kwargs) -> list[Tensor]:
+        """Detections in image pixels; see :class:`yolokit.models.predict.Predictor`."""
+        from yolokit.models.predict import Predictor
+
+        return Predictor(self, **kwargs)(images)
+
+    def extra_repr(self) -> str:
+        return f"{self.path}, input {self.input_size}, int8={bool(self.meta.get('int8'))}"
+
+
+def load_onnx(path: str | Path, names=None, device="cpu", threads: int | None = None) -> OnnxModel:
+    """:class:`OnnxModel` for ``path`` (what :func:`yolokit.load` returns for a ``.onnx`` file)."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: no such ONNX file")
+    return OnnxModel(path, names=names, threads=threads).to(device).eval()
