@@ -43,16 +43,21 @@ def summary(model_arg: str, imgsz: tuple[int, int] | None = None):
 
     import torch
 
-    from yolokit.models import DarknetModel, config_path
-    from yolokit.models.cfg import set_net_size
+    from yolokit.errors import ConfigError
+    from yolokit.models import DarknetModel, _is_checkpoint, config_path, load_checkpoint
+    from yolokit.models.cfg import read_cfg, set_net_size
 
     path = Path(model_arg)
-    if path.is_file() and path.suffix in {".pt", ".pth", ".ckpt"}:
-        text = torch.load(path, map_location="cpu", weights_only=True)["cfg"]
+    if path.is_file() and _is_checkpoint(path):
+        state = load_checkpoint(path)  # one line for a foreign, empty, truncated or pickled file
+        text = state.get("cfg")
+        if not isinstance(text, str):
+            raise ConfigError(f"{path}: a {(state.get('tv_arch') or {}).get('backbone', 'torchvision')} backbone "
+                              "checkpoint has no Darknet cfg; info describes cfg models")
     else:
         if not path.is_file():
             path = config_path(model_arg)
-        text = path.read_text()
+        text = read_cfg(path)[0]  # a binary or unreadable file is one line naming it
     if imgsz is not None:
         text = set_net_size(text, *imgsz, source=str(path))
     with torch.device("meta"):

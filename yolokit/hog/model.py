@@ -9,6 +9,7 @@ very same ones the YOLO models go through.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,5 +170,5 @@ class HogSvmDetector:
                            [str(v) for v in z["class_names"]])
         except FileNotFoundError as exc:
             raise WeightsError(f"{path}: model file not found") from exc
-        except (KeyError, ValueError, OSError) as exc:
-            raise WeightsError(f"{path}: unreadable HOG+SVM model ({exc})") from exc
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # empty, truncated, foreign
+            raise WeightsError(f"{path}: unreadable HOG+SVM model ({exc or type(exc).__name__})") from exc

@@ -109,7 +109,9 @@ def load(cfg_or_checkpoint: str | Path, weights: str | Path | None = None, names
     else:
         if not src.is_file():
             src = config_path(str(cfg_or_checkpoint))
-        text = src.read_text()
+        from yolokit.models.cfg import read_cfg
+
+        text = read_cfg(src)[0]  # a binary or unreadable "cfg" is one ConfigError naming it
         model = DarknetModel(text, str(src))
         if weights is not None:
             load_weights(model, weights)

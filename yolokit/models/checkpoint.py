@@ -75,14 +75,28 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path}: not a readable yolokit checkpoint ({reason[:200]})") from None
+        raise WeightsError(f"{path}: not a readable yolokit checkpoint ({_load_failure(path, exc)})") from None
     if not isinstance(state, dict) or "model" not in state or not isinstance(state["model"], dict):
         raise WeightsError(f"{path}: not a yolokit checkpoint (expected a dict with 'model', 'cfg', "
                            f"'class_names')")
     if state.get("cfg") is None and not state.get("tv_arch"):
         raise WeightsError(f"{path}: checkpoint has neither a Darknet 'cfg' nor a 'tv_arch' entry")
     return state
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """What went wrong, in words: torch's own messages are long, multi-line or just a key (``'101'``)."""
+    text = str(exc)
+    if path.stat().st_size == 0:
+        return "empty file"
+    if "Weights only load failed" in text:
+        return "it holds pickled objects; yolokit loads weights only and runs no code from a file"
+    if "central directory" in text or "zip archive" in text:
+        return "truncated, or not a torch.save file"
+    if isinstance(exc, (KeyError, EOFError)) or "load key" in text:
+        return "not a torch.save file"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:160]
 
 
 def model_from_checkpoint(state: dict, source: str = "<checkpoint>"):
