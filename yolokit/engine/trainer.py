@@ -354,6 +354,8 @@ class Trainer:
         self._setup_model(resume)
         self._setup_optimization(resume)
         if resume is not None and self.state.epoch + 1 >= cfg.epochs:
+            if self.main and self.on_disk is not None:  # its own folder: bring results.csv in line
+                self._write("results.csv", lambda f: f.write(_csv_text(self.state.rows).encode()), -1)
             if self.main:
                 print(f"nothing to train: {self.folder.resume} finished epoch {self.state.epoch + 1} of "
                       f"{cfg.epochs}; pass --epochs N (more than {self.state.epoch + 1}) to extend the run")
@@ -489,7 +491,7 @@ class Trainer:
             if claimed != self.out:
                 print(f"run folder: {claimed} ({self.out} was taken by another run a moment ago)")
                 self.out = claimed
-        self._write("results.csv", lambda f: f.write(_csv_text(self.state.rows).encode()), self.state.epoch)
+        self._write("results.csv", lambda f: f.write(_csv_text(self.state.rows).encode()), -1)
 
     # ------------------------------------------------------------------------------------------ epochs
     def train_epoch(self, epoch: int) -> dict:
@@ -641,8 +643,9 @@ class Trainer:
                    errno.EACCES: "permission denied", errno.EPERM: "permission denied",
                    errno.EROFS: "read-only file system"}.get(exc.errno, exc.strerror or str(exc))
             when = f"after epoch {epoch + 1}" if epoch >= 0 else "at the start"
+            behind = name == "results.csv" and epoch >= 0  # last.pt of this epoch is already written
             raise SaveError(f"cannot write {self.out / name} {when}: {why}; training stopped. On disk: "
-                            f"{self.on_disk_text(csv_behind=name == 'results.csv')}. Free space (or fix the "
+                            f"{self.on_disk_text(csv_behind=behind)}. Free space (or fix the "
                             f"permissions), then continue with: yolokit train --resume "
                             f"{self._resume_hint()}") from None
 
