@@ -1,0 +1,84 @@
+"""`yolokit track` end to end: MOT15 public detections scored by motmetrics, and a real traffic video."""
+
+import json
+
+import numpy as np
+import pytest
+
+from yolokit.cli import main
+
+# Measured with yolokit's trackers on these detections (BENCHMARKS.md, section track). SORT's own
+# implementation (abewley/sort, same detections, py-motmetrics): TUD-Campus MOTA 0.627, IDF1 0.606, 6 switches.
+BYTETRACK_PICK = ["--track-conf", "0.7", "--new-track-conf", "0.95"]
+
+
+def scores(capsys) -> dict[str, float]:
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("sequence")).split()
+    row = next(line for line in lines if line.startswith("TUD-Campus")).split()
+    return dict(zip(header[1:], map(float, row[1:])))
+
+
+def test_dets_protocol_sort_reproduces_sort_py(mot15, tud_gt, tmp_path, capsys):
+    out = tmp_path / "TUD-Campus.txt"
+    code = main(["track", "--dets", str(mot15 / "TUD-Campus" / "det" / "det.txt"), "--out", str(out),
+                 "--gt", str(tud_gt["TUD-Campus"]), "--tracker", "sort"])
+    assert code == 0
+    m = scores(capsys)
+    assert m["MOTA"] == pytest.approx(0.627, abs=0.0015) and m["IDF1"] == pytest.approx(0.606, abs=0.0015)
+    assert m["IDsw"] == 6 and m["FP"] == 15 and m["FN"] == 113
+    rows = np.loadtxt(out, delimiter=",")
+    assert rows[:, 0].min() == 1 and rows[:, 0].max() == 71          # 1-based frames, all 71
+    assert (rows[:, 1] >= 1).all()
+
+
+def test_dets_protocol_bytetrack_beats_sort_on_tud_campus(mot15, tud_gt, tmp_path, capsys):
+    code = main(["track", "--dets", str(mot15 / "TUD-Campus" / "det" / "det.txt"), "--out", str(tmp_path),
+                 "--gt", str(tud_gt["TUD-Campus"]), *BYTETRACK_PICK])
+    assert code == 0
+    m = scores(capsys)
+    assert (tmp_path / "TUD-Campus.txt").is_file()                   # a directory --out: named after the sequence
+    assert m["MOTA"] >= 0.627 and m["IDF1"] >= 0.72 and m["IDsw"] <= 4   # measured 0.630 / 0.737 / 3
+
+
+def test_both_tud_sequences_bytetrack_beats_sort_overall(mot15, tud_gt):
+    from yolokit.bench.track import TUNED, accuracy, _sequences
+    from yolokit.track import ByteTrack, Sort
+
+    seqs = _sequences(mot15)
+    sort, byte = accuracy(Sort(), seqs), accuracy(ByteTrack(**TUNED), seqs)
+    assert sort["MOTA"] == pytest.approx(0.696, abs=0.0015) and sort["IDF1"] == pytest.approx(0.705, abs=0.0015)
+    assert sort["IDsw"] == 16
+    assert byte["MOTA"] > sort["MOTA"] and byte["IDF1"] > sort["IDF1"]   # measured 0.706 / 0.745
+
+
+def test_dets_errors_are_one_line(mot15, tmp_path, capsys):
+    det = str(mot15 / "TUD-Campus" / "det" / "det.txt")
+    assert main(["track", "--dets", det, "--min-hits", "2"]) == 2
+    assert "--min-hits applies to sort" in capsys.readouterr().err
+    assert main(["track", "--dets", det, "video.avi"]) == 2
+    assert main(["track"]) == 2
+    bad = tmp_path / "det.txt"
+    bad.write_text("1,-1,10,20\n")
+    assert main(["track", "--dets", str(bad), "--out", str(tmp_path / "r.txt")]) == 2
+    assert "det.txt:1: expected at least 7 values" in capsys.readouterr().err
+
+
+def test_track_a_traffic_video(shared, tmp_path, capsys):
+    tiny = shared / "yolov3_tiny_darknet"
+    video = shared / "video_bgslibrary" / "dataset" / "video03.avi"
+    code = main(["track", str(video), "--model", str(tiny / "yolov3-tiny.cfg"), "--weights",
+                 str(tiny / "yolov3-tiny.weights"), "--imgsz", "320", "--max-frames", "12", "--classes", "car",
+                 "truck", "bus", "--out", str(tmp_path), "--save-json", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "video03: 12 frames" in out
+    assert (tmp_path / "video03.mp4").stat().st_size > 0
+    rows = np.loadtxt(tmp_path / "video03.txt", delimiter=",", ndmin=2)
+    assert len(rows) > 0 and rows[:, 0].min() >= 1 and rows[:, 0].max() <= 12
+    # Cars stay in view over 12 frames at 60 fps: some id is reported in most frames.
+    ids, counts = np.unique(rows[:, 1], return_counts=True)
+    assert counts.max() >= 8
+    results = json.loads((tmp_path / "video03.json").read_text())
+    assert {r["category_name"] for r in results} <= {"car", "truck", "bus"}
+    assert {r["track_id"] for r in results} == set(ids.astype(int).tolist())   # same tracks in JSON and txt
