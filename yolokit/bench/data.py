@@ -4,7 +4,9 @@ the same batch size, measured in the same run) -- the loader must be faster so t
 
 Loader rate: batches after the first (worker start-up and the albumentations import excluded), over
 ``--epochs`` passes of the split. Rows: the full train pipeline (mosaic 0.5, crop, affine, flip, colour
-jitter), the letterbox-only eval pipeline, and the train pipeline in the main process (0 workers).
+jitter), the letterbox-only eval pipeline, the same letterbox pipeline streamed from WebDataset-style tar
+shards (``yolokit convert --to shards``, written to a temporary folder before timing), and the train
+pipeline in the main process (0 workers).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--model", default="configs/models/yolov3-tiny.cfg", help="model whose train step is the peer")
     parser.add_argument("--device", default="cpu", help="device of the train step")
     parser.add_argument("--steps", type=int, default=3, help="timed train steps")
+    parser.add_argument("--shard-size", type=int, default=32, help="samples per tar shard of the shards row")
 
 
 def loader_rate(dataset, imgsz: int, workers: int, batch: int, epochs: int, augment) -> tuple[float, int]:
@@ -43,6 +46,28 @@ def loader_rate(dataset, imgsz: int, workers: int, batch: int, epochs: int, augm
         for imgs, targets, _ in it:
             images += imgs.shape[0]
         seconds += time.perf_counter() - t0
+    return images / seconds, images
+
+
+def shard_rate(cfg: Path, split: str, imgsz: int, workers: int, batch: int, epochs: int,
+               shard_size: int) -> tuple[float, int]:
+    """Images per second of the letterbox pipeline streamed from tar shards of ``split`` (written first,
+    untimed), batches after the first of each epoch as :func:`loader_rate`."""
+    import tempfile
+
+    from yolokit.data.shards import ShardStream, build_shard_loader, write_shards
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_shards(cfg, tmp, [split], shard_size)
+        loader = build_shard_loader(ShardStream(Path(tmp) / split, imgsz), batch_size=batch, workers=workers)
+        images, seconds = 0, 0.0
+        for _ in range(epochs):
+            it = iter(loader)
+            next(it)
+            t0 = time.perf_counter()
+            for imgs, _, _ in it:
+                images += imgs.shape[0]
+            seconds += time.perf_counter() - t0
     return images / seconds, images
 
 
@@ -88,10 +113,14 @@ def run(args) -> int:
         ds = load_dataset(ROOT / cfg, split)
         for label, aug, workers in (("train aug", AugmentConfig(), args.workers),
                                     ("letterbox only", None, args.workers),
+                                    ("letterbox only, tar shards", "shards", args.workers),
                                     ("train aug", AugmentConfig(), 0)):
-            rate, n = loader_rate(ds, args.imgsz, workers, args.batch, args.epochs, aug)
+            if aug == "shards":
+                rate, n = shard_rate(ROOT / cfg, split, args.imgsz, workers, args.batch, args.epochs, args.shard_size)
+            else:
+                rate, n = loader_rate(ds, args.imgsz, workers, args.batch, args.epochs, aug)
             rows.append([name, label, workers, n, rate])
-            print(f"{name:8s} {label:15s} workers={workers} {n:4d} images  {rate:7.1f} img/s", flush=True)
+            print(f"{name:8s} {label:26s} workers={workers} {n:4d} images  {rate:7.1f} img/s", flush=True)
         if peer_batch is None:
             td = TrainDataset(ds, args.imgsz, augment=AugmentConfig())
             peer_batch = collate([td[i] for i in range(min(args.batch, len(td)))])
@@ -102,7 +131,11 @@ def run(args) -> int:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     body = [f"Loader at {args.imgsz}x{args.imgsz}, batch {args.batch}, {args.epochs} passes over each train split "
-            "(first batch of each pass excluded: worker start-up). "
+            "(first batch of each pass excluded: worker start-up). Tar shards: "
+            f"{args.shard_size} samples per shard, same images and letterbox as the folder row, read as streams "
+            "(one sequential read per shard). On a local disk with a warm page cache this row measures what streaming "
+            "from tars costs, not a speed-up: shards are for network and object storage, where one large read "
+            "beats many small ones, and for dealing work to DDP ranks. "
             f"1-minute load average at the end: {load:.1f} on {os.cpu_count()} CPUs (above the CPU count, "
             "other work shared the machine and worker scaling is understated).", ""]
     header = ["data", "pipeline", "workers", "images timed", "images/s"]
