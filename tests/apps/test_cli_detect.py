@@ -32,10 +32,15 @@ def test_detect_several_sources_and_video(tiny_dir, photos, video02, tmp_path, c
     assert "video02: 3 frames" in capsys.readouterr().out
 
 
-def test_detect_errors_are_one_line_exit_2(tiny_dir, tmp_path, capsys):
+def test_detect_errors_are_one_line_exit_2(tiny_dir, photos, tmp_path, capsys):
     assert main(["detect", str(tmp_path / "nope.jpg"), *model_args(tiny_dir)]) == 2
     assert "nope.jpg: no such file" in capsys.readouterr().err
-    assert main(["detect", str(tmp_path), *model_args(tiny_dir), "--imgsz", "300"]) == 2
+    # a real photo folder and a real model: only the size is wrong, and the message says so
+    assert main(["detect", str(photos), *model_args(tiny_dir), "--imgsz", "300", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "yolokit detect: error: --imgsz 300: must be a positive multiple of 32 (the YOLO stride), " \
+                  "e.g. 320, 416, 640"
+    assert not any(tmp_path.iterdir())  # nothing was written
 
 
 def test_unknown_class_name_is_an_error(tiny_dir, photos, capsys):

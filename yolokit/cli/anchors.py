@@ -1,7 +1,7 @@
 """Anchors for a dataset: k-means on box shapes with the YOLOv2 1 - IoU distance.
 
-  yolokit anchors configs/data/raccoon.yaml --n 6 --imgsz 416
-  yolokit anchors configs/data/coco128.yaml --n 9 --imgsz 416 --split train
+  yolokit anchors --data configs/data/raccoon.yaml --n 6 --imgsz 416
+  yolokit anchors --data configs/data/coco128.yaml --n 9 --imgsz 416 --split train
 
 Prints the anchors as a Darknet cfg line, and the mean best IoU and best possible recall (best anchor
 IoU >= 0.5) of these anchors next to Darknet's defaults for the same count (yolov3-tiny for 6, yolov3
@@ -14,11 +14,13 @@ HELP = "k-means anchors (1 - IoU distance) with mean best IoU and best possible 
 
 
 def add_arguments(parser):
-    parser.add_argument("data", help="dataset description YAML (configs/data/*.yaml)")
+    from yolokit.cli import add_data_argument
+
+    add_data_argument(parser)
     parser.add_argument("--n", type=int, default=9, help="number of anchors (6 for tiny models, 9 for yolov3)")
     parser.add_argument("--imgsz", type=int, default=416, help="network input size the anchors are for")
     parser.add_argument("--split", default=None, help="split to use (default: train, else the first)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the k-means initialisation")
     parser.add_argument("--bpr-iou", type=float, default=0.5, help="IoU a box's best anchor must reach to count as recallable")
 
 
@@ -26,7 +28,11 @@ def run(args) -> int:
     from yolokit.data import load_dataset
     from yolokit.data.anchors import DEFAULT_ANCHORS, anchor_fitness, box_sizes, darknet_line, kmeans_anchors
     from yolokit.data.config import split_names
+    from yolokit.settings import check_fraction, check_imgsz, check_int
 
+    check_int("n", args.n, 1)
+    check_imgsz("imgsz", args.imgsz)
+    check_fraction("bpr_iou", args.bpr_iou)
     splits = split_names(args.data)
     split = args.split or ("train" if "train" in splits else splits[0])
     ds = load_dataset(args.data, split)

@@ -1,8 +1,8 @@
 """Check a dataset: counts per class and split, and every problem with its file.
 
-  yolokit check configs/data/coco128_yolo.yaml
+  yolokit check --data configs/data/coco128_yolo.yaml
   yolokit check --format voc --images ../shared/data/raccoon/images --annotations ../shared/data/raccoon/annotations
-  yolokit check configs/data/raccoon.yaml --json
+  yolokit check --data configs/data/raccoon.yaml --json
 
 Problems: missing / corrupt / truncated images, labels without images, images without labels
 (allowed: background), out-of-bounds boxes (clipped), zero-area boxes, unknown classes, malformed
@@ -15,7 +15,9 @@ HELP = "count boxes per class/split and list every problem in a dataset (VOC, CO
 
 
 def add_arguments(parser):
-    parser.add_argument("data", nargs="?", help="dataset description YAML (configs/data/*.yaml)")
+    from yolokit.cli import add_data_argument
+
+    add_data_argument(parser, required=False)
     parser.add_argument("--split", action="append", help="check only this split (repeatable; default: all)")
     parser.add_argument("--format", choices=("voc", "coco", "yolo"), help="format, when giving paths instead of a YAML")
     parser.add_argument("--images", help="image folder (with --format)")
@@ -23,7 +25,7 @@ def add_arguments(parser):
     parser.add_argument("--names", help="class names: a .names/.txt/.yaml file or a comma list (with --format)")
     parser.add_argument("--no-decode", action="store_true", help="read image headers only (faster, misses corrupt pixels)")
     parser.add_argument("--json", action="store_true", help="print {images, boxes, per_class, problems} as JSON")
-    parser.add_argument("--download", action="store_true", help="fetch DATA first if its files are missing")
+    parser.add_argument("--download", action="store_true", help="fetch --data first if its files are missing")
 
 
 def run(args) -> int:
@@ -34,7 +36,7 @@ def run(args) -> int:
 
     if args.data is not None:
         if args.format or args.images or args.annotations:
-            raise ConfigError("give either a dataset YAML or --format/--images/--annotations, not both")
+            raise ConfigError("give either --data YAML or --format/--images/--annotations, not both")
         spec = args.data
         if args.download:
             from yolokit.data.download import ensure
@@ -42,7 +44,7 @@ def run(args) -> int:
             ensure(spec)
     else:
         if not (args.format and args.images):
-            raise ConfigError("give a dataset YAML, or --format and --images (and --annotations)")
+            raise ConfigError("give --data YAML, or --format and --images (and --annotations)")
         names = args.names
         if names is not None and "," in names:
             names = [n.strip() for n in names.split(",")]

@@ -2,10 +2,10 @@
 
   yolokit compare --data configs/data/raccoon.yaml --hog runs/hog/raccoon.npz \\
       --yolo yolov3-tiny-finetuned=runs/raccoon/best.pt --yolo tiny-scratch=runs/scratch/best.pt \\
-      --sizes 224 320 416 --write BENCHMARKS.md --plot docs/compare_raccoon.png
+      --imgsz 224 320 416 --write BENCHMARKS.md --plot docs/compare_raccoon.png
 
 Columns: AP50 and AP (COCO protocol), FPS of predict on this CPU (batch 1), learned parameters, FLOPs per
-image, and AP per 100K parameters, for every model at every --sizes (the plot shows the same).
+image, and AP per 100K parameters, for every model at every --imgsz (the plot shows the same).
 --yolo takes NAME=CHECKPOINT, NAME=MODEL_NAME or NAME=CFG,WEIGHTS.
 """
 
@@ -15,22 +15,28 @@ HELP = "side-by-side AP / FPS / params / FLOPs of HOG+SVM and YOLO models on a d
 
 
 def add_arguments(p) -> None:
+    from yolokit.cli import add_alias
+
     p.add_argument("--data", required=True, help="dataset YAML")
-    p.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
+    p.add_argument("--split", default="val", help="split to evaluate")
     p.add_argument("--class", dest="class_name", help="class to score (default: the dataset's only class)")
     p.add_argument("--hog", nargs="*", default=[], metavar="[NAME=]MODEL.npz", help="HOG+SVM models")
     p.add_argument("--yolo", nargs="*", default=[], metavar="NAME=PATH[,WEIGHTS]", help="YOLO models")
     p.add_argument("--prior", action="store_true",
                    help="add a row for the median training box (4 numbers, sees no pixels): how much AP the "
                         "dataset's layout alone gives")
-    p.add_argument("--sizes", nargs="+", type=int, default=[224, 320, 416], help="input sizes")
-    p.add_argument("--table-size", type=int, help="only this input size in the markdown table (default: all)")
+    p.add_argument("--imgsz", dest="sizes", nargs="+", type=int, default=[224, 320, 416],
+                   help="input sizes: YOLO's square input, HOG's longer image side")
+    add_alias(p, "--sizes", "--imgsz", dest="sizes", nargs="+", type=int)
+    p.add_argument("--table-imgsz", dest="table_size", type=int,
+                   help="only this input size in the markdown table (default: all)")
+    add_alias(p, "--table-size", "--table-imgsz", dest="table_size", type=int)
     p.add_argument("--limit", type=int, default=0, help="use only the first N images")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and OpenCV threads for every model (default 1: on a shared machine, multi-threaded "
                         "timings swing 10x with other jobs' load; one thread is reproducible)")
     p.add_argument("--write", metavar="MD", help="update the 'compare' section of this markdown file")
-    p.add_argument("--plot", metavar="PNG", help="speed-vs-accuracy plot across --sizes")
+    p.add_argument("--plot", metavar="PNG", help="speed-vs-accuracy plot across --imgsz")
     p.add_argument("--note", action="append", default=[],
                    help="a line for the written section (e.g. where a checkpoint came from); repeatable")
 
@@ -63,6 +69,12 @@ def run(args) -> int:
     from yolokit.errors import ConfigError
     from yolokit.hog import compare
 
+    from yolokit.settings import check_int
+
+    for size in args.sizes:
+        check_int("imgsz", size, 32)
+    check_int("limit", args.limit, 0)
+    check_int("threads", args.threads, 0)
     entries = _entries(args)
     if args.threads:
         import cv2

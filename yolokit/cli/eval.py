@@ -17,9 +17,11 @@ HELP = "VOC / COCO mAP of detections (a results JSON or a model) against a datas
 
 
 def add_arguments(p):
+    from yolokit.cli import add_alias
+
     g = p.add_argument_group("ground truth")
     g.add_argument("--data", metavar="YAML", help="dataset description (configs/data/*.yaml)")
-    g.add_argument("--split", default="val", help="split of --data to evaluate on (default: val)")
+    g.add_argument("--split", default="val", help="split of --data to evaluate on")
     g.add_argument("--download", action="store_true", help="fetch --data first if its files are missing")
     g.add_argument("--format", choices=("voc", "coco", "yolo"), help="ground truth given directly: its format")
     g.add_argument("--images", metavar="PATH", help="with --format: the image folder")
@@ -32,29 +34,48 @@ def add_arguments(p):
     d.add_argument("--weights", metavar="W", help="Darknet .weights for a .cfg model")
     d.add_argument("--random-weights", action="store_true",
                    help="allow a cfg/model name without --weights (random initialisation: for testing only)")
-    d.add_argument("--imgsz", type=int, help="network input size (default: the checkpoint's validation size, else the cfg's)")
-    d.add_argument("--conf", type=float, help="detector score threshold (default: the checkpoint's validation "
-                                             "setting, else 0.001)")
-    d.add_argument("--iou", type=float, help="detector NMS IoU (default: the checkpoint's setting, else 0.6)")
-    d.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
-    d.add_argument("--device", default="cpu", help="torch device for --model (default cpu)")
-    d.add_argument("--tta", action="store_true", help="test-time augmentation (flips and scales) with --model")
+    d.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default: the checkpoint's "
+                                             "validation size, else the cfg's)")
+    d.add_argument("--conf", type=float, help="detector score threshold in [0, 1] (default: the checkpoint's "
+                                             "validation setting, else 0.001)")
+    d.add_argument("--iou", type=float, help="detector NMS IoU in [0, 1] (default: the checkpoint's setting, "
+                                            "else 0.6)")
+    d.add_argument("--max-det", type=int, help="detector: at most this many detections per image (default: the "
+                                               "checkpoint's setting, else 300)")
+    d.add_argument("--batch", type=int, default=8, help="images per forward pass")
+    d.add_argument("--device", default="auto", help="torch device for --model: auto (CUDA when available, else "
+                                                    "cpu), cpu, cuda, cuda:N")
+    d.add_argument("--tta", action="store_true", help="test-time augmentation (flip-averaged) with --model")
+    d.add_argument("--tta-scales", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="with --tta, also these fractions of --imgsz (joined before the NMS)")
     d.add_argument("--category-ids", choices=("auto", "zero", "one", "coco91"), default="auto",
                    help="id space of --pred's category_id: auto (default: a COCO dataset's ids, else guessed "
                         "from the file), zero (0..C-1), one (1..C), coco91 (COCO's 80 classes in 91 ids)")
     m = p.add_argument_group("metrics and output")
-    m.add_argument("--metrics", default="voc07,voc,coco", help="comma list of voc07, voc, coco (default: all)")
-    m.add_argument("--iou-thres", type=float, default=0.5, help="VOC IoU threshold (default 0.5)")
+    m.add_argument("--metrics", default="voc07,voc,coco", help="comma list of voc07, voc, coco")
+    m.add_argument("--match-iou", type=float, default=0.5,
+                   help="VOC: least IoU of a detection with a ground-truth box to count as a match (in [0, 1])")
+    add_alias(m, "--iou-thres", "--match-iou", dest="match_iou", type=float)
     m.add_argument("--pixel-offset", type=float, default=0.0, choices=(0.0, 1.0),
-                   help="VOC IoU pixel convention: 0 continuous (default), 1 VOC devkit '+1'")
+                   help="VOC IoU pixel convention: 0 continuous, 1 VOC devkit '+1'")
     m.add_argument("--report-conf", type=float, default=0.25,
-                   help="score threshold of the precision/recall line and confusion matrix (default 0.25)")
-    m.add_argument("--max-dets", type=int, default=100, help="COCO maxDets for AP (default 100)")
+                   help="score threshold of the precision/recall line and confusion matrix (not the detector's "
+                        "--conf)")
+    m.add_argument("--coco-max-dets", type=int, default=100,
+                   help="COCO maxDets for AP (not the detector's --max-det)")
+    add_alias(m, "--max-dets", "--coco-max-dets", dest="coco_max_dets", type=int)
     m.add_argument("--coco-backend", choices=("pycocotools", "faster"), default="pycocotools",
-                   help="COCOeval implementation: pycocotools (default), faster (faster-coco-eval, if installed)")
+                   help="COCOeval implementation: pycocotools, or faster (faster-coco-eval, if installed)")
     m.add_argument("--save-dir", metavar="DIR", help="write metrics.json, metrics.txt, detections.json there")
     m.add_argument("--plots", action="store_true", help="with --save-dir: PR curves and confusion matrix PNGs")
     m.add_argument("--save-pred", metavar="JSON", help="write the detections as a COCO results JSON")
+    m.add_argument("--tide", action="store_true",
+                   help="TIDE error breakdown (dAP of Cls, Loc, Both, Dupe, Bkg, Miss; FalsePos, FalseNeg), as tidecv; "
+                        "with --save-dir also drilldown.json (per-image TP / FP by type / FN at --report-conf)")
+    m.add_argument("--analysis", action="store_true",
+                   help="with --save-dir: COCO analysis bands (C75, C50, Loc, Sim, Oth, BG, FN) as analysis/*.png")
+    m.add_argument("--worst", type=int, default=0, metavar="K",
+                   help="with --save-dir: draw the K images with most errors at --report-conf as worst/*.png")
     m.add_argument("--json", action="store_true", help="print the metrics dict as JSON instead of the table")
 
 
@@ -90,7 +111,9 @@ def run(args) -> int:
 
     from yolokit.errors import ConfigError
     from yolokit.eval import evaluate, format_table, save_detections
+    from yolokit.settings import EvalSettings
 
+    settings = EvalSettings.from_args(args)  # every bad value is one line, before any file is read
     if bool(args.pred) == bool(args.model):
         raise ConfigError("give exactly one of --pred results.json or --model CFG|CKPT")
     ds = load_ground_truth(args)
@@ -101,12 +124,15 @@ def run(args) -> int:
     if args.pred:
         dets = args.pred
     else:
-        dets = _run_model(args, ds)
+        dets = _run_model(args, settings, ds)
+        if dets is None:  # a torchrun worker: rank 0 scores the gathered detections (yolokit.eval.distributed)
+            return 0
     cat_ids = None if args.category_ids == "auto" else args.category_ids
-    result = evaluate(ds, dets, metrics=metrics, iou_thres=args.iou_thres, pixel_offset=args.pixel_offset,
+    result = evaluate(ds, dets, metrics=metrics, iou_thres=settings.match_iou, pixel_offset=args.pixel_offset,
                       category_ids=cat_ids,
-                      conf=args.report_conf, max_dets=args.max_dets, coco_backend=args.coco_backend,
-                      save_dir=args.save_dir, plots=args.plots)
+                      conf=settings.report_conf, max_dets=settings.coco_max_dets, coco_backend=args.coco_backend,
+                      save_dir=args.save_dir, plots=args.plots, tide=args.tide, analysis=args.analysis,
+                      worst=args.worst)
     if args.save_pred:
         save_detections(ds, dets, args.save_pred, category_ids=cat_ids)
     if args.json:
@@ -118,7 +144,7 @@ def run(args) -> int:
     return 0
 
 
-def _run_model(args, ds) -> list:
+def _run_model(args, settings, ds) -> list:
     """--model: one (K, 6) detection array per dataset image (original pixels), through the one Predictor with
     the model's saved settings as defaults."""
     import sys
@@ -130,13 +156,18 @@ def _run_model(args, ds) -> list:
     from yolokit.cli.detect import require_weights
 
     require_weights(args)  # a cfg without --weights scores noise: only with --random-weights
-    model = yolokit.load(args.model, args.weights, device=args.device)
+    model = yolokit.load(args.model, args.weights, device=settings.device)
     names = getattr(model, "class_names", None)
     if names and len(names) != len(ds.class_names):
         print(f"warning: the model has {len(names)} classes, the dataset {len(ds.class_names)}; "
               f"class indices are compared as they are", file=sys.stderr)
-    predictor = Predictor(model, args.imgsz, args.conf, args.iou, device=args.device, tta=args.tta,
+    predictor = Predictor(model, settings.imgsz, settings.conf, settings.iou, settings.max_det,
+                          device=settings.device, tta=settings.tta, tta_scales=settings.tta_scales,
                           defaults=EVAL_DEFAULTS)
     print(f"predicting at imgsz {predictor.imgsz}, conf {predictor.conf:g}, iou {predictor.iou:g}"
           + (" (the model's saved settings)" if getattr(model, "settings", None) else ""), file=sys.stderr)
-    return predict_dataset(predictor, ds, args.batch, progress=not args.json and sys.stderr.isatty())
+    from yolokit.eval.distributed import init_from_env, predict_dataset_distributed
+
+    if init_from_env(settings.device):  # under torchrun: each rank predicts its shard, gathered on rank 0
+        return predict_dataset_distributed(predictor, ds, settings.batch, all_ranks=False)
+    return predict_dataset(predictor, ds, settings.batch, progress=not args.json and sys.stderr.isatty())

@@ -28,8 +28,9 @@ def add_arguments(parser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
     parser.add_argument("--nms", action="store_true", help="put the confidence filter + NMS inside the graph")
-    parser.add_argument("--conf", type=float, default=0.25, help="score threshold of the in-graph NMS")
-    parser.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the in-graph NMS")
+    parser.add_argument("--conf", type=float, default=0.25, help="score threshold of the in-graph NMS, in [0, 1]")
+    parser.add_argument("--iou", type=float, help="IoU threshold of the in-graph NMS, in [0, 1] (default: the "
+                                                  "checkpoint's, else 0.45)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 11 for NonMaxSuppression)")
     parser.add_argument("--out", help="output file (default: ./<model name>.onnx or -nms.onnx)")
     parser.add_argument("--check-image", metavar="IMG",
@@ -58,20 +59,17 @@ def run(args) -> int:
 
     import yolokit
     from yolokit.apps.export import export_onnx, run_onnx
-    from yolokit.errors import ConfigError
+    from yolokit.models.predict import default_imgsz, model_settings
+    from yolokit.settings import ExportSettings
 
-    from yolokit.models.predict import default_imgsz
-
-    if args.imgsz is not None and args.imgsz % 32:
-        raise ConfigError(f"--imgsz {args.imgsz}: must be a multiple of 32 (the YOLO stride)")
-    if args.nms and args.opset < 11:
-        raise ConfigError(f"--opset {args.opset}: NonMaxSuppression needs opset 11 or later")
+    s = ExportSettings.from_args(args)  # every bad value is one line, before the model is loaded
     from yolokit.cli.detect import require_weights
 
     require_weights(args)  # a cfg without --weights exports noise: only with --random-weights
-    model = yolokit.load(args.model, weights=args.weights, names=args.names).eval()
-    args.imgsz = args.imgsz or default_imgsz(model)
-    args.iou = 0.45 if args.iou is None else args.iou
+    model = yolokit.load(args.model, weights=args.weights, names=args.names, device=s.device).eval()
+    args.imgsz = s.imgsz or default_imgsz(model)
+    args.conf = s.conf
+    args.iou = s.iou if s.iou is not None else float(model_settings(model).get("iou", 0.45))
     if args.int8:
         return _export_int8(args, model)
     # Default: the model's name in the current directory (a cfg may sit in a read-only folder).
@@ -84,15 +82,16 @@ def run(args) -> int:
     except ImportError:
         print("onnxruntime not installed: skipped the torch/ONNX comparison (pip install yolokit[onnx])")
         return 0
-    x = torch.rand(2, 3, args.imgsz, args.imgsz)
+    x = torch.rand(2, 3, args.imgsz, args.imgsz, device=s.device)
     if args.check_image:
         from yolokit.models.predict import Predictor
         from yolokit.apps.sources import open_source
 
         image = next(iter(open_source(args.check_image))).image
-        x = Predictor(model, args.imgsz, bgr=True).preprocess([image, image[:, ::-1].copy()]).x
+        x = Predictor(model, args.imgsz, bgr=True, device=s.device).preprocess([image, image[:, ::-1].copy()]).x
     with torch.no_grad():
         ref = model(x)
+    ref = ref.cpu()
     got = torch.from_numpy(run_onnx(out, x))
     if args.nms:
         from yolokit.postprocess import postprocess

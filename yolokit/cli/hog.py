@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
     t = sub.add_parser("train", help="train a one-class HOG + linear-SVM detector (hard-negative mining)")
     t.add_argument("--data", required=True, help="dataset YAML (configs/data/*.yaml)")
     t.add_argument("--out", required=True, help="model file to write (.npz)")
-    t.add_argument("--split", default="train", help="split to train on (default: %(default)s)")
+    t.add_argument("--split", default="train", help="split to train on")
     t.add_argument("--class", dest="class_name", help="class to detect (default: the dataset's only class)")
     t.add_argument("--imgsz", type=int, default=480, help="longer image side for training and detection")
     t.add_argument("--inner", type=int, default=64, help="object size inside the window, pixels (sqrt of area)")
@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
     t.add_argument("--rounds", type=int, default=2, help="hard-negative mining rounds")
     t.add_argument("--C", dest="c", type=float, default=1.0, help="LinearSVC C")
     t.add_argument("--limit", type=int, default=0, help="use only the first N training images")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="seed of the negative sampling")
     t.set_defaults(_hog_run=run_train)
 
     d = sub.add_parser("detect", help="detect with a trained model (same outputs as yolokit detect)")
@@ -51,6 +51,15 @@ def run_train(args) -> int:
     from yolokit.data import load_dataset
     from yolokit.errors import ConfigError
     from yolokit.hog import train
+    from yolokit.settings import check_at_least, check_int, check_positive
+
+    check_int("imgsz", args.imgsz, 32)
+    check_int("inner", args.inner, 8)
+    check_int("margin", args.margin, 0)
+    check_at_least("scale", args.scale, 1.01)
+    check_int("rounds", args.rounds, 0)
+    check_positive("C", args.c)
+    check_int("limit", args.limit, 0)
 
     data = load_dataset(args.data, split=args.split)
     names = list(data.class_names)
@@ -79,8 +88,13 @@ def run_detect(args) -> int:
     from yolokit.hog import HogSvmDetector
     from yolokit.hog.predict import HogPredictor
 
-    sources = [open_source(s) for s in args.source]
+    from yolokit.settings import PredictSettings, check_int
+
+    # HOG's --imgsz is the longer image side (any size); the thresholds are checked as detect's
+    s = PredictSettings.from_args(args, imgsz=None, device="cpu")
+    imgsz = None if args.imgsz is None else check_int("imgsz", args.imgsz, 32)
+    sources = [open_source(src) for src in args.source]
     model = HogSvmDetector.load(args.model)
-    predictor = HogPredictor(model, args.imgsz, args.conf, args.iou, args.max_det,
+    predictor = HogPredictor(model, imgsz, s.conf, s.iou, s.max_det,
                              classes=parse_classes(args.classes, model.class_names))
     return run_sources(sources, predictor, args)

@@ -1,9 +1,9 @@
 """Split a dataset into train/val(/test) lists, stratified by class and reproducible from a seed.
 
-  yolokit split configs/data/raccoon.yaml --ratios 0.7 0.2 0.1 --seed 0 --out runs/raccoon_split
+  yolokit split --data configs/data/raccoon.yaml --ratios 0.7 0.2 0.1 --seed 0 --out runs/raccoon_split
 
 Writes OUT/train.txt, val.txt, test.txt (image file names) and OUT/data.yaml (the dataset with these
-splits). Images are never moved or copied. All splits of DATA are pooled unless --split is given.
+splits). Images are never moved or copied. All splits of --data are pooled unless --split is given.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ HELP = "stratified, seeded train/val/test lists (70-20-10 by default); never mov
 
 
 def add_arguments(parser):
-    parser.add_argument("data", help="dataset description YAML (configs/data/*.yaml)")
+    from yolokit.cli import add_data_argument
+
+    add_data_argument(parser)
     parser.add_argument("--ratios", nargs="+", type=float, default=[0.7, 0.2, 0.1], help="2 or 3 fractions summing to 1")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle (the same seed, the same lists)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/split/<data name>_seed<S>)")
-    parser.add_argument("--split", action="append", help="pool only these splits of DATA (repeatable)")
+    parser.add_argument("--split", action="append", help="pool only these splits of --data (repeatable; default: all)")
 
 
 def run(args) -> int:

@@ -26,10 +26,12 @@ def add_arguments(p) -> None:
 
     def add(group, *flags, **kw):
         # Options default to "not given" so that a preset (--config) or a resumed run's saved options are only
-        # overridden by what the user typed; the effective defaults live in TrainConfig alone.
+        # overridden by what the user typed; the effective defaults live in TrainConfig alone (and are shown).
         dest = kw.get("dest") or flags[0].lstrip("-").replace("-", "_")
-        if hasattr(defaults, dest) and kw.get("action") not in ("store_true", "store_false"):
-            kw["help"] = (kw.get("help", "") + f" (default: {getattr(defaults, dest)})").strip()
+        default = getattr(defaults, dest, None)
+        if default not in (None, "", {}) and kw.get("action") not in ("store_true", "store_false") \
+                and "(default" not in kw.get("help", ""):
+            kw["help"] = (kw.get("help", "") + f" (default: {default})").strip()
         group.add_argument(*flags, default=argparse.SUPPRESS, **kw)
 
     g = p.add_argument_group("what to train")
@@ -78,8 +80,11 @@ def add_arguments(p) -> None:
     add(g, "--val-split")
     add(g, "--val-before", action="store_true", help="also evaluate the starting weights")
     add(g, "--val-every", type=int, help="validate every N epochs (and at the end)")
+    add(g, "--val-conf", type=float, help="the detector's score threshold while validating, in [0, 1] (saved in "
+                                          "the checkpoint: yolokit eval and detect default to it)")
+    add(g, "--val-iou", type=float, help="the NMS IoU while validating, in [0, 1] (saved in the checkpoint)")
     g = p.add_argument_group("runtime")
-    add(g, "--device", help="cpu, cuda, cuda:N or N")
+    add(g, "--device", help="auto (CUDA when available, else cpu), cpu, cuda, cuda:N or N")
     add(g, "--workers", type=int)
     add(g, "--no-ema", dest="ema", action="store_false")
     add(g, "--bn-momentum", type=float, help="BatchNorm momentum while training (Darknet: 0.01; 0 keeps it)")
@@ -113,9 +118,7 @@ def run(args) -> int:
     else:
         if "model" not in given or "data" not in given:
             raise ConfigError("yolokit train needs --model and --data (or --config PRESET, or --resume LAST_PT)")
-        cfg = TrainConfig.from_dict(given)
-    if cfg.imgsz % 32:
-        raise ConfigError(f"--imgsz {cfg.imgsz}: must be a multiple of 32")
+        cfg = TrainConfig.from_dict(given)  # every value checked here (TrainConfig.validate): one line per error
     if download:
         from yolokit.data.download import ensure
 

@@ -1,6 +1,11 @@
 """The training options: one dataclass, read once at the edge (CLI flags, a preset YAML, or code).
 
-Pure Python (no torch import), so the CLI can build ``--help`` and read presets cheaply.
+Every value is checked when the config is built (``__post_init__``, with :mod:`yolokit.settings`' validators):
+a bad one is one :class:`~yolokit.errors.ConfigError` line naming the option (as its ``--flag``) and the
+accepted range, before any data or model is read.
+
+Pure Python (no torch import; only a CUDA ``device`` is checked with torch), so the CLI can build ``--help`` and
+read presets cheaply.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ class TrainConfig:
     imgsz: int = 416
     batch: int = 16
     nbs: int = 64  # nominal batch: gradients are accumulated up to this many images per update
-    device: str = "cpu"
+    device: str = "auto"  # auto (CUDA when available, else cpu), cpu, cuda, cuda:N, N
     workers: int = 0
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 1e-3  # Darknet's learning_rate for SGD with the per-image summed loss
@@ -56,8 +61,8 @@ class TrainConfig:
     train_split: str = "train"
     limit_train: int = 0  # use only the first N training images (0 = all)
     limit_val: int = 0
-    val_conf: float = 0.005
-    val_iou: float = 0.45
+    val_conf: float = 0.005  # the detector's conf and NMS iou while validating (saved in the checkpoint's
+    val_iou: float = 0.45    #   settings: yolokit eval/detect default to them)
     val_every: int = 1
     val_before: bool = False  # also evaluate the starting weights (epoch 0 row)
     resume: str | None = None  # a last.pt to continue from
@@ -67,6 +72,48 @@ class TrainConfig:
     tensorboard: bool = True
     clip_grad: float = 0.0  # clip the gradient norm to this before each update (0 = off, as Darknet)
     max_updates: int = 0  # stop after this many optimizer updates (tests, benchmarks; 0 = off)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every option (and normalise numbers read as strings from YAML); raises a one-line ConfigError
+        naming the first bad one."""
+        from yolokit import settings as v
+
+        def ints(minimum, *keys):
+            for k in keys:
+                setattr(self, k, v.check_int(k, getattr(self, k), minimum))
+
+        def fractions(*keys):
+            for k in keys:
+                setattr(self, k, v.check_fraction(k, getattr(self, k)))
+
+        def at_least_zero(*keys):
+            for k in keys:
+                setattr(self, k, v.check_at_least(k, getattr(self, k), 0.0))
+
+        self.imgsz = v.check_imgsz("imgsz", self.imgsz)
+        ints(1, "epochs", "batch", "nbs", "val_every")
+        ints(0, "workers", "burn_in", "freeze", "freeze_epochs", "patience", "limit_train", "limit_val",
+             "max_updates")
+        self.seed = v.check_int("seed", self.seed, -(2 ** 63))
+        for k in ("lr", "scale", "unfreeze_lr", "ema_tau"):
+            setattr(self, k, v.check_positive(k, getattr(self, k)))
+        fractions("momentum", "bn_momentum", "ema_decay", "stop_at_map", "mosaic", "mixup", "val_conf", "val_iou")
+        at_least_zero("weight_decay", "clip_grad")
+        v.check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
+        v.check_choice("schedule", self.schedule, ("cosine", "step", "constant"))
+        v.check_choice("box_loss", self.box_loss, ("mse", "giou", "ciou"))
+        self.steps = tuple(v.check_fraction("steps", s) for s in self.steps)
+        if self.multiscale is not None:
+            if len(self.multiscale) != 2:
+                raise ConfigError(f"--multiscale {self.multiscale}: expected MIN MAX")
+            lo, hi = (v.check_imgsz("multiscale", s) for s in self.multiscale)
+            if lo > hi:
+                raise ConfigError(f"--multiscale {lo} {hi}: MIN must be <= MAX")
+            self.multiscale = (lo, hi)
+        self.device = v.check_device("device", self.device, resolve=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
