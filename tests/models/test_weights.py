@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from yolokit.errors import WeightsError
-from yolokit.models import DarknetModel, load, load_checkpoint, save_checkpoint
+from yolokit.models import DarknetModel, load, save_checkpoint
 from yolokit.models.darknet import count_weights, load_weights, read_header, save_weights
 
 from tests.models.conftest import FASTEST, fastest_files
@@ -110,7 +110,7 @@ def test_32_bit_seen_header_and_v1_layers(tmp_path):
     out = model.eval()(torch.rand(1, 3, 32, 32))
     assert out.shape == (1, 4, 7)
     save_checkpoint(model, tmp_path / "small.pt")
-    torch.testing.assert_close(load_checkpoint(tmp_path / "small.pt")(torch.ones(1, 3, 32, 32)),
+    torch.testing.assert_close(load(tmp_path / "small.pt")(torch.ones(1, 3, 32, 32)),
                                model(torch.ones(1, 3, 32, 32)))
 
 

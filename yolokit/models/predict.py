@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from yolokit.ops.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
-from yolokit.ops.letterbox import letterbox, unletterbox_boxes
+from yolokit.ops.boxes import clip
+from yolokit.ops.letterbox import letterbox
 from yolokit.postprocess import postprocess
 
 #: Default TTA: flip-averaged at the given size only (see the module docstring).
@@ -215,36 +215,29 @@ class Predictor:
 
     @torch.inference_mode()
     def infer(self, batch: Batch) -> Tensor:
-        """Forward pass. Without TTA: (B,N,5+C) decoded predictions in network pixels. With TTA: each
-        size's (flip-averaged) predictions mapped to original-image pixels, concatenated along N."""
+        """Forward pass: (B,N,5+C) decoded predictions ``[cx, cy, w, h, obj, probs]`` with boxes in each ORIGINAL
+        image's pixels (the one output frame of this class). With TTA, every size's (flip-averaged) predictions,
+        concatenated along N."""
         was_training = getattr(self.model, "training", False)
         if was_training:
             self.model.eval()
         try:
-            if not self.tta:
-                return self.model(batch.x).float()
             merged = []
             for view in batch.views:
-                pred = self._flip_averaged(view) if self.flip else self.model(view.x).float().clone()
-                boxes = cxcywh_to_xyxy(pred[..., :4])
-                for i, (scale, pad) in enumerate(zip(view.scales, view.pads)):
-                    boxes[i] = _to_image(boxes[i], scale, pad)
-                pred[..., :4] = xyxy_to_cxcywh(boxes)
-                merged.append(pred)
-            return torch.cat(merged, 1)
+                pred = self._flip_averaged(view) if self.flip else self.model(view.x).float()
+                merged.append(_pred_to_image(pred, view))
+            return merged[0] if len(merged) == 1 else torch.cat(merged, 1)
         finally:
             if was_training:
                 self.model.train()
 
     def postprocess(self, pred: Tensor, batch: Batch) -> list[Tensor]:
-        """One confidence filter + NMS, then boxes in each original image's pixels (clipped to it)."""
+        """One confidence filter + NMS over :meth:`infer`'s predictions, boxes clipped to each image."""
         dets = postprocess(pred.float(), self.conf, self.iou, self.max_det, agnostic=self.agnostic,
                            classes=self.classes)
-        view = batch.views[0]
-        if self.tta:  # already in original pixels
-            return [_to_image(d, (1.0, 1.0), (0.0, 0.0), shape) for d, shape in zip(dets, batch.shapes)]
-        return [_to_image(d, scale, pad, shape)
-                for d, scale, pad, shape in zip(dets, view.scales, view.pads, batch.shapes)]
+        for d, (h, w) in zip(dets, batch.shapes):
+            d[:, :4] = clip(d[:, :4], w, h)
+        return dets
 
     # ----------------------------------------------------------------------------- whole thing
     def __call__(self, images: Sequence[np.ndarray]) -> list[Tensor]:
@@ -261,17 +254,13 @@ def _model_device(model) -> torch.device:
     return torch.device("cpu")
 
 
-def _to_image(boxes: Tensor, scale: tuple[float, float], pad: tuple[float, float], orig_size=None) -> Tensor:
-    """Map xyxy ``boxes [N, 4+]`` from network pixels back to the image: ``(box - pad) / scale`` per axis
-    (the inverse of the letterbox or of a plain resize), clipped to ``orig_size = (h, w)`` when given."""
-    sx, sy = scale
-    if sx == sy:
-        return unletterbox_boxes(boxes, sx, pad, orig_size)
-    out = unletterbox_boxes(boxes, 1.0, pad, None)
-    out[..., 0:4:2] /= sx
-    out[..., 1:4:2] /= sy
-    if orig_size is not None:
-        h, w = orig_size
-        out[..., 0:4:2] = out[..., 0:4:2].clamp(0, w)
-        out[..., 1:4:2] = out[..., 1:4:2].clamp(0, h)
+def _pred_to_image(pred: Tensor, view: View) -> Tensor:
+    """Map ``(B, N, 5+C)`` predictions from network pixels to each image's: ``c = (c - pad) / scale``,
+    ``wh = wh / scale`` per axis (the exact inverse of the letterbox or plain resize). NMS is unchanged by it:
+    IoU is invariant under per-axis scaling and translation."""
+    scale = torch.tensor(view.scales, device=pred.device, dtype=pred.dtype).unsqueeze(1)  # (B,1,2) sx, sy
+    pad = torch.tensor(view.pads, device=pred.device, dtype=pred.dtype).unsqueeze(1)      # (B,1,2)
+    out = pred.clone()
+    out[..., 0:2] = (pred[..., 0:2] - pad) / scale
+    out[..., 2:4] = pred[..., 2:4] / scale
     return out
