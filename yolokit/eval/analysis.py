@@ -29,8 +29,9 @@ COLORS = ((1, 1, 1), (1, 1, 1), (0.31, 0.51, 0.74), (0.75, 0.31, 0.30), (0.36, 0
           (0.50, 0.39, 0.64), (1, 0.6, 0))
 
 
-def _evaluate(gt_dict: dict, results: list[dict], cat_ids, iou_thrs, img_ids, max_dets: int) -> np.ndarray:
-    """pycocotools precision ``[T, R, K, A]`` (maxDets ``max_dets``) for these categories only."""
+def _evaluate(gt_dict: dict, results: list[dict], cat_ids, iou_thrs, img_ids, max_dets: int):
+    """pycocotools precision ``[T, R, K, A]`` (maxDets ``max_dets``) for these categories only, and the
+    evaluated ``COCOeval``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -51,7 +52,7 @@ def _evaluate(gt_dict: dict, results: list[dict], cat_ids, iou_thrs, img_ids, ma
         ev.params.maxDets = [max_dets]
         ev.evaluate()
         ev.accumulate()
-    return ev.eval["precision"][..., 0]
+    return ev.eval["precision"][..., 0], ev
 
 
 def analyze(gt_dict: dict, results: list[dict], img_ids: Sequence[int], max_dets: int = 100) -> dict:
@@ -59,14 +60,17 @@ def analyze(gt_dict: dict, results: list[dict], img_ids: Sequence[int], max_dets
     its categories is used when present, else each class is its own supercategory).
 
     Returns ``{"precision": [7, R, K, A] (0 where undefined), "recall": [R], "cat_ids": [K],
-    "names": [K], "supercategories": [K], "n_gt": [K]}``."""
+    "names": [K], "supercategories": [K], "n_gt": [K], "lrp": oLRP (:func:`yolokit.eval.lrp.lrp_from_cocoeval`)}``."""
     cats = gt_dict["categories"]
     cat_ids = [c["id"] for c in cats]
     names = [str(c.get("name", c["id"])) for c in cats]
     sup = [str(c.get("supercategory") or c.get("name", c["id"])) for c in cats]
     img_set = set(img_ids)
     anns = [a for a in gt_dict["annotations"] if a["image_id"] in img_set]
-    base = _evaluate(gt_dict, results, cat_ids, [0.75, 0.5, 0.1], img_ids, max_dets)  # [3, R, K, A]
+    base, ev = _evaluate(gt_dict, results, cat_ids, [0.75, 0.5, 0.1], img_ids, max_dets)  # [3, R, K, A]
+    from yolokit.eval.lrp import lrp_from_cocoeval
+
+    lrp = lrp_from_cocoeval(ev, iou_index=1, area_index=0)  # IoU 0.5, all areas: the LRP api's setting
     ps = np.concatenate([base, np.zeros((4,) + base.shape[1:])])
     by_cat: dict = {}
     for r in results:
@@ -85,14 +89,14 @@ def analyze(gt_dict: dict, results: list[dict], img_ids: Sequence[int], max_dets
                     # another class's box: a crowd box of this class, so detections on it are ignored
                     relabelled.append(dict(a, category_id=cid, iscrowd=1, ignore=1))
             g = dict(gt_dict, annotations=relabelled)
-            ps[band, :, k, :] = _evaluate(g, dets, [cid], [0.1], img_ids, max_dets)[0, :, 0, :]
+            ps[band, :, k, :] = _evaluate(g, dets, [cid], [0.1], img_ids, max_dets)[0][0, :, 0, :]
     ps[ps == -1] = 0
     ps[5] = ps[4] > 0
     ps[6] = 1.0
     from pycocotools.cocoeval import Params
 
     return {"precision": ps, "recall": Params(iouType="bbox").recThrs, "cat_ids": cat_ids, "names": names,
-            "supercategories": sup, "n_gt": n_gt}
+            "supercategories": sup, "n_gt": n_gt, "lrp": lrp}
 
 
 def band_aps(result: dict, which: Sequence[int] | None = None, area: int = 0) -> dict:
@@ -106,12 +110,18 @@ def band_aps(result: dict, which: Sequence[int] | None = None, area: int = 0) ->
 
 
 def summary(result: dict) -> dict:
-    """JSON-ready bands: ``{"overall": {band: AP}, "per_class": {name: {band: AP}}, "supercategories": ...}``."""
+    """JSON-ready bands and LRP: ``{"lrp": {"moLRP", "moLRP_loc", "moLRP_fp", "moLRP_fn", "per_class"},
+    "overall": {band: AP}, "per_class": {name: {band: AP}}, "supercategories": ...}``."""
     sup_of = {}
     for k, s in enumerate(result["supercategories"]):
         if result["n_gt"][k] > 0:
             sup_of.setdefault(s, []).append(k)
-    return {"overall": _round(band_aps(result)),
+    name_of = dict(zip(result["cat_ids"], result["names"]))
+    lrp = result["lrp"]
+    lrp_out = {k: (None if v is None else round(v, 4)) for k, v in lrp.items() if k.startswith("moLRP")}
+    lrp_out["per_class"] = {name_of[c]: {k: (None if v is None else round(v, 4)) for k, v in r.items()}
+                            for c, r in lrp["per_category"].items()}
+    return {"lrp": lrp_out, "overall": _round(band_aps(result)),
             "per_class": {n: _round(band_aps(result, [k])) for k, n in enumerate(result["names"])
                           if result["n_gt"][k] > 0},
             "supercategories": {s: _round(band_aps(result, ks)) for s, ks in sup_of.items()}}

@@ -350,10 +350,10 @@ def format_table(metrics: dict) -> str:
         lines.append(f"COCO ({p['coco_backend']} COCOeval, maxDets {p['max_dets']}): " +
                      "  ".join(f"{k} {c[k]:.4f}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
         lines.append("    " + "  ".join(f"{k} {c[k]:.4f}" for k in ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")))
-    if "tide" in metrics:
-        from yolokit.eval.tide import format_tide
+    if "tide" in metrics or "analysis" in metrics:
+        from yolokit.eval.explain import format_explain
 
-        lines.append(format_tide(metrics["tide"]))
+        lines.append(format_explain(metrics))
     lines.append(f"{metrics['images']} images, {metrics['objects']} objects, {metrics['detections']} detections"
                  + (f"; skipped {metrics['skipped']}" if metrics.get("skipped") else ""))
     return "\n".join(lines)

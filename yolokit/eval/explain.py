@@ -53,3 +53,24 @@ def explain(gt: GroundTruth, det: Detections, voc: VocResult, class_names: Seque
         plot_bands(result, Path(save_dir) / "analysis")
         out["analysis"] = summary(result)
     return out
+
+
+def format_explain(metrics: dict) -> str:
+    """Text lines for :func:`yolokit.eval.format_table`: the TIDE breakdown, the analysis bands, oLRP."""
+    lines = []
+    if "tide" in metrics:
+        from yolokit.eval.tide import format_tide
+
+        lines.append(format_tide(metrics["tide"]))
+    if "analysis" in metrics:
+        a = metrics["analysis"]
+        lines.append("COCO analysis bands (AP, all areas): "
+                     + "  ".join(f"{k} {v:.3f}" for k, v in a["overall"].items()) + "  (PNGs in analysis/)")
+        lrp = a["lrp"]
+        if lrp["moLRP"] is not None:
+            def f(v):
+                return "-" if v is None else f"{v:.3f}"
+
+            lines.append(f"LRP (IoU 0.5, lower is better): moLRP {f(lrp['moLRP'])}  components: "
+                         f"Loc {f(lrp['moLRP_loc'])}  FP {f(lrp['moLRP_fp'])}  FN {f(lrp['moLRP_fn'])}")
+    return "\n".join(lines)
