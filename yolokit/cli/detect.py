@@ -28,16 +28,30 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tta-scales", type=float, nargs="+", default=[1.0], metavar="S",
                         help="with --tta, also these fractions of --imgsz (joined before the NMS), e.g. 1 0.83 0.67")
     parser.add_argument("--batch", type=int, default=1, help="frames per forward pass (video)")
+    parser.add_argument("--conf-file", metavar="METRICS_JSON",
+                        help="per-class score thresholds: metrics.json of `yolokit eval --save-dir` (its F1-optimal "
+                             "'thresholds') or {class: conf}; classes it lacks use --conf")
+
+
+def settings(args):
+    """The validated :class:`yolokit.settings.PredictSettings` of these flags (one line per bad value)."""
+    from yolokit.settings import PredictSettings
+
+    return PredictSettings.from_args(args)
 
 
 def add_output_arguments(parser, default_out: str) -> None:
     """Thresholds and output options shared by every detector's command (``detect``, ``hog detect``)."""
-    parser.add_argument("--conf", type=float, default=0.25, help="score threshold (YOLO: objectness x class prob; HOG: calibrated SVM score)")
-    parser.add_argument("--iou", type=float, help="NMS IoU threshold (default: the checkpoint's, else 0.45)")
+    from yolokit.cli import add_alias
+
+    parser.add_argument("--conf", type=float, default=0.25,
+                        help="score threshold in [0, 1] (YOLO: objectness x class prob; HOG: calibrated SVM score)")
+    parser.add_argument("--iou", type=float, help="NMS IoU threshold in [0, 1] (default: the checkpoint's, else 0.45)")
     parser.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
     parser.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes (names or indices)")
-    parser.add_argument("--out", default=default_out, help="output directory (default: %(default)s)")
-    parser.add_argument("--nosave", action="store_true", help="write no annotated images/video")
+    parser.add_argument("--out", default=default_out, help="output directory")
+    parser.add_argument("--no-save", dest="nosave", action="store_true", help="write no annotated images/video")
+    add_alias(parser, "--nosave", "--no-save", dest="nosave", action="store_true")
     parser.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
     parser.add_argument("--show", action="store_true", help="show frames in a window (q or Esc stops)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames per source")
@@ -52,7 +66,7 @@ def add_model_arguments(parser, required: bool = True) -> None:
                                         "or the one .names file beside the cfg/weights that fits")
     parser.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default: the size the "
                                                   "checkpoint was trained and validated at, else the cfg's)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available, else cpu), cpu, cuda, cuda:N")
     parser.add_argument("--random-weights", action="store_true",
                         help="allow a cfg/model name without --weights (random initialisation: for testing only)")
 
@@ -74,17 +88,14 @@ def require_weights(args) -> None:
 
 def load_model(args):
     """The model named by --model/--weights/--names on --device, optimised for inference
-    (batch-norm folded, channels-last on CPU)."""
+    (batch-norm folded, channels-last on CPU). Checks --imgsz and resolves --device in ``args`` first (for
+    commands that build no :class:`~yolokit.settings.PredictSettings`)."""
     import yolokit
-    from yolokit.errors import ConfigError
+    from yolokit.settings import check_device, check_imgsz
 
-    if args.imgsz is not None and args.imgsz % 32:
-        raise ConfigError(f"--imgsz {args.imgsz}: must be a multiple of 32 (the YOLO stride)")
-    if str(args.device).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device}: this torch sees no CUDA device (use --device cpu)")
+    if args.imgsz is not None:
+        check_imgsz("imgsz", args.imgsz)
+    args.device = check_device("device", args.device)  # auto -> cuda or cpu, for later uses of args.device
     require_weights(args)
     model = yolokit.load(args.model, weights=args.weights, names=args.names, device=args.device)
     return model.optimize_for_inference()
@@ -112,13 +123,19 @@ def run(args) -> int:
     from yolokit.models.predict import Predictor
     from yolokit.apps.sources import open_source
 
-    sources = [open_source(s) for s in args.source]  # fail on a bad SOURCE before loading the model
+    s = settings(args)  # every bad value is one line, before anything is opened
+    args.device = s.device
+    sources = [open_source(src) for src in args.source]  # fail on a bad SOURCE before loading the model
     model = load_model(args)
     names = getattr(model, "class_names", None)
-    predictor = Predictor(model, args.imgsz, args.conf, args.iou, args.max_det,
-                          classes=parse_classes(args.classes, names), device=args.device, tta=args.tta,
-                          tta_scales=args.tta_scales, bgr=True)  # OpenCV frames are BGR
-    return run_sources(sources, predictor, args, batch=args.batch)
+    predictor = Predictor(model, s.imgsz, s.conf, s.iou, s.max_det,
+                          classes=parse_classes(args.classes, names), device=s.device, tta=s.tta,
+                          tta_scales=s.tta_scales, bgr=True)  # OpenCV frames are BGR
+    if args.conf_file:  # predict at the lowest class threshold, then keep each class above its own
+        from yolokit.eval.thresholds import apply_class_thresholds
+
+        predictor = apply_class_thresholds(predictor, args.conf_file, names)
+    return run_sources(sources, predictor, args, batch=s.batch)
 
 
 def run_sources(sources, predictor, args, batch: int = 1, **pipeline_kwargs) -> int:
