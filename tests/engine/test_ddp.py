@@ -44,3 +44,49 @@ def test_two_gloo_processes_keep_identical_weights(shared, tmp_path):
     start = load(shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg",
                  shared / "yolov3_tiny_darknet" / "yolov3-tiny.weights").state_dict()
     assert not torch.equal(a["layers.12.conv.weight"], start["layers.12.conv.weight"])
+
+
+ELASTIC = """
+import os, signal, sys
+import torch.distributed as dist
+from yolokit.engine import TrainConfig
+from yolokit.engine.trainer import Trainer
+
+
+class KilledAfterEpoch1(Trainer):
+    def end_epoch(self, epoch, row):
+        stop = super().end_epoch(epoch, row)  # rank 0 has written last.pt of this epoch before this returns
+        if epoch == 0 and self.rank == 1 and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return stop
+
+
+d = sys.argv[1]
+cfg = TrainConfig(model=d + "/yolov3-tiny.cfg", weights=d + "/yolov3-tiny.weights", data=sys.argv[2],
+                  out=sys.argv[3], epochs=2, imgsz=64, batch=2, nbs=4, burn_in=1, lr=1e-2, limit_train=4,
+                  limit_val=1, progress=False, tensorboard=False)
+KilledAfterEpoch1(cfg).run()
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_restarted_and_resumes_from_last_pt(shared, tmp_path):
+    import csv
+
+    from yolokit.models import load_checkpoint
+
+    script = tmp_path / "elastic_train.py"
+    script.write_text(ELASTIC)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--max-restarts=1",
+           str(script), str(shared / "yolov3_tiny_darknet"), str(ROOT / "configs" / "data" / "raccoon.yaml"),
+           str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"elastic restart 1: resuming from {out / 'last.pt'}" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elastic_train.py", "run"]  # no run2
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    with open(out / "results.csv", newline="") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
