@@ -22,7 +22,7 @@ def samples(shared):
 
 @pytest.fixture(scope="module")
 def model(samples):
-    return train(samples, class_name="raccoon", inner=32, max_side=160, rounds=1, jitter=0,
+    return train(samples, class_name="raccoon", inner=32, imgsz=160, rounds=1, jitter=0,
                  neg_per_image=20, hard_per_image=10)
 
 

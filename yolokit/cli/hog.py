@@ -76,7 +76,7 @@ def run_train(args) -> int:
     if args.limit:
         data = [data[i] for i in range(min(args.limit, len(data)))]
     model = train(data, class_index=index, class_name=names[index], inner=args.inner, margin=args.margin,
-                  scale=args.scale, max_side=args.imgsz, rounds=args.rounds, c=args.c, seed=args.seed,
+                  scale=args.scale, imgsz=args.imgsz, rounds=args.rounds, c=args.c, seed=args.seed,
                   log=print)
     print(f"wrote {model.save(args.out)}")
     return 0

@@ -185,7 +185,7 @@ def _fit_svm(pos: np.ndarray, neg: np.ndarray, c: float, seed: int):
     return svm.coef_.astype(np.float32).reshape(-1), float(svm.intercept_[0])
 
 
-def calibrate(model: HogSvmDetector, images: _Images, iou_thres: float = 0.45) -> tuple[float, float]:
+def calibrate(model: HogSvmDetector, images: _Images, iou: float = 0.45) -> tuple[float, float]:
     """Platt sigmoid ``(a, b)`` fitted to TP/FP-labelled detections (after NMS) on ``images``."""
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -197,7 +197,7 @@ def calibrate(model: HogSvmDetector, images: _Images, iou_thres: float = 0.45) -
         det, raw = model.windows(image, imgsz=0)  # already at the model's size
         if len(det) == 0:
             continue
-        keep = nms_xyxy(torch.from_numpy(det), torch.from_numpy(raw), torch.zeros(len(det)), iou_thres).numpy()
+        keep = nms_xyxy(torch.from_numpy(det), torch.from_numpy(raw), torch.zeros(len(det)), iou).numpy()
         det, raw = det[keep], raw[keep]
         iou = _iou(det, boxes)
         tp = np.zeros(len(det), bool)
@@ -219,7 +219,7 @@ def calibrate(model: HogSvmDetector, images: _Images, iou_thres: float = 0.45) -
 
 
 def train(dataset, class_index: int = 0, class_name: str | None = None, inner: int = 64, margin: int = 8,
-          scale: float = 1.1, max_side: int | None = 480, pad: int = 16, rounds: int = 2, c: float = 1.0,
+          scale: float = 1.1, imgsz: int | None = 480, pad: int = 16, rounds: int = 2, c: float = 1.0,
           neg_per_image: int = 30, hard_per_image: int = 20, neg_iou: float = 0.3, jitter: int = 1,
           min_object_quantile: float | None = 0.02,
           seed: int = 0, log: Callable[[str], None] | None = None) -> HogSvmDetector:
@@ -229,8 +229,8 @@ def train(dataset, class_index: int = 0, class_name: str | None = None, inner: i
         dataset: indexable dataset of samples (``yolokit.data.load_dataset(..., split="train")``).
         class_index: the class to detect; class_name: its name (stored in the model).
         inner, margin: window geometry (see :func:`window_for`). scale: pyramid ratio.
-        max_side: training images are resized so their longer side is this (None: keep); stored as the
-            model's ``imgsz`` so detection does the same. pad: mirrored border of every pyramid level, in
+        imgsz: training images are resized so their longer side is this (None: keep); stored as the
+            model's ``imgsz`` so detection does the same (HOG's ``imgsz`` is the longer image side). pad: mirrored border of every pyramid level, in
             pixels, so that objects touching the image edge still fit a window with its context margin.
         rounds: hard-negative mining rounds after the first fit. c: LinearSVC's C.
         min_object_quantile: the smallest object searched for is 0.8 x this quantile of the training boxes'
@@ -240,7 +240,7 @@ def train(dataset, class_index: int = 0, class_name: str | None = None, inner: i
     """
     log = log or (lambda msg: None)
     rng = np.random.default_rng(seed)
-    images = _Images(dataset, class_index, max_side)
+    images = _Images(dataset, class_index, imgsz)
     all_boxes = np.concatenate([b for _, b, _ in images.items]) if images.items else np.zeros((0, 4))
     if len(all_boxes) == 0:
         raise DataError(f"no training boxes of class {class_name or class_index} in the dataset")
@@ -253,7 +253,7 @@ def train(dataset, class_index: int = 0, class_name: str | None = None, inner: i
     params = HogParams(window)
     wy, wx = params.window_blocks
     model = HogSvmDetector(params, np.zeros((wy, wx, params.block_dim), np.float32), 0.0, margin=marg,
-                           scale=scale, imgsz=max_side or 0, pad=pad, min_object=min_object,
+                           scale=scale, imgsz=imgsz or 0, pad=pad, min_object=min_object,
                            class_names=[class_name or str(class_index)])
     pos = _positives(images, model, jitter, rng)
     neg = _negatives(images, model, neg_per_image, neg_iou, rng, hard=False)
