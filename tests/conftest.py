@@ -12,9 +12,10 @@ SHARED = ROOT.parent / "shared" / "data"
 # ${YOLOKIT_DATA_ROOT}; the tests point it at ../shared/data unless the caller chose another folder.
 if SHARED.is_dir():
     os.environ.setdefault("YOLOKIT_DATA_ROOT", str(SHARED))
-GET_DATA = ("real data not found at {path}: clone the test data beside the repository as ../shared/data, "
-            "or fetch the public datasets with `yolokit data get raccoon` (and coco128, voc, coco) and set "
-            "YOLOKIT_DATA_ROOT to their folder -- README, section 'Get data'")
+GET_DATA = ("real data not found at {path}: these tests read the project's test-data folder ../shared/data "
+            "(snapshots of public repositories, each named with its commit in a PROVENANCE.txt); put it beside the "
+            "clone. Public datasets for your own runs: `yolokit data get raccoon|coco128|voc|coco` "
+            "(README, section 'Get data')")
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -19,10 +19,10 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 
 @pytest.fixture(scope="module")
 def raccoon_shards(tmp_path_factory):
-    from tests.conftest import SHARED
+    from tests.conftest import GET_DATA, SHARED
 
     if not SHARED.is_dir():
-        pytest.skip(f"real data not found at {SHARED}")
+        pytest.skip(GET_DATA.format(path=SHARED))
     out = tmp_path_factory.mktemp("shards")
     # 160 train images: 30 per shard -> 6 shards (5 x 30 + 10); 100 per shard -> 2 shards
     write_shards(CONFIGS / "raccoon.yaml", out / "s30", ["train"], shard_size=30)
