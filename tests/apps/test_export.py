@@ -73,3 +73,79 @@ def test_export_cli_with_nms_in_a_fresh_process(tiny_dir, photos, tmp_path):
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("onnxruntime check"))
     onnx_n, torch_n = (int(w) for w in line.replace(",", "").split() if w.isdigit())
     assert onnx_n == torch_n >= 6                    # dog, bicycle, car/truck on the photo and its mirror
+
+
+# ------------------------------------------------------------------------------------------ int8 + accuracy guard
+
+COCO128 = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs" / "data" / "coco128_yolo.yaml"
+
+
+def test_int8_export_is_calibrated_guarded_and_runs(tiny_dir, photos, tmp_path, capsys):
+    """Real calibration (coco128 train) and guard (coco128 val, held out): the int8 file keeps AP50 and finds
+    the dog photo's objects through yolokit.load + the one Predictor."""
+    import yolokit
+    from yolokit.cli import main
+
+    out = tmp_path / "tiny-int8.onnx"
+    code = main(["export", "--model", str(tiny_dir / "yolov3-tiny.cfg"), "--weights",
+                 str(tiny_dir / "yolov3-tiny.weights"), "--imgsz", "320", "--int8", "--calib", str(COCO128),
+                 "--calib-images", "8", "--guard-images", "32", "--max-ap-drop", "3", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "within the 3.00-point limit" in capsys.readouterr().out
+    model = yolokit.load(out)
+    report = model.meta["int8"]
+    assert report["passed"] and report["calib_split"] == "train" and report["guard_split"] == "val"
+    assert report["ap50_fp32"] > 20 and report["ap50_fp32"] - report["ap50_int8"] <= 3
+    assert report["keep_float"] == [15, 22]                       # the convs feeding yolov3-tiny's two heads
+    import onnx
+
+    graph = onnx.load(str(out)).graph
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    quantized_inputs = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    head_conv = convs["/model/layers.15/conv/Conv"]
+    trunk_conv = convs["/model/layers.13/conv/Conv"]
+    assert trunk_conv.input[1] in quantized_inputs                  # int8 weight, dequantized into the conv
+    assert head_conv.input[1] not in quantized_inputs               # float weight
+    dog = cv2.imread(str(photos / "dog.jpg"))[..., ::-1].copy()
+    classes = {model.class_names[int(c)] for c in model.predict([dog])[0][:, 5]}
+    assert {"dog", "bicycle"} <= classes
+
+
+@pytest.fixture
+def fake_int8(monkeypatch):
+    """The int8 pipeline with quantization replaced by a copy and AP50 by fixed figures (fp32 30, int8 25)."""
+    import shutil
+
+    import yolokit.apps.export as ex
+
+    monkeypatch.setattr(ex, "quantize_int8", lambda model, src, out, images, imgsz, **kw: shutil.copy(src, out))
+    monkeypatch.setattr(ex, "ap50", lambda model, ds, imgsz, limit=None: 30.0 if "fp32" in str(model.path) else 25.0)
+    return ex
+
+
+def test_int8_guard_refuses_a_model_that_loses_too_much(tiny, fake_int8, tmp_path):
+    from yolokit.errors import ConfigError
+
+    out = tmp_path / "bad-int8.onnx"
+    with pytest.raises(ConfigError, match=r"refused: AP50 fp32 30.00, int8 25.00: drop \+5.00 points, OVER"):
+        fake_int8.export_int8(tiny, out, 160, COCO128, calib_images=2, guard_images=2, max_drop=1.0)
+    assert not out.exists()
+    warnings = []
+    report = fake_int8.export_int8(tiny, out, 160, COCO128, calib_images=2, guard_images=2, max_drop=1.0,
+                                   force=True, log=warnings.append)
+    assert out.exists() and not report["passed"] and warnings[-1].startswith("WARNING: AP50 fp32 30.00")
+    import yolokit
+
+    assert yolokit.load(out).meta["int8"]["ap50_int8"] == 25.0
+    report = fake_int8.export_int8(tiny, out, 160, COCO128, calib_images=2, guard_images=2, max_drop=5.0,
+                                   log=warnings.append)
+    assert report["passed"] and "within the 5.00-point limit" in warnings[-1]
+
+
+def test_int8_guard_needs_held_out_images(tiny, tmp_path):
+    from yolokit.apps.export import accuracy_guard, export_int8
+    from yolokit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="images the calibration did not see"):
+        export_int8(tiny, tmp_path / "x.onnx", 160, COCO128, guard_split="train")
+    assert accuracy_guard(30.0, 29.0, 1.0)[0] and not accuracy_guard(30.0, 28.99, 1.0)[0]
