@@ -48,6 +48,7 @@ CASES = [
     (EVAL + ["--match-iou", "1.1"], "--match-iou 1.1: must be in [0, 1]"),
     (EVAL + ["--coco-max-dets", "0"], "--coco-max-dets 0: must be an integer >= 1"),
     (EVAL + ["--batch", "0"], "--batch 0: must be an integer >= 1"),
+    (EVAL + ["--worst", "-1"], "--worst -1: must be an integer >= 0"),
     (TRAIN + ["--batch", "0"], "--batch 0: must be an integer >= 1"),
     (TRAIN + ["--batch", "-4"], "--batch -4: must be an integer >= 1"),
     (TRAIN + ["--lr", "-1"], "--lr -1: must be > 0"),
@@ -136,3 +137,11 @@ def test_from_args_takes_the_namespace_fields():
     assert (s.imgsz, s.conf, s.batch, s.report_conf, s.match_iou, s.coco_max_dets) == (320, 0.01, 4, 0.5, 0.75, 10)
     with pytest.raises(ConfigError, match=r"^--match-iou 2: must be in \[0, 1\]$"):
         EvalSettings.from_args(args, match_iou=2)
+
+
+def test_class_index_beyond_the_model_is_an_error():
+    from yolokit.cli.detect import parse_classes
+
+    assert parse_classes(["1", "dog"], ["cat", "dog"]) == [1, 1]
+    with pytest.raises(ConfigError, match=r"^--classes 2: the model has 2 classes, indices 0\.\.1$"):
+        parse_classes(["2"], ["cat", "dog"])

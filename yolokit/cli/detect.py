@@ -110,6 +110,8 @@ def parse_classes(values, names) -> list[int] | None:
     out = []
     for v in values:
         if v.isdigit():
+            if names is not None and int(v) >= len(names):
+                raise ConfigError(f"--classes {v}: the model has {len(names)} classes, indices 0..{len(names) - 1}")
             out.append(int(v))
         elif names is not None and v in names:
             out.append(names.index(v))

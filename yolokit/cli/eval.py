@@ -111,9 +111,10 @@ def run(args) -> int:
 
     from yolokit.errors import ConfigError
     from yolokit.eval import evaluate, format_table, save_detections
-    from yolokit.settings import EvalSettings
+    from yolokit.settings import EvalSettings, check_int
 
     settings = EvalSettings.from_args(args)  # every bad value is one line, before any file is read
+    check_int("worst", getattr(args, "worst", 0), 0)
     if bool(args.pred) == bool(args.model):
         raise ConfigError("give exactly one of --pred results.json or --model CFG|CKPT")
     ds = load_ground_truth(args)
