@@ -69,7 +69,8 @@ def build_tracker(args, low_conf: float):
         if value is None:
             continue
         if args.tracker not in takers:
-            raise ConfigError(f"--{name.replace('_', '-')} applies to {' and '.join(takers)}, not --tracker {args.tracker}")
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} applies to {' and '.join(takers)}, not --tracker {args.tracker}")
         kwargs[name] = value
     if args.tracker == "bytetrack":  # SORT reports the Kalman box anyway and has no low-score pass
         kwargs["low_conf"] = low_conf
@@ -114,7 +115,9 @@ def _run_dets(args) -> int:
 
 def _sequence_name(det_path: Path) -> str:
     """MOTChallenge layout <seq>/det/det.txt -> <seq>; otherwise the file's stem."""
-    return det_path.parent.parent.name if det_path.parent.name == "det" and det_path.parent.parent.name else det_path.stem
+    if det_path.parent.name == "det" and det_path.parent.parent.name:
+        return det_path.parent.parent.name
+    return det_path.stem
 
 
 def _run_video(args) -> int:

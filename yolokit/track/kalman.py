@@ -128,7 +128,8 @@ class ByteKalman(_LinearKalman):
 
     # Standard deviations = height x weight + constant (the aspect ratio's are fixed), per state entry.
     _p, _v = pos_weight, vel_weight
-    _init = (np.array([2 * _p, 2 * _p, 0, 2 * _p, 10 * _v, 10 * _v, 0, 10 * _v]), np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0]))
+    _init = (np.array([2 * _p, 2 * _p, 0, 2 * _p, 10 * _v, 10 * _v, 0, 10 * _v]),
+             np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0]))
     _process = (np.array([_p, _p, 0, _p, _v, _v, 0, _v]), np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0]))
     _measure = (np.array([_p, _p, 0, _p]), np.array([0, 0, 1e-1, 0]))
 

@@ -117,15 +117,14 @@ class _Tracker:
         ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
         self.next_id += n
         zeros = np.zeros(n, dtype=np.int64)
-        self.tracks.extend(_Tracks(mean, cov, dets[:, :4].copy(), ids, dets[:, 4].astype(float), dets[:, 5].astype(float),
+        self.tracks.extend(_Tracks(mean, cov, dets[:, :4].copy(), ids, dets[:, 4].copy(), dets[:, 5].copy(),
                                    zeros + hits, zeros + hits, zeros.copy(), np.zeros(n, dtype=np.int8),
                                    np.full(n, confirmed)))
 
     def _report(self, mask: np.ndarray) -> np.ndarray:
         t = self.tracks
         box = self.kalman.to_xyxy(t.mean[mask]) if self.kalman_box else t.box[mask]
-        return np.concatenate((box, t.score[mask, None], t.cls[mask, None],
-                               t.id[mask, None]), 1)
+        return np.concatenate((box, t.score[mask, None], t.cls[mask, None], t.id[mask, None]), 1)
 
     def update(self, dets) -> np.ndarray:
         """Advance one frame with this frame's detections ``[K, 6]``; returns the reported tracks ``[M, 7]``."""
