@@ -104,3 +104,15 @@ def test_data_positional_is_the_same_as_data_flag(command, capsys):
 def test_data_is_required_where_there_is_no_other_source(capsys):
     assert main(["split"]) == 2
     assert "--data: required" in capsys.readouterr().err
+
+
+def test_parser_and_settings_do_not_import_torch():
+    """--help stays instant: building every parser and a cpu settings object imports no torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from yolokit.cli import build_parser; build_parser(); "
+            "from yolokit.settings import PredictSettings; from yolokit.engine.config import TrainConfig; "
+            "PredictSettings(device='cpu'); TrainConfig(model='m', data='d'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
