@@ -142,7 +142,7 @@ def _draw(ax, rs, ps_curve: list, aps: list, title: str):
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper right", fontsize=8)  # over the FN band, clear of the curves
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the axes: bands stay visible
 
 
 def plot_bands(result: dict, out_dir: str | Path, per_class: bool = True) -> list[Path]:
@@ -164,7 +164,7 @@ def plot_bands(result: dict, out_dir: str | Path, per_class: bool = True) -> lis
         groups += [(f"super_{s}", ks) for s, ks in sups.items()]
     written = []
     for name, ks in groups:
-        fig = _figure(figsize=(10, 9), dpi=90)
+        fig = _figure(figsize=(13, 9), dpi=90)
         for a, area in enumerate(AREAS):
             sel = ps[:, :, ks, a]  # [7, R, k]
             ax = fig.add_subplot(2, 2, a + 1)
@@ -176,7 +176,7 @@ def plot_bands(result: dict, out_dir: str | Path, per_class: bool = True) -> lis
         written.append(path)
     if per_class:
         for k in have:
-            fig = _figure(figsize=(5.5, 5), dpi=80)
+            fig = _figure(figsize=(7, 4.6), dpi=85)
             ax = fig.add_subplot(1, 1, 1)
             sel = ps[:, :, k, 0]
             _draw(ax, rs, list(sel), [float(s.mean()) for s in sel],
