@@ -56,7 +56,7 @@ def _open(path: Path):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(path, "oversized_image", str(exc).split(" could be")[0]) from None
+        raise ImageError(path, "oversized_image", str(exc).split(",")[0]) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(path, "corrupt_image", str(exc) or type(exc).__name__) from None
 

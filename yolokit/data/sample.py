@@ -123,9 +123,15 @@ class ProblemReport:
         return iter(self.problems)
 
     def summary(self) -> str:
-        """One line, e.g. ``2 label_without_image, 2 background``; ``no problems`` when clean."""
+        """One line, e.g. ``2 label_without_image, 2 background (first: FILE: WHAT)``; ``no problems`` when
+        clean. The first problem that drops data is named, so every command's one-line report points at a file
+        and record (``yolokit check`` lists them all)."""
         c = self.counts()
-        return ", ".join(f"{n} {k}" for k, n in sorted(c.items())) if c else "no problems"
+        if not c:
+            return "no problems"
+        text = ", ".join(f"{n} {k}" for k, n in sorted(c.items()))
+        first = next((p for p in self.problems if p.kind not in ("background", "clipped_box")), None)
+        return text + (f" (first: {first.file}: {first.problem})" if first is not None else "")
 
 
 CLIP_TOLERANCE = 0.01  # pixels

@@ -89,6 +89,10 @@ def _load_failure(path: Path, exc: Exception) -> str:
     text = str(exc)
     if path.stat().st_size == 0:
         return "empty file"
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic != b"PK" and magic[:1] != b"\x80":  # neither torch.save's zip nor its legacy pickle format
+        return "not a torch.save file"
     if "Weights only load failed" in text:
         return "it holds pickled objects; yolokit loads weights only and runs no code from a file"
     if "central directory" in text or "zip archive" in text:
