@@ -118,6 +118,10 @@ def run(args) -> int:
     if bool(args.pred) == bool(args.model):
         raise ConfigError("give exactly one of --pred results.json or --model CFG|CKPT")
     ds = load_ground_truth(args)
+    if args.model:  # the model reads every image: bad ones reported and left out, as train and detect do
+        from yolokit.data.config import drop_undecodable
+
+        drop_undecodable(ds)
     if len(ds.problems):
         print(f"ground truth: {len(ds)} images, {ds.num_boxes} boxes; data problems: {ds.problems.summary()} "
               f"(see `yolokit check`)", file=sys.stderr)

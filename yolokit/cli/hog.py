@@ -61,7 +61,7 @@ def run_train(args) -> int:
     check_positive("C", args.c)
     check_int("limit", args.limit, 0)
 
-    data = load_dataset(args.data, split=args.split)
+    data = load_dataset(args.data, split=args.split, decode=True)  # bad images reported and left out
     names = list(data.class_names)
     if args.class_name is None:
         if len(names) != 1:
