@@ -1,16 +1,28 @@
-"""Smoke test of `yolokit bench infer` on the smallest real model (no timing assertions)."""
+"""`yolokit bench infer` on the smallest real model: every contender agrees (no timing assertions)."""
+
+import pytest
 
 from yolokit.cli import main
 
 
-def test_bench_infer_runs_and_writes_its_section(shared, tmp_path, capsys):
+def test_bench_infer_sweeps_sizes_and_checks_every_contender(shared, tmp_path):
+    pytest.importorskip("onnxruntime")
     stem = shared / "yolo_fastest_darknet" / "ModelZoo" / "yolo-fastest-1.1_body" / "yolo-fastest-1.1_body"
     md = tmp_path / "BENCH.md"
     md.write_text("# Benchmarks\n")
-    rc = main(["bench", "infer", "--cfg", f"{stem}.cfg", "--weights", f"{stem}.weights", "--imgsz", "320",
-               "--repeat", "1", "--threads", "1", "--shared", str(shared), "--write", str(md)])
+    rc = main(["bench", "infer", "--cfg", f"{stem}.cfg", "--weights", f"{stem}.weights", "--sizes", "160", "224",
+               "--repeat", "1", "--int8-sizes", "224", "--calib-images", "2", "--ap-images", "4",
+               "--shared", str(shared), "--write", str(md)])
     assert rc == 0
     text = md.read_text()
-    assert "<!-- bench:infer -->" in text and "optimize_for_inference (fused oneDNN)" in text
-    rows = [line for line in text.splitlines() if line.startswith("| 1 (")]
-    assert rows and all("| yes |" in line for line in rows if "bfloat16" not in line)
+    assert "<!-- bench:infer -->" in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| 160 |") or line.startswith("| 224 |")]
+    names = {(r[0][2:], r[1]) for r in rows}
+    for size in ("160", "224"):
+        for name in ("eager", "fast path (optimize_for_inference)", "ONNX Runtime fp32"):
+            assert (size, name) in names
+    assert ("224", "ONNX Runtime int8 (static, QDQ)") in names and ("160", "ONNX Runtime int8 (static, QDQ)") not in names
+    fp32 = [r for r in rows if "int8" not in r[1]]
+    assert fp32 and all(r[-1].startswith("yes (") for r in fp32)           # same detections as eager torch
+    int8 = next(r for r in rows if "int8" in r[1])
+    assert int8[-1].startswith("AP50 ")                                    # accuracy, not box agreement

@@ -1,127 +1,101 @@
-"""Forward latency of a Darknet model (default yolov3-tiny, bs1, 416x416) in yolokit's execution modes,
-against OpenCV 4.x's DNN module running the SAME cfg/weights in the same process, rounds interleaved.
+"""CPU inference paths of one Darknet model (default yolov3-tiny) over input sizes, contenders interleaved.
 
-Contenders (CPU): plain eager torch (``no_grad``); batch-norm folded + channels-last; ``optimize_for_inference``
-(folded BN, conv+activation fused into one oneDNN primitive with pre-packed weights, channels-last);
-optionally ``torch.compile`` (``--compile``; its warm-up is timed) and the bf16 fused model (``--bf16``; its
-accuracy is reported); OpenCV ``cv2.dnn.readNetFromDarknet`` when importable (OpenCV < 5). On a GPU (when present) eager
-fp32 and fp16 are timed too.
+Contenders at every size (``--sizes``, default 224 320 416 512 608; batch ``--batch``):
 
-Every contender's output is turned into detections (conf 0.25, NMS 0.45, yolokit.postprocess) on the three
-Darknet sample images and compared with eager torch's: "agree" means same count, same classes, IoU >= 0.99 and
-scores within 0.01.
+* ``eager``: the model under ``no_grad``;
+* ``fast path``: ``model.optimize_for_inference()`` (BN folded, conv+activation fused in oneDNN, weights
+  packed per input shape, channels-last);
+* ``ORT fp32``: yolokit's ONNX export at that size in ONNX Runtime (``yolokit.load("x.onnx")``);
+* ``ORT int8``: that export quantized (:func:`yolokit.apps.export.quantize_int8`, calibrated on
+  ``--calib-images`` coco128 train images) at the ``--int8-sizes``;
+* ``OpenCV DNN``: ``cv2.dnn.readNetFromDarknet`` on the same cfg/weights (OpenCV 4.x);
+* optional: ``--bf16`` (fast path in bfloat16), ``--compile`` (torch.compile, inductor; its warm-up is timed).
+
+Each timed round runs every contender once on the same input (so a busy machine slows all alike); the ratio
+column is the per-round median of ``contender / ORT fp32``. Agreement: fp32 contenders against eager torch on
+dog/person/horses.jpg (same count and classes, IoU >= 0.99, scores within 0.01); int8 and bf16 by AP50 (all-point,
+IoU 0.5, conf 0.001, NMS 0.6) on coco128 val2017 against ORT fp32 at the same size (``--ap-images``).
+
+``--defaults`` instead measures the OpenMP wait policy the CLI should use: default (spin), PASSIVE, 1 thread,
+each in a child process (libgomp reads ``OMP_WAIT_POLICY`` once, when torch loads it), idle and with
+``--load-procs`` busy background processes, timing detect's per-frame work (the one Predictor: letterbox +
+forward + NMS) for the fast path and ORT fp32, against OpenCV DNN (blob + forward + the same NMS).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
-HELP = "model forward latency: eager / optimized torch vs OpenCV DNN on the same Darknet files"
+HELP = "inference paths over input sizes: eager / fast path / ONNX Runtime fp32+int8 / OpenCV DNN (--defaults: OMP)"
+
+SIZES = (224, 320, 416, 512, 608)
 
 
 def add_arguments(parser):
     parser.add_argument("--cfg", default=None, help="Darknet cfg (default: shared yolov3-tiny)")
     parser.add_argument("--weights", default=None, help="Darknet weights (default: shared yolov3-tiny)")
-    parser.add_argument("--imgsz", type=int, default=416)
-    parser.add_argument("--repeat", type=int, default=30, help="timed rounds (each runs every contender once)")
-    parser.add_argument("--threads", default=None,
-                        help="comma-separated thread counts to time, e.g. 1,2 (torch and OpenCV alike; "
-                             "default: torch's current count)")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (inductor)")
-    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast of the optimized model")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="input sizes (multiples of 32)")
+    parser.add_argument("--batch", type=int, default=1, help="images per forward pass")
+    parser.add_argument("--repeat", type=int, default=10, help="timed rounds per size (each runs every contender)")
+    parser.add_argument("--threads", type=int, default=None, help="torch/ORT/OpenCV threads (default: torch's)")
+    parser.add_argument("--int8-sizes", type=int, nargs="*", default=[416],
+                        help="sizes with an int8 contender (each is calibrated; default: 416)")
+    parser.add_argument("--calib-images", type=int, default=32, help="coco128 train images for int8 calibration")
+    parser.add_argument("--ap-images", type=int, default=128,
+                        help="coco128 val2017 images for the int8/bf16 AP50 check (0: skip)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime contenders")
+    parser.add_argument("--bf16", action="store_true", help="also time the bf16 fast path")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow warm-up)")
     parser.add_argument("--shared", default=None, help="path to shared/data (default: ../shared/data)")
-    parser.add_argument("--omp-passive", action="store_true",
-                        help="also time every contender in a child process with OMP_WAIT_POLICY=PASSIVE (OpenMP "
-                             "threads sleep instead of spinning; matters on a busy, shared CPU)")
-    parser.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)  # used by --omp-passive's child
-
-
-def _passive_rows(args) -> list:
-    """Re-run this benchmark in a child process with OMP_WAIT_POLICY=PASSIVE (libgomp reads it only when it is
-    loaded, so it cannot be changed in this process) and return its table rows."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "rows.json")
-        cmd = [sys.executable, "-m", "yolokit", "bench", "infer", "--imgsz", str(args.imgsz),
-               "--repeat", str(args.repeat), "--rows-json", out]
-        for flag in ("cfg", "weights", "threads", "shared"):
-            if getattr(args, flag):
-                cmd += [f"--{flag}", str(getattr(args, flag))]
-        cmd += ["--bf16"] if args.bf16 else []
-        subprocess.run(cmd, check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
-                       stdout=subprocess.DEVNULL)
-        with open(out) as f:
-            return json.load(f)
+    parser.add_argument("--defaults", action="store_true",
+                        help="measure OMP_WAIT_POLICY default / PASSIVE / 1 thread, idle and under load, for detect")
+    parser.add_argument("--load-procs", type=int, default=2, help="busy background processes for --defaults")
+    parser.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)  # --defaults' child output
 
 
 def _shared(arg):
     from pathlib import Path
 
-    if arg:
-        return Path(arg)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return Path(arg) if arg else Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def _images(shared):
-    import cv2
+    from yolokit.data.images import read_image
 
-    from yolokit.errors import DataError
-
-    out = []
-    for name in ("dog.jpg", "person.jpg", "horses.jpg"):
-        path = shared / "yolo_fastest_darknet" / "data" / name
-        img = cv2.imread(str(path))
-        if img is None:
-            raise DataError(f"{path}: cannot read the sample image")
-        out.append(img[:, :, ::-1].copy())
-    return out
+    return [read_image(shared / "yolo_fastest_darknet" / "data" / n) for n in ("dog.jpg", "person.jpg", "horses.jpg")]
 
 
-def _blob(rgb, size):
-    import cv2
-    import torch
-
-    resized = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)
-    return torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255.0).contiguous()
-
-
-def _opencv_net(cfg, weights):
+def _opencv_net(cfg, weights, threads):
     try:
         import cv2
     except ImportError:
         return None, "cv2 not importable"
     if not hasattr(cv2.dnn, "readNetFromDarknet"):
         return None, f"OpenCV {cv2.__version__} has no Darknet importer (removed in 5.x)"
+    cv2.setNumThreads(threads)
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-    return net, f"OpenCV {cv2.__version__}"
+    return net, f"OpenCV {cv2.__version__} DNN"
 
 
-def _opencv_forward(net, model, x):
+def _opencv_forward(net, x):
     """OpenCV's rows -> yolokit's decoded layout (pixels, class probabilities without objectness).
-
-    Row order differs (OpenCV: cell then anchor); it does not matter after NMS.
-    """
+    Row order differs (OpenCV: cell then anchor); it does not matter after NMS."""
     import numpy as np
     import torch
 
     net.setInput(x.numpy())
-    outs = net.forward(net.getUnconnectedOutLayersNames())
-    rows = torch.from_numpy(np.concatenate(outs, 0))
+    rows = torch.from_numpy(np.concatenate(net.forward(net.getUnconnectedOutLayersNames()), 0))
     h, w = x.shape[2:]
     rows[:, [0, 2]] *= w
     rows[:, [1, 3]] *= h
     # OpenCV multiplies class probabilities by objectness (and zeroes products < 0.2, below conf 0.25 anyway).
     rows[:, 5:] /= rows[:, 4:5].clamp_min(1e-12)
-    return rows[None]
+    return rows.view(x.shape[0], -1, rows.shape[1])
 
 
 def _compare(ref, dets) -> tuple[bool, float, float]:
@@ -136,132 +110,275 @@ def _compare(ref, dets) -> tuple[bool, float, float]:
             return False, 0.0, float("inf")
         if not a.shape[0]:
             continue
-        iou = box_iou(a[:, :4], b[:, :4])
-        best, j = iou.max(1)
+        best, j = box_iou(a[:, :4], b[:, :4]).max(1)
         agree &= bool((a[:, 5] == b[j, 5]).all())
         min_iou = min(min_iou, best.min().item())
         max_diff = max(max_diff, (a[:, 4] - b[j, 4]).abs().max().item())
     return agree and min_iou >= 0.99 and max_diff <= 0.01, min_iou, max_diff
 
 
-def _interleaved(fns, repeat):
+def _interleaved(fns: dict, repeat: int, warmup: int = 2) -> dict:
+    """Per-contender wall times (ms): ``warmup`` untimed rounds, then ``repeat`` rounds of every contender."""
     times = {name: [] for name in fns}
-    for round_ in range(repeat + 2):  # two warm-up rounds
+    for round_ in range(repeat + warmup):
         for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
-            if round_ >= 2:
+            if round_ >= warmup:
                 times[name].append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def _ratio(times, name, peer):
+    if peer not in times:
+        return "-"
+    return statistics.median(a / b for a, b in zip(times[name], times[peer]))
 
 
 def run(args):
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.defaults or args.rows_json:
+        return _defaults(args)
+    return _sweep(args)
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+
+def _sweep(args):
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from yolokit.apps.export import ap50
     from yolokit.bench.common import markdown_table, write_section
     from yolokit.models import load
-    from yolokit.models.inference import optimize
+    from yolokit.models.predict import Predictor
+
+    shared = _shared(args.shared)
+    cfg = args.cfg or shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg"
+    weights = args.weights or shared / "yolov3_tiny_darknet" / "yolov3-tiny.weights"
+    threads = torch.get_num_threads()
+    model = load(cfg, weights)
+    fast = model.optimize_for_inference()
+    photos = _images(shared)
+    net, cv_name = _opencv_net(cfg, weights, threads)
+    notes = [] if net is not None else [f"no OpenCV contender: {cv_name}."]
+    ort = not args.no_onnx
+    if ort:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            ort, notes = False, notes + ["no ONNX Runtime contenders: onnxruntime not installed."]
+    calib = val = None
+    if ort and args.int8_sizes or args.bf16:
+        from yolokit.data import load_dataset
+
+        coco = Path(__file__).resolve().parents[2] / "configs" / "data" / "coco128_yolo.yaml"
+        calib, val = load_dataset(coco, "train"), load_dataset(coco, "val")
+    bf16 = model.optimize_for_inference(dtype=torch.bfloat16) if args.bf16 else None
+    compiled = None
+    if args.compile:
+        from yolokit.models.inference import optimize
+
+        compiled = torch.compile(optimize(model, fuse=False).model, options={"freezing": True})
+
+    load_before = os.getloadavg()
+    rows, peer = [], "ONNX Runtime fp32" if ort else None
+    tmp = tempfile.TemporaryDirectory()
+    for size in args.sizes:
+        contenders = {"eager": lambda x: _no_grad(model, x), "fast path (optimize_for_inference)": fast}
+        accuracy = {}
+        if ort:
+            from yolokit.apps.export import export_onnx, quantize_int8
+            from yolokit.models.onnx import OnnxModel
+
+            fp32_path = export_onnx(model, Path(tmp.name) / f"fp32-{size}.onnx", size)
+            contenders[peer] = OnnxModel(fp32_path, threads=threads)
+            if size in (args.int8_sizes or []):
+                t0 = time.perf_counter()
+                q = quantize_int8(model, fp32_path, Path(tmp.name) / f"int8-{size}.onnx",
+                                  (calib[i].image for i in range(min(args.calib_images, len(calib)))), size,
+                                  method="percentile")
+                notes.append(f"int8 at {size}: calibrated on {args.calib_images} coco128 train images in "
+                             f"{time.perf_counter() - t0:.0f} s.")
+                contenders["ONNX Runtime int8 (static, QDQ)"] = OnnxModel(q, threads=threads)
+                accuracy["ONNX Runtime int8 (static, QDQ)"] = None
+        if bf16 is not None:
+            contenders["fast path bf16"] = bf16
+            accuracy["fast path bf16"] = None
+        if compiled is not None:
+            def comp(x, c=compiled):
+                with torch.inference_mode():
+                    return c(x.contiguous(memory_format=torch.channels_last))
+            t0 = time.perf_counter()
+            comp(torch.rand(args.batch, 3, size, size))
+            notes.append(f"torch.compile warm-up at {size}: {time.perf_counter() - t0:.1f} s.")
+            contenders["torch.compile (inductor, freezing)"] = comp
+        if net is not None:
+            contenders[cv_name] = lambda x: _opencv_forward(net, x)
+
+        # Agreement on the real photos, each contender through the same pre/post-processing as eager.
+        def dets(fn):
+            p = Predictor(model, size)
+            batch = p.preprocess(photos)
+            return [p.postprocess(fn(batch.x[i:i + 1]).float(), _slice(batch, i))[0] for i in range(len(photos))]
+
+        ref = dets(contenders["eager"])
+        agree = {name: _compare(ref, dets(fn)) for name, fn in contenders.items() if name not in accuracy}
+        if accuracy and val is not None and args.ap_images:
+            base = ap50(contenders[peer] if ort else fast, val, size, limit=args.ap_images)
+            for name in accuracy:
+                accuracy[name] = (base, ap50(contenders[name], val, size, limit=args.ap_images))
+
+        x = Predictor(model, size).preprocess(photos[:1] * args.batch).x
+        times = _interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat)
+        for name in contenders:
+            if name in agree:
+                ok, min_iou, max_diff = agree[name]
+                check = f"{'yes' if ok else 'NO'} (IoU {min_iou:.3f}, score diff {max_diff:.4f})"
+            elif accuracy.get(name):
+                base, got = accuracy[name]
+                check = f"AP50 {got:.2f} vs {base:.2f} fp32 ({got - base:+.2f})"
+            else:
+                check = "-"
+            rows.append([size, name, statistics.median(times[name]), min(times[name]),
+                         _ratio(times, name, peer), check])
+        print(f"size {size}: done", flush=True)
+    tmp.cleanup()
+    header = ["size", "contender", "median ms", "min ms", f"x {peer or 'peer'} (per-round median)", "agreement"]
+    flops = model.flops() / 1e9
+    body = (f"`{Path(cfg).name}`, batch {args.batch}, {threads} threads, {args.repeat} interleaved rounds per size "
+            f"({flops:.2f} BFLOPs at {model.input_size[0]}, Darknet convention), OMP_WAIT_POLICY="
+            f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}.\n\n{markdown_table(header, rows)}\n\n"
+            "Agreement: fp32 contenders against eager torch on dog/person/horses.jpg through the one Predictor "
+            "(same count and classes, IoU >= 0.99, scores within 0.01); int8/bf16 by AP50 (all-point, IoU 0.5) on "
+            f"the first {args.ap_images} coco128 val2017 images against ONNX Runtime fp32 at the same size. "
+            + " ".join(notes)
+            + f"\n\nLoad average (1/5/15 min) {'/'.join(f'{v:.1f}' for v in load_before)} before, "
+            f"{'/'.join(f'{v:.1f}' for v in os.getloadavg())} after (2 cores shared with other jobs).")
+    print(body)
+    if args.write:
+        write_section(args.write, "infer", body)
+    return 0
+
+
+def _no_grad(model, x):
+    import torch
+
+    with torch.no_grad():
+        return model(x)
+
+
+def _slice(batch, i):
+    """Image ``i`` of a preprocessed batch as its own batch (same letterbox record)."""
+    from dataclasses import replace
+
+    views = [replace(v, x=v.x[i:i + 1], scales=v.scales[i:i + 1], pads=v.pads[i:i + 1]) for v in batch.views]
+    return replace(batch, views=views, shapes=batch.shapes[i:i + 1])
+
+
+# ---------------------------------------------------------------------------------------------- --defaults
+
+POLICIES = (("default (spin)", None, None), ("PASSIVE", "PASSIVE", None), ("1 thread", None, 1))
+
+
+def _busy():
+    """A CPU-bound background process (another user's job) for ``--defaults`` under load."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def _defaults(args):
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    if args.rows_json:
+        rows = _defaults_child(args)
+        with open(args.rows_json, "w") as f:
+            json.dump(rows, f)
+        return 0
+    from yolokit.bench.common import markdown_table, write_section
+
+    size = args.sizes[0] if len(args.sizes) == 1 else 416
+    rows, loads = [], []
+    for busy in (0, args.load_procs):
+        for label, policy, threads in POLICIES:
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            if policy:
+                env["OMP_WAIT_POLICY"] = policy
+            procs = [_busy() for _ in range(busy)]
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = os.path.join(tmp, "rows.json")
+                    cmd = [sys.executable, "-m", "yolokit", "bench", "infer", "--sizes", str(size), "--repeat",
+                           str(args.repeat), "--rows-json", out]
+                    cmd += ["--threads", str(threads)] if threads else []
+                    cmd += ["--shared", args.shared] if args.shared else []
+                    cmd += ["--no-onnx"] if args.no_onnx else []
+                    loads.append(os.getloadavg()[0])
+                    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+                    with open(out) as f:
+                        child = json.load(f)
+            finally:
+                for p in procs:
+                    p.kill()
+                    p.wait()
+            for name, median, ratio in child:
+                rows.append([f"{busy} busy" if busy else "no extra load", label, name, median, ratio])
+            print(f"{label}, {busy} busy: done", flush=True)
+    header = ["background", "OMP setting", "contender (detect per frame)", "median ms", "x OpenCV DNN (per-round)"]
+    body = (f"yolov3-tiny detect per frame at {size} (letterbox + forward + NMS on dog.jpg; OpenCV: blob + forward + "
+            f"the same NMS), {args.repeat} interleaved rounds, each setting in its own process; 'busy' = "
+            f"{args.load_procs} extra `while True: pass` processes during the run.\n\n"
+            f"{markdown_table(header, rows)}\n\n1-min load average at the start of each run: "
+            f"{', '.join(f'{v:.1f}' for v in loads)} (2 cores, shared with other jobs).")
+    print(body)
+    if args.write:
+        write_section(args.write, "infer-defaults", body)
+    return 0
+
+
+def _defaults_child(args):
+    """Rows ``[contender, median ms, x OpenCV]`` for detect's per-frame work at one size in this process."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from yolokit.models import load
+    from yolokit.models.predict import Predictor
     from yolokit.postprocess import postprocess
 
     shared = _shared(args.shared)
     cfg = args.cfg or shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg"
     weights = args.weights or shared / "yolov3_tiny_darknet" / "yolov3-tiny.weights"
-    thread_counts = [int(t) for t in str(args.threads).split(",")] if args.threads else [torch.get_num_threads()]
-    size = args.imgsz
+    size, threads = args.sizes[0], torch.get_num_threads()
     model = load(cfg, weights)
-    images = [_blob(img, size) for img in _images(shared)]
-    x = torch.rand(1, 3, size, size)
+    photo = _images(shared)[0]
+    fns = {"fast path": Predictor(model.optimize_for_inference(), size)}
+    tmp = tempfile.TemporaryDirectory()
+    if not args.no_onnx:
+        from yolokit.apps.export import export_onnx
+        from yolokit.models.onnx import OnnxModel
 
-    def eager(inp):
-        with torch.no_grad():
-            return model(inp)
-
-    folded = optimize(model, fuse=False)
-    fused = model.optimize_for_inference()
-    contenders = {"torch eager (no_grad)": eager, "BN folded + channels_last": folded,
-                  "optimize_for_inference (fused oneDNN)": fused}
-    notes = []
-    if args.bf16:
-        contenders["optimize_for_inference(dtype=bfloat16)"] = model.optimize_for_inference(dtype=torch.bfloat16)
-    if args.compile:
-        # freezing: weights become constants, so inductor folds them and pre-packs them for oneDNN.
-        compiled = torch.compile(optimize(model, fuse=False).model, options={"freezing": True})
-
-        def comp(inp):
-            with torch.inference_mode():
-                return compiled(inp.contiguous(memory_format=torch.channels_last))
-        t0 = time.perf_counter()
-        comp(x)
-        notes.append(f"torch.compile (inductor, freezing) warm-up: {time.perf_counter() - t0:.1f} s")
-        contenders["torch.compile (inductor, freezing)"] = comp
-    net, cv_note = _opencv_net(cfg, weights)
+        fns["ONNX Runtime fp32"] = Predictor(OnnxModel(export_onnx(model, Path(tmp.name) / "m.onnx", size),
+                                                       threads=threads), size)
+    net, cv_name = _opencv_net(cfg, weights, threads)
     if net is not None:
-        contenders[f"{cv_note} DNN"] = lambda inp: _opencv_forward(net, model, inp)
-        peer = f"{cv_note} DNN"
-    else:
-        peer = None
-        notes.append(f"no OpenCV peer: {cv_note}")
+        import cv2
 
-    # Detections on the real sample images, each contender against eager torch.
-    ref = [postprocess(eager(im).float(), 0.25, 0.45)[0] for im in images]
-    agree = {name: _compare(ref, [postprocess(fn(im).float(), 0.25, 0.45)[0] for im in images])
-             for name, fn in contenders.items()}
-    import os
-
-    load_before = os.getloadavg()[0]
-    rows = []
-    for threads in thread_counts:
-        torch.set_num_threads(threads)
-        if net is not None:
-            import cv2
-
-            cv2.setNumThreads(threads)
-        times = _interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat)
-        for name in contenders:
-            ratio = statistics.median([a / b for a, b in zip(times[name], times[peer])]) if peer else "-"
-            ok, min_iou, max_diff = agree[name]
-            rows.append([threads, name, statistics.median(times[name]), min(times[name]), ratio,
-                         "yes" if ok else "NO", f"{min_iou:.4f}", f"{max_diff:.4f}"])
-    if torch.cuda.is_available() and not args.rows_json:
-        gpu = model.to("cuda")
-        xg = x.cuda()
-
-        def cuda_fn(half):
-            def f():
-                with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
-                    gpu(xg)
-                torch.cuda.synchronize()
-            return f
-        gt = _interleaved({"cuda eager fp32": cuda_fn(False), "cuda autocast fp16": cuda_fn(True)}, args.repeat)
-        for name, v in gt.items():
-            rows.append(["-", f"{name} ({torch.cuda.get_device_name(0)})", statistics.median(v), min(v), "-", "-",
-                         "-", "-"])
-        model.to("cpu")
-    if args.rows_json:
-        import json
-
-        with open(args.rows_json, "w") as f:
-            json.dump(rows, f)
-        return 0
-    policy = os.environ.get("OMP_WAIT_POLICY", "default")
-    rows = [[f"{r[0]} ({policy})", *r[1:]] for r in rows]
-    if args.omp_passive:
-        rows += [[f"{r[0]} (PASSIVE)", *r[1:]] for r in _passive_rows(args)]
-    header = ["threads (OMP_WAIT_POLICY)", "contender", "median ms", "min ms", f"x {peer or 'peer'} (per-round median)",
-              "detections agree", "min IoU", "max score diff"]
-    table = markdown_table(header, rows)
-    flops = model.flops() * (size / model.input_size[0]) * (size / model.input_size[1])
-    body = (f"Model `{cfg}` at {size}x{size}, batch 1, {args.repeat} interleaved rounds per thread count; "
-            f"{flops / 1e9:.2f} BFLOPs (Darknet convention).\n\n{table}\n\n"
-            "Detections: conf 0.25, NMS 0.45 on dog/person/horses.jpg, compared with eager torch (same count and "
-            "classes, IoU >= 0.99, scores within 0.01). " + " ".join(notes)
-            + f"\n\nMachine load (1-min load average) {load_before:.1f} before timing, {os.getloadavg()[0]:.1f} after. "
-            "On a busy, shared CPU torch's OpenMP threads spin-wait at every barrier while their partner is "
-            "descheduled, so multi-threaded torch rows suffer far more than OpenCV's own thread pool; "
-            "OMP_WAIT_POLICY=PASSIVE (rows marked PASSIVE: a child process, same contenders) or 1 thread removes "
-            "that effect (spinning exists to cut wake-up latency on an idle machine; that case could not be measured "
-            "here).")
-    print(body)
-    if args.write:
-        write_section(args.write, "infer", body)
-    return 0
+        def opencv(images):
+            blob = torch.from_numpy(cv2.dnn.blobFromImage(images[0], 1 / 255.0, (size, size), swapRB=False))
+            return postprocess(_opencv_forward(net, blob), 0.25, 0.45)
+        fns["OpenCV DNN"] = opencv
+    times = _interleaved({name: (lambda fn=fn: fn([photo])) for name, fn in fns.items()}, args.repeat)
+    tmp.cleanup()
+    return [[name, statistics.median(times[name]), _ratio(times, name, "OpenCV DNN")] for name in fns]
