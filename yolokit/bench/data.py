@@ -136,6 +136,7 @@ def run(args) -> int:
             "(one sequential read per shard). On a local disk with a warm page cache this row measures what streaming "
             "from tars costs, not a speed-up: shards are for network and object storage, where one large read "
             "beats many small ones, and for dealing work to DDP ranks. "
+            f"Datasets under YOLOKIT_DATA_ROOT={os.environ.get('YOLOKIT_DATA_ROOT') or '(unset: datasets/)'}. "
             f"1-minute load average at the end: {load:.1f} on {os.cpu_count()} CPUs (above the CPU count, "
             "other work shared the machine and worker scaling is understated).", ""]
     header = ["data", "pipeline", "workers", "images timed", "images/s"]
