@@ -218,3 +218,35 @@ def test_checksum_algorithms_all_checked(tmp_path):
     with pytest.raises(DataError, match="sha1 mismatch"):
         dl.verify(f, a)
     assert not f.exists()
+
+
+def test_voc_and_coco_presets_read_the_publishers_layouts(shared, tmp_path, monkeypatch, capsys):
+    """configs/data/voc.yaml (07+12 trainval -> 07 test) and coco.yaml on small trees in the layouts the
+    real archives unpack to, made of the shared VOC2012 sample and COCO128 (linked, not copied)."""
+    db = shared / "voc2012_rodm" / "data" / "database"
+    ids = sorted(p.stem for p in (db / "gts" / "pascalvoc_format").glob("*.xml"))
+    parts = {("VOC2007", "trainval"): ids[:30], ("VOC2007", "test"): ids[30:50], ("VOC2012", "trainval"): ids[50:]}
+    for (year, split), chosen in parts.items():
+        devkit = tmp_path / "voc" / "VOCdevkit" / year
+        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+            (devkit / sub).mkdir(parents=True, exist_ok=True)
+        for i in chosen:
+            (devkit / "Annotations" / f"{i}.xml").symlink_to(db / "gts" / "pascalvoc_format" / f"{i}.xml")
+            (devkit / "JPEGImages" / f"{i}.jpg").symlink_to(db / "images" / f"{i}.jpg")
+        (devkit / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(i + "\n" for i in chosen))
+    (tmp_path / "coco").mkdir()
+    for sub in ("annotations", "train2017", "val2017"):
+        (tmp_path / "coco" / sub).symlink_to(shared / "coco128_cocojson" / sub, target_is_directory=True)
+    monkeypatch.setenv("YOLOKIT_DATA_ROOT", str(tmp_path))
+    presets = ROOT / "configs" / "data"
+    train, val = load_dataset(presets / "voc.yaml", "train"), load_dataset(presets / "voc.yaml", "val")
+    assert (len(train), len(val)) == (80, 20)
+    assert {r.image_id for r in val.records} == set(ids[30:50])  # VOC2007 test only
+    assert train.num_boxes + val.num_boxes == 273
+    assert sum(int(r.difficult.sum()) for ds in (train, val) for r in ds.records) == 38
+    assert train.class_names == val.class_names and len(train.class_names) == 20
+    assert main(["check", str(presets / "voc.yaml"), "--json", "--no-decode"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["splits"]["train"]["images"], out["splits"]["val"]["images"], out["boxes"]) == (80, 20, 273)
+    coco = load_dataset(presets / "coco.yaml", "train", check_images=False)
+    assert (len(coco), coco.num_boxes, len(coco.class_names)) == (128, 939, 80)
