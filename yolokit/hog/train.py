@@ -199,14 +199,14 @@ def calibrate(model: HogSvmDetector, images: _Images, iou: float = 0.45) -> tupl
             continue
         keep = nms_xyxy(torch.from_numpy(det), torch.from_numpy(raw), torch.zeros(len(det)), iou).numpy()
         det, raw = det[keep], raw[keep]
-        iou = _iou(det, boxes)
+        overlap = _iou(det, boxes)  # not `iou`: that is the NMS threshold of the next image
         tp = np.zeros(len(det), bool)
         taken = np.zeros(len(boxes), bool)
         for k in range(len(det)):  # score order; one detection per ground-truth box
-            if iou.shape[1] == 0:
+            if overlap.shape[1] == 0:
                 break
-            j = int(np.argmax(iou[k]))
-            if iou[k, j] >= 0.5 and not taken[j]:
+            j = int(np.argmax(overlap[k]))
+            if overlap[k, j] >= 0.5 and not taken[j]:
                 tp[k] = taken[j] = True
         scores.append(raw)
         labels.append(tp)
