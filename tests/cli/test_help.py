@@ -116,3 +116,12 @@ def test_parser_and_settings_do_not_import_torch():
             "PredictSettings(device='cpu'); TrainConfig(model='m', data='d'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_info_takes_the_model_as_word_or_flag(capsys):
+    assert main(["info", "yolov3-tiny", "-q"]) == 0
+    word = capsys.readouterr().out
+    assert main(["info", "--model", "yolov3-tiny", "-q"]) == 0
+    assert capsys.readouterr().out == word and "BFLOPs: 5.565" in word
+    assert main(["info"]) == 2
+    assert "give a model" in capsys.readouterr().err

@@ -16,7 +16,9 @@ HELP = "layers, parameters and FLOPs of a model (cfg, checkpoint or configs/mode
 
 
 def add_arguments(parser):
-    parser.add_argument("model", help="a .cfg file, a yolokit checkpoint, or a name in configs/models")
+    parser.add_argument("model", nargs="?", help="a .cfg file, a yolokit checkpoint, or a name in configs/models")
+    parser.add_argument("--model", dest="model_option", metavar="MODEL",
+                        help="the same as MODEL, spelled as the other commands spell it")
     parser.add_argument("--imgsz", default=None, help="input size: N or HxW (default: the cfg's [net] size)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the totals")
 
@@ -65,7 +67,14 @@ def summary(model_arg: str, imgsz: tuple[int, int] | None = None):
 
 
 def run(args) -> int:
-    model, source = summary(args.model, parse_imgsz(args.imgsz))
+    from yolokit.errors import ConfigError
+
+    if args.model and args.model_option and args.model != args.model_option:
+        raise ConfigError(f"model given twice: {args.model} and --model {args.model_option}")
+    name = args.model or args.model_option
+    if not name:
+        raise ConfigError("give a model: yolokit info MODEL (a .cfg, a checkpoint or a name in configs/models)")
+    model, source = summary(name, parse_imgsz(args.imgsz))
     h, w = model.input_size
     params = sum(p.numel() for p in model.parameters())
     if not args.quiet:
