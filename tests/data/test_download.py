@@ -247,6 +247,6 @@ def test_voc_and_coco_presets_read_the_publishers_layouts(shared, tmp_path, monk
     assert train.class_names == val.class_names and len(train.class_names) == 20
     assert main(["check", str(presets / "voc.yaml"), "--json", "--no-decode"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert (out["splits"]["train"]["images"], out["splits"]["val"]["images"], out["boxes"]) == (80, 20, 273)
+    assert (out["images"], out["boxes"]) == (100, 273)  # 80 train + 20 val images
     coco = load_dataset(presets / "coco.yaml", "train", check_images=False)
     assert (len(coco), coco.num_boxes, len(coco.class_names)) == (128, 939, 80)
