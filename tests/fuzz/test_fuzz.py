@@ -143,13 +143,13 @@ CASES = {
                                     ["e.jpg", "cannot be decoded"]),
     "detect/truncated-jpeg": lambda t: (["detect", good_yolo(t, **{"t.jpg": truncated_jpeg()}).parent / "images",
                                          "--model", micro_cfg(t), "--random-weights", "--out", t / "o",
-                                         "--no-save"] + FAST, 0, ["t.jpg", "truncated"]),
+                                         "--nosave"] + FAST, 0, ["t.jpg", "truncated"]),
     "detect/corrupt-middle-jpeg": lambda t: (["detect", good_yolo(t, **{"m.jpg": corrupt_middle_jpeg()}).parent /
                                               "images", "--model", micro_cfg(t), "--random-weights", "--out",
-                                              t / "o", "--no-save"] + FAST, 0, ["m.jpg", "cannot be decoded"]),
+                                              t / "o", "--nosave"] + FAST, 0, ["m.jpg", "cannot be decoded"]),
     "detect/bomb-png": lambda t: (["detect", good_yolo(t, **{"big.png": bomb_png()}).parent / "images",
                                    "--model", micro_cfg(t), "--random-weights", "--out", t / "o",
-                                   "--no-save"] + FAST, 0, ["big.png", "decompression-bomb"]),
+                                   "--nosave"] + FAST, 0, ["big.png", "decompression-bomb"]),
     "detect/missing-source": lambda t: (["detect", t / "nothing.jpg", "--model", micro_cfg(t), "--random-weights"],
                                         2, ["nothing.jpg"]),
     # --- YOLO txt labels -------------------------------------------------------------------------------
@@ -305,6 +305,16 @@ CASES = {
                                          write_yolo(t, {"t.jpg": truncated_jpeg()}, {"t.txt": "0 .5 .5 .2 .2\n"}),
                                          "--out", t / "run", "--workers", "0", "--no-progress"], 2,
                                         ["split 'train' has no images"]),
+    "train/corrupt-image-left-out": lambda t: (["train", "--model", micro_cfg(t), "--data",
+                                                good_yolo(t, **{"m.jpg": corrupt_middle_jpeg()}), "--out", t / "run",
+                                                "--epochs", "1", "--imgsz", "64", "--batch", "2", "--burn-in", "0",
+                                                "--workers", "0", "--no-progress"], 0, ["m.jpg", "cannot be decoded"]),
+    "eval/model-corrupt-image-left-out": lambda t: (["eval", "--data", good_yolo(t, **{"m.jpg": corrupt_middle_jpeg()}),
+                                                     "--model", micro_cfg(t), "--random-weights", "--imgsz", "64",
+                                                     "--metrics", "voc"], 0, ["m.jpg", "cannot be decoded"]),
+    "hog/train-corrupt-image-left-out": lambda t: (["hog", "train", "--data",
+                                                    good_yolo(t, **{"m.jpg": corrupt_middle_jpeg()}), "--split",
+                                                    "train", "--out", t / "h.npz"], 0, ["m.jpg", "cannot be decoded"]),
     "hog/npz-empty": lambda t: (["hog", "detect", _image(t), "--model", npz(t, "empty"), "--no-progress"], 2,
                                 ["empty.npz", "unreadable HOG+SVM model"]),
     "hog/npz-truncated": lambda t: (["hog", "detect", _image(t), "--model", npz(t, "truncated"), "--no-progress"],
@@ -459,7 +469,7 @@ def test_truncated_and_damaged_video_report_lost_frames(tmp_path, shared):
 def test_detect_reports_a_truncated_video(tmp_path, shared):
     data = VIDEO02.read_bytes()
     clip = _write(tmp_path / "cut.avi", data[: len(data) // 3])
-    code, out, err = run_cli(["detect", clip, "--model", micro_cfg(tmp_path), "--random-weights", "--no-save",
+    code, out, err = run_cli(["detect", clip, "--model", micro_cfg(tmp_path), "--random-weights", "--nosave",
                               "--out", tmp_path / "o", "--imgsz", "32", "--no-progress"])
     assert code == 0 and "Traceback" not in err
     lost = [ln for ln in err.splitlines() if "never arrived" in ln]
