@@ -250,3 +250,19 @@ def test_voc_and_coco_presets_read_the_publishers_layouts(shared, tmp_path, monk
     assert (out["images"], out["boxes"]) == (100, 273)  # 80 train + 20 val images
     coco = load_dataset(presets / "coco.yaml", "train", check_images=False)
     assert (len(coco), coco.num_boxes, len(coco.class_names)) == (128, 939, 80)
+
+
+def test_check_download_fetches_first_then_leaves_it(shared, tmp_path, monkeypatch, capsys):
+    z = github_zip(shared / "raccoon", "raccoon_dataset-93938849301895fb73909842ba04af9b602f677a",
+                   tmp_path / "raccoon_dataset-93938849.zip")
+    monkeypatch.setenv("YOLOKIT_DATA_ROOT", str(tmp_path / "home"))
+    data = str(ROOT / "configs" / "data" / "raccoon.yaml")
+    with Mirror() as m:
+        m.add(z.name, z.read_bytes())
+        monkeypatch.setenv("YOLOKIT_DATA_MIRROR", m.base)
+        assert main(["check", data, "--no-decode", "--download"]) == 0
+        out = capsys.readouterr().out
+        assert "raccoon_dataset-93938849.zip (size unknown)" in out and "problems: none" in out
+        n = len(m.requests)
+        assert main(["check", data, "--no-decode", "--download"]) == 0  # present: nothing fetched
+        assert len(m.requests) == n == 1

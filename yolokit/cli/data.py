@@ -32,14 +32,16 @@ def add_arguments(parser):
 def run(args) -> int:
     import sys
 
-    from yolokit.data.download import DATA_ROOT_ENV, _human, available, get, marker_ok, read_target
+    from yolokit.data.download import DATA_ROOT_ENV, STATE, _human, available, get, marker_ok, read_target
 
     if args.action == "list":
         for name in available():
             root, archives, path, raw = read_target(name)
             size = sum(a.size or 0 for a in archives)
-            state = "complete" if all(marker_ok(root, a) for a in archives) else (
-                "present (not fetched by yolokit)" if root.is_dir() else "absent")
+            done = sum(marker_ok(root, a) for a in archives)
+            state = ("complete" if done == len(archives) else
+                     f"partial ({done}/{len(archives)} archives)" if (root / STATE).is_dir() else
+                     "present (not fetched by yolokit)" if root.is_dir() and any(root.iterdir()) else "absent")
             print(f"{name:18s} {(_human(size) if size else '?'):>9s}  {state:32s} {root}")
         return 0
 

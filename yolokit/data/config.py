@@ -3,7 +3,9 @@
 A description names the format, a root, the class names and the splits::
 
     format: voc                # voc | coco | yolo
-    root: ../../../shared/data/raccoon   # relative to the folder of this YAML file (or absolute)
+    root: ${YOLOKIT_DATA_ROOT:-../../datasets}/raccoon   # ${VAR} / ${VAR:-default} from the environment,
+                               # then relative to the folder of this YAML file (or absolute)
+    download: [{url: ..., sha256: ...}]   # optional: archives for `yolokit data get` (yolokit/data/download.py)
     names: [raccoon]           # a list, or a file relative to root: .names/.txt (one per line) or .yaml (names:)
     splits:
       train:
@@ -12,7 +14,9 @@ A description names the format, a root, the class names and the splits::
         list: data/train_labels.csv # optional: .txt ids/file names/paths, or .csv with a 'filename' column
       val: {...}
 
-YOLO splits use ``labels`` (the .txt folder) instead of ``annotations``; VOC defaults to the VOCdevkit
+A split may also be a list of such mappings, read one after the other (VOC 07+12: one part per VOCdevkit
+year, see ``configs/data/voc.yaml``). With ``download``, a split whose files are missing raises an error
+that gives the ``yolokit data get`` command. YOLO splits use ``labels`` (the .txt folder) instead of ``annotations``; VOC defaults to the VOCdevkit
 names ``Annotations`` / ``JPEGImages``. ``names`` is optional for COCO (taken from the JSON), for VOC
 (the sorted set of names found) and for YOLO txt (the indices as names); without it unknown classes
 cannot be detected. A dict with the same keys works
