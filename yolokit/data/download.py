@@ -45,8 +45,11 @@ from yolokit.errors import ConfigError, DataError
 DATA_ROOT_ENV = "YOLOKIT_DATA_ROOT"
 MIRROR_ENV = "YOLOKIT_DATA_MIRROR"
 REPO = Path(__file__).resolve().parents[2]
-PRESETS = REPO / "configs" / "data"  # data YAMLs: `yolokit data get NAME` looks here first
-DESCRIPTORS = REPO / "data"  # one descriptor per published dataset (data/README.md)
+# data YAMLs: `yolokit data get NAME` looks here first (yolokit/configs: the clone's configs/, or the wheel's copy)
+PRESETS = Path(__file__).resolve().parents[1] / "configs" / "data"
+if not PRESETS.is_dir():
+    PRESETS = REPO / "configs" / "data"
+DESCRIPTORS = REPO / "data"  # one descriptor per published dataset (data/README.md; in a clone only)
 STATE = ".yolokit"  # inside root: downloads/, tmp-*/, *.done markers
 CONFIRM_BYTES = 1 << 30
 HASHES = ("sha256", "sha1", "md5")
@@ -459,8 +462,10 @@ def get(target, data_root: str | None = None, *, yes: bool = False, confirm=None
         dest.mkdir(parents=True, exist_ok=True)
         _merge(tmp, dest)
         tmp.rmdir()
-        _marker(root, a).write_text(json.dumps({"url": a.url, "file": a.file, "files": n,
-                                                "checksums": {**got, **a.checksums}}, indent=1) + "\n")
+        tmp_marker = _marker(root, a).with_suffix(".tmp")
+        tmp_marker.write_text(json.dumps({"url": a.url, "file": a.file, "files": n,
+                                          "checksums": {**got, **a.checksums}}, indent=1) + "\n")
+        os.replace(tmp_marker, _marker(root, a))  # the marker appears whole or not at all
         if not keep_archives:
             arch.unlink()
         log(f"  {a.file}: {n} files extracted into {dest}")
