@@ -128,7 +128,9 @@ def _run_video(args) -> int:
     from yolokit.models.predict import Predictor
     from yolokit.track.draw import TrackDrawer
     from yolokit.track.mot import write_mot
+    from yolokit.cli.detect import settings
 
+    args.device = settings(args).device  # the detector's --conf/--iou/--imgsz/--max-det/--batch/--device
     sources = [open_source(s) for s in args.source]  # fail on a bad SOURCE before loading the model
     model = load_model(args)
     names = getattr(model, "class_names", None)
