@@ -120,3 +120,27 @@ def test_no_detections_all_missed():
     gt, det = _one_image([[0, 0, 10, 10]], [0], np.zeros((0, 6)))
     r = tide(gt, det, num_classes=1)
     assert r.ap == 0 and r.counts["Miss"] == 1 and r.main["Miss"] == 0  # fixing leaves no class: no gain
+
+
+@pytest.mark.parametrize("case", ["no_boxes", "only_difficult"])
+def test_edge_cases_equal_tidecv(case):
+    """Images without (counted) ground truth next to one ordinary image; on their own tidecv divides by zero
+    when a fix leaves no class to average, where yolokit reports 0."""
+    pytest.importorskip("tidecv", reason="tidecv is the test reference: pip install tidecv==1.0.1 --no-deps")
+    box, tp = np.array([[0, 0, 10, 10.]]), np.array([[0, 0, 10, 10, .95, 0]])
+    if case == "no_boxes":  # images without ground truth: every detection is Bkg
+        gt = GroundTruth.from_lists([np.zeros((0, 4)), np.zeros((0, 4)), box], [[], [], [0]])
+        det = Detections.from_lists([np.zeros((0, 6)), np.array([[0, 0, 5, 5, .9, 1]]), tp])
+    else:  # a difficult box is an ignore region: the detection on it is ignored, the other class's one is Bkg
+        gt = GroundTruth.from_lists([box, box], [[0], [0]], difficult=[[True], [False]])
+        det = Detections.from_lists([np.array([[0, 0, 10, 10, .9, 0], [0, 0, 10, 10, .8, 1]]), tp])
+    ours = tide(gt, det, num_classes=2)
+    assert_same_as_tidecv(ours, tidecv_breakdown(gt, det, ["a", "b"]))
+    assert ours.counts["Bkg"] == (1 if case == "no_boxes" else 2) and ours.counts["TP"] == 1
+    assert list(ours.status[:2]) == ([1, 0] if case == "no_boxes" else [2, 1])  # FP+TP / ignored+FP
+
+
+def test_nothing_to_average_is_zero():
+    gt = GroundTruth.from_lists([np.zeros((0, 4))], [[]])
+    r = tide(gt, Detections.from_lists([np.array([[0, 0, 5, 5, .9, 1]])]), num_classes=2)
+    assert r.ap == 0 and r.main["Bkg"] == 0 and r.counts["Bkg"] == 1  # tidecv: ZeroDivisionError

@@ -247,7 +247,7 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
         k_err[segs[todo]] = BOTH
 
     # --- Cls/Loc fixes: per untaken box, the first (highest-scoring) error pointing at it is fixable
-    fixable_err = np.flatnonzero(((k_err == CLS) | (k_err == LOC)) & ~g_used[np.maximum(k_tgt, 0)])
+    fixable_err = np.flatnonzero(((k_err == CLS) | (k_err == LOC)) & ~_take(g_used, k_tgt, True))
     usable = np.zeros(len(normal), bool)
     usable[k_tgt[fixable_err]] = True
     _, first = np.unique(k_tgt[fixable_err], return_index=True)  # kept order = score order per image
@@ -273,7 +273,7 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
             keep |= promote
             tp |= promote
             if code == CLS:
-                pts_cls = np.where(promote, g_cls[np.maximum(k_tgt, 0)], pts_cls)
+                pts_cls = np.where(promote, _take(g_cls, k_tgt, -1), pts_cls)
         elif code == "Miss":
             n = npos - np.bincount(g_cls[g_missed], minlength=num_classes)[:num_classes]
         return tide_map(pts_cls[keep], k_score[keep], tp[keep], fix_key[keep], n)
@@ -287,7 +287,7 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
 
     status[kept] = np.where(k_tp, TP, np.where(k_ign, IGNORED, FP))
     error[kept] = k_err
-    target[kept] = np.where(k_tgt >= 0, normal[np.maximum(k_tgt, 0)], -1)
+    target[kept] = _take(normal, k_tgt, -1)
     gt_matched = np.zeros(len(gt), bool)
     gt_matched[normal[g_used]] = True
     gt_missed_all = np.zeros(len(gt), bool)
@@ -297,6 +297,14 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
     return TideResult(ap=ap, main=main, special=special, counts=counts, status=status, error=error,
                       target=target, gt_matched=gt_matched, gt_missed=gt_missed_all, gt_ignored=ignore.copy(),
                       pos_thresh=pos_thresh, bg_thresh=bg_thresh)
+
+
+def _take(values: np.ndarray, index: np.ndarray, fill) -> np.ndarray:
+    """``values[index]`` where ``index >= 0``, else ``fill`` (also when ``values`` is empty)."""
+    out = np.full(len(index), fill, dtype=values.dtype)
+    ok = index >= 0
+    out[ok] = values[index[ok]]
+    return out
 
 
 def _runs(sorted_keys: np.ndarray):
