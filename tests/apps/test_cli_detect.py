@@ -1,6 +1,7 @@
 import json
 
 import cv2
+import pytest
 
 from yolokit.cli import main
 
@@ -61,8 +62,9 @@ def test_show_without_gui_is_a_clear_error(tiny_dir, photos, tmp_path, capsys):
     assert "--show needs an OpenCV build with a GUI" in capsys.readouterr().err
 
 
-def test_nosave_still_writes_json(tiny_dir, photos, tmp_path):
-    code = main(["detect", str(photos / "dog.jpg"), *model_args(tiny_dir), "--imgsz", "160", "--nosave",
+@pytest.mark.parametrize("flag", ["--no-save", "--nosave"])  # --nosave: the old spelling, a hidden alias
+def test_no_save_still_writes_json(flag, tiny_dir, photos, tmp_path):
+    code = main(["detect", str(photos / "dog.jpg"), *model_args(tiny_dir), "--imgsz", "160", flag,
                  "--save-json", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dog.json"]
