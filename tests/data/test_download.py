@@ -266,3 +266,14 @@ def test_check_download_fetches_first_then_leaves_it(shared, tmp_path, monkeypat
         n = len(m.requests)
         assert main(["check", data, "--no-decode", "--download"]) == 0  # present: nothing fetched
         assert len(m.requests) == n == 1
+
+
+def test_a_complete_part_file_is_not_fetched_again(voc_mirror):
+    m, y, spec = voc_mirror
+    root = Path(spec["root"])
+    part = root / ".yolokit" / "downloads" / f"{VOC_TAR}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(m.httpd.files[VOC_TAR])  # the transfer ended but the rename did not happen
+    dl.get(y, progress=False, log=lambda *a: None)
+    assert m.requests == [(VOC_TAR, f"bytes={spec['download'][0]['size']}-")] and VOC_TAR not in m.served
+    assert len(load_dataset(y, "val", check_images=False)) == 100

@@ -278,8 +278,12 @@ def _fetch_one(url: str, part: Path, size: int | None, progress: bool) -> None:
     try:
         resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
     except urllib.error.HTTPError as exc:
-        if exc.code == 416 and have and (size is None or have == size):
-            return  # "range not satisfiable": the part file already holds the whole file
+        if exc.code == 416 and have:
+            total = exc.headers.get("Content-Range", "").rpartition("/")[2]
+            if (size or (int(total) if total.isdigit() else None)) in (None, have):
+                return  # "range not satisfiable": the part file already holds the whole file (checksum decides)
+            part.unlink()  # longer than the file: not a prefix of it; start over
+            return _fetch_one(url, part, size, progress)
         raise
     with resp:
         status = getattr(resp, "status", 200)
