@@ -37,6 +37,7 @@ def _readme_get_commands(readme: Path) -> list[str]:
     return [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("yolokit data get")]
 
 
+@pytest.mark.slow
 def test_fresh_clone_get_data_train_eval(shared, tmp_path):
     clone = _fresh_copy(tmp_path / "yolokit")
     assert not (clone.parent / "shared").exists()
