@@ -114,7 +114,7 @@ def test_cli_tide_json_and_files(shared, capsys, tmp_path):
     db = shared / "voc2012_rodm" / "data" / "database"
     argv = ["eval", "--format", "voc", "--images", db / "images", "--annotations", db / "gts/pascalvoc_format",
             "--names", db / "voc.names", "--pred", db / "dets/coco_format/coco_dets.json", "--metrics", "voc",
-            "--tide", "--worst", "2", "--save-dir", tmp_path, "--json"]
+            "--tide", "--worst", "2", "--out", tmp_path, "--json"]
     assert main([str(a) for a in argv]) == 0
     m = json.loads(capsys.readouterr().out)
     assert set(m["tide"]["main"]) == {"Cls", "Loc", "Both", "Dupe", "Bkg", "Miss"}
@@ -124,4 +124,21 @@ def test_cli_tide_json_and_files(shared, capsys, tmp_path):
     assert len(list((tmp_path / "worst").glob("*.png"))) == 2 and (tmp_path / "drilldown.json").is_file()
     assert main(["eval", "--format", "voc", "--images", str(db / "images"), "--annotations",
                  str(db / "gts/pascalvoc_format"), "--names", str(db / "voc.names"), "--pred",
-                 str(db / "dets/coco_format/coco_dets.json"), "--worst", "2"]) == 2  # needs --save-dir
+                 str(db / "dets/coco_format/coco_dets.json"), "--worst", "2"]) == 2  # needs --out
+
+
+def test_detect_conf_file_end_to_end(shared, tmp_path):
+    """`yolokit detect --conf-file`: the NMS runs at the lowest class threshold, each class keeps its own."""
+    d = shared / "yolov3_tiny_darknet"
+    (tmp_path / "thr.json").write_text(json.dumps({"dog": 0.01, "bicycle": 0.9, "car": 0.9, "truck": 0.9}))
+    argv = ["detect", shared / "yolo_fastest_darknet" / "data" / "dog.jpg", "--model", d / "yolov3-tiny.cfg",
+            "--weights", d / "yolov3-tiny.weights", "--conf", "0.5", "--save-json", "--no-save",
+            "--out", tmp_path / "out", "--no-progress"]
+    assert main([str(a) for a in argv]) == 0
+    plain = json.loads((tmp_path / "out" / "dog.json").read_text())
+    assert {r["category_id"] for r in plain} >= {2, 18}  # bicycle and dog at --conf 0.5 (COCO ids)
+    assert main([str(a) for a in argv] + ["--conf-file", str(tmp_path / "thr.json")]) == 0
+    per_class = json.loads((tmp_path / "out" / "dog.json").read_text())
+    assert {r["category_id"] for r in per_class} == {18}  # bicycle/car/truck need 0.9 now
+    assert min(r["score"] for r in per_class) < 0.5  # dog's 0.01 reaches below --conf
+    assert all(r["score"] >= 0.01 for r in per_class)
