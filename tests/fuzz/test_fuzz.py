@@ -225,6 +225,10 @@ CASES = {
     # --- split -----------------------------------------------------------------------------------------
     "split/bad-ratios": lambda t: (["split", "--data", good_yolo(t), "--ratios", "0.9", "0.9", "--out", t / "s"], 2,
                                    ["ratios"]),
+    "split/yolo-nan-label-reported": lambda t: (["split", "--data", write_yolo(t, {"a.jpg": jpeg(), "b.jpg": jpeg2()},
+                                                 {"a.txt": "0 0.5 0.5 nan 0.2\n", "b.txt": "0 .5 .5 .2 .2\n"}),
+                                                 "--split", "train", "--ratios", "0.5", "0.5", "--out", t / "s"], 0,
+                                                ["a.txt", "line 1", "NaN"]),
     "split/missing-data": lambda t: (["split", "--data", t / "none.yaml", "--out", t / "s"], 2, ["none.yaml"]),
     "split/coco-json-is-5": lambda t: (["split", "--data", write_coco(t, None, "5"), "--out", t / "s"], 2,
                                        ["instances.json"]),

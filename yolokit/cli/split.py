@@ -36,4 +36,8 @@ def run(args) -> int:
     for n in names:
         print(n.ljust(width) + "".join(f"{v['per_class'][n]:>8}" for v in parts.values()))
     print(f"wrote {', '.join(str(Path(out) / (p + '.txt')) for p in parts)} and {result['yaml']}")
+    if len(result.get("problems", ())):
+        import sys
+
+        print(f"{args.data}: {result['problems'].summary()} (`yolokit check` lists them)", file=sys.stderr)
     return 0

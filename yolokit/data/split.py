@@ -88,6 +88,7 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
     import yaml
 
     from yolokit.data.config import load_dataset, read_spec
+    from yolokit.data.sample import ProblemReport
     from yolokit.errors import ConfigError
 
     ratios = [float(r) for r in ratios]
@@ -106,9 +107,10 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
         raise ConfigError(f"{source}: unknown split in {names}; it has {list(data['splits'])}")
     if any(d != defs[0] for d in defs):
         raise ConfigError(f"{source}: splits {names} use different folders; choose one with --split")
-    records, seen = [], set()
+    records, seen, problems = [], set(), ProblemReport()
     for s in names:
         ds = load_dataset(spec, s)
+        problems.extend(ds.problems)  # the records left out are named to the user (yolokit split prints them)
         for r in ds.records:
             if r.path not in seen:
                 seen.add(r.path)
@@ -118,7 +120,7 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     part_names = PART_NAMES[len(ratios)]
-    result = {"parts": {}, "yaml": out / "data.yaml"}
+    result = {"parts": {}, "yaml": out / "data.yaml", "problems": problems}
     desc = {k: v for k, v in data.items() if k != "splits"}
     desc["description"] = (f"{len(ratios)}-way stratified split {ratios} (seed {seed}) of {source} "
                            f"by yolokit split")
