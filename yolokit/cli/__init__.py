@@ -143,9 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_omp_wait_policy() -> None:
+    """``OMP_WAIT_POLICY=PASSIVE`` unless the user set it (``ACTIVE`` brings back spinning).
+
+    OpenMP threads spin at every barrier by default; on a shared CPU (another job, a video decoder thread, the
+    writer thread) that spinning steals the cores the partner thread needs, and yolov3-tiny's detect per frame
+    was 2.6x slower than with PASSIVE (BENCHMARKS.md "infer-defaults"). libgomp reads the variable once, when
+    torch loads it, so this only acts before torch is imported (the console script's start)."""
+    import os
+
+    if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 def main(argv: list[str] | None = None) -> int:
     from yolokit.errors import YolokitError
 
+    default_omp_wait_policy()
     args = build_parser().parse_args(argv)
     try:
         _merge_data(args)
