@@ -26,3 +26,22 @@ def test_bench_infer_sweeps_sizes_and_checks_every_contender(shared, tmp_path):
     assert fp32 and all(r[-1].startswith("yes (") for r in fp32)           # same detections as eager torch
     int8 = next(r for r in rows if "int8" in r[1])
     assert int8[-1].startswith("AP50 ")                                    # accuracy, not box agreement
+
+
+@pytest.mark.parametrize("given,preload,expected", [(None, "", "PASSIVE"), ("ACTIVE", "", "ACTIVE"),
+                                                    (None, "import torch; ", "unset")])
+def test_console_script_defaults_to_passive_openmp_waiting(given, preload, expected):
+    """The CLI's default (BENCHMARKS.md "infer-defaults"): PASSIVE unless the user chose, and only when it can
+    still act (libgomp reads the variable when torch loads it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = (f"import os; {preload}from yolokit.cli import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('OMP_WAIT_POLICY', 'unset'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[-1] == expected, out.stderr

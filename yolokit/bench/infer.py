@@ -318,7 +318,10 @@ def _defaults(args):
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     out = os.path.join(tmp, "rows.json")
-                    cmd = [sys.executable, "-m", "yolokit", "bench", "infer", "--sizes", str(size), "--repeat",
+                    # torch imported before the CLI's main: it then leaves OMP_WAIT_POLICY as given here
+                    # (unset = the OpenMP runtime's default), see yolokit.cli.default_omp_wait_policy.
+                    cmd = [sys.executable, "-c", "import sys, torch; from yolokit.cli import main; "
+                           "sys.exit(main(sys.argv[1:]))", "bench", "infer", "--sizes", str(size), "--repeat",
                            str(args.repeat), "--rows-json", out]
                     cmd += ["--threads", str(threads)] if threads else []
                     cmd += ["--shared", args.shared] if args.shared else []
