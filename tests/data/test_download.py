@@ -277,3 +277,18 @@ def test_a_complete_part_file_is_not_fetched_again(voc_mirror):
     dl.get(y, progress=False, log=lambda *a: None)
     assert m.requests == [(VOC_TAR, f"bytes={spec['download'][0]['size']}-")] and VOC_TAR not in m.served
     assert len(load_dataset(y, "val", check_images=False)) == 100
+
+
+def test_dir_moves_the_data_root_of_a_preset_only(shared, tmp_path, monkeypatch, capsys, voc_mirror):
+    m, y, spec = voc_mirror
+    with pytest.raises(ConfigError, match="does not use"):  # a fixed root cannot be redirected silently
+        dl.get(y, str(tmp_path / "elsewhere"), log=lambda *a: None)
+    z = github_zip(shared / "raccoon", "raccoon_dataset-93938849301895fb73909842ba04af9b602f677a",
+                   tmp_path / "raccoon_dataset-93938849.zip")
+    monkeypatch.delenv("YOLOKIT_DATA_ROOT", raising=False)
+    m.add(z.name, z.read_bytes())
+    assert main(["data", "get", "raccoon", "--dir", str(tmp_path / "disk"), "--mirror", m.base]) == 0
+    assert "export YOLOKIT_DATA_ROOT=" in capsys.readouterr().out
+    assert (tmp_path / "disk" / "raccoon" / "images" / "raccoon-1.jpg").is_file()
+    monkeypatch.setenv("YOLOKIT_DATA_ROOT", str(tmp_path / "disk"))
+    assert len(load_dataset(ROOT / "configs" / "data" / "raccoon.yaml", "val")) == 40
