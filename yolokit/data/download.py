@@ -406,7 +406,9 @@ def ensure(target, log=print) -> bool:
     try:
         for split in data["splits"]:
             require_files(data, root, source, split)
-    except DatasetMissing:
+    except DatasetMissing as exc:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: every rank would download at once
+            raise DatasetMissing(f"{exc} -- before torchrun (--download does not fetch in a multi-process run)") from None
         get(target, yes=True, log=log)  # --download is the consent; the plan is printed before
         return True
     return False
