@@ -207,3 +207,40 @@ def test_exif_rotated_jpeg_keeps_stored_pixels(tmp_path, shared):
                        "splits": {"t": {"images": ".", "labels": "."}}}, "t")
     s = ds[0]
     assert s.image.shape == (417, 650, 3) and s.orig_size == (417, 650)
+
+
+def test_coco_bad_types_nan_and_duplicate_ids_are_named_and_left_out(tmp_path, shared):
+    """Each bad record is one problem naming its list position or id; the good ones load as usual."""
+    shutil.copy(shared / "raccoon" / "images" / "raccoon-1.jpg", tmp_path / "a.jpg")
+    shutil.copy(shared / "raccoon" / "images" / "raccoon-1.jpg", tmp_path / "b.jpg")
+    shutil.copy(shared / "raccoon" / "images" / "raccoon-1.jpg", tmp_path / "c.jpg")
+    im = lambda i, f, **kw: {"id": i, "file_name": f, "width": 650, "height": 417, **kw}  # noqa: E731
+    an = lambda i, img, box, **kw: {"id": i, "image_id": img, "category_id": 1, "bbox": box, **kw}  # noqa: E731
+    data = {"images": [im(1, "a.jpg"), im(2, "b.jpg"), im(2, "c.jpg"), im([3], "d.jpg"), im(4, "e.jpg", width="640px")],
+            "categories": [{"id": 1, "name": "raccoon"}],
+            "annotations": [an(1, 1, [10, 10, 50, 50]), an(1, 1, [60, 60, 50, 50]), an(2, 1, [float("nan"), 1, 2, 3]),
+                            an(3, 1, ["1", 2, 3, 4]), an(4, 2, [1, 1, 5, 5]), an(5, 1, [1, 1, 5, 5], iscrowd=7)]}
+    (tmp_path / "i.json").write_text(json.dumps(data))
+    ds = load_dataset({"format": "coco", "root": str(tmp_path),
+                       "splits": {"val": {"images": ".", "annotations": "i.json"}}}, "val")
+    assert kinds(ds) == {"duplicate_id": 2, "bad_record": 4, "bad_number": 1}
+    text = "\n".join(p.problem for p in ds.problems)
+    for needle in ("image id 2 is used by images[1] 'b.jpg', images[2] 'c.jpg'", "images[3] id [3]",
+                   "images[4] width '640px'", "annotations[1]: annotation id 1 already used by annotations[0]",
+                   "annotations[2] (id 2): bbox [nan", "annotations[3] (id 3): bbox ['1'", "iscrowd 7"):
+        assert needle in text, needle
+    assert [r.path.name for r in ds.records] == ["a.jpg"]
+    np.testing.assert_allclose(ds.records[0].boxes, [[10, 10, 60, 60]])
+    assert len(ds.coco.dataset["annotations"]) == 1  # pycocotools never sees a dropped record
+
+
+def test_nan_and_inf_boxes_are_dropped_not_clipped(tmp_path, shared):
+    from yolokit.data.sample import ProblemReport, sanitize_boxes
+
+    report = ProblemReport()
+    boxes = np.array([[1, 1, 5, 5], [np.nan, 1, 5, 5], [1, 1, np.inf, 5], [-5, 1, 5, 5]], np.float64)
+    clipped, keep = sanitize_boxes(boxes, (10, 10), "f.txt", report, ["line 1", "line 2", "line 3", "line 4"])
+    assert keep.tolist() == [True, False, False, True]
+    assert np.isfinite(clipped).all()
+    assert [(p.kind, p.problem.split(": ")[1].split(" (")[0]) for p in report] == [
+        ("bad_number", "line 2"), ("bad_number", "line 3"), ("clipped_box", "line 4")]
