@@ -51,7 +51,7 @@ def test_data_yaml_voc_and_yolo_forms_agree(shared, capsys):
 def test_table_output_and_plots(shared, capsys, tmp_path):
     pred = shared / ROOT / "dets/coco_format/coco_dets.json"
     assert main(["eval", "--data", str(REPO / "configs/data/voc2012_rodm.yaml"), "--pred", str(pred),
-                 "--save-dir", str(tmp_path), "--plots", "--pixel-offset", "1"]) == 0
+                 "--out", str(tmp_path), "--plots", "--pixel-offset", "1"]) == 0
     out = capsys.readouterr().out
     assert "VOC2010+ all-point mAP@0.5" in out and "+1 pixel" in out and "aeroplane" in out
     assert (tmp_path / "confusion_matrix.png").is_file() and (tmp_path / "pr" / "pr_curves.png").is_file()

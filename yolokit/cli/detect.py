@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
                         help="with --tta, also these fractions of --imgsz (joined before the NMS), e.g. 1 0.83 0.67")
     parser.add_argument("--batch", type=int, default=1, help="frames per forward pass (video)")
     parser.add_argument("--conf-file", metavar="METRICS_JSON",
-                        help="per-class score thresholds: metrics.json of `yolokit eval --save-dir` (its F1-optimal "
+                        help="per-class score thresholds: metrics.json of `yolokit eval --out` (its F1-optimal "
                              "'thresholds') or {class: conf}; classes it lacks use --conf")
 
 

@@ -8,7 +8,7 @@ detector), or ``--model CFG|CKPT [--weights W]`` to run a yolokit model first.
 examples:
   yolokit eval --data configs/data/coco128.yaml --pred results.json
   yolokit eval --data configs/data/coco128.yaml --model yolov3-tiny.cfg --weights yolov3-tiny.weights --json
-  yolokit eval --format voc --images JPEGImages --annotations Annotations --pred dets.json --save-dir runs/eval --plots
+  yolokit eval --format voc --images JPEGImages --annotations Annotations --pred dets.json --out runs/eval --plots
 """
 
 from __future__ import annotations
@@ -66,16 +66,18 @@ def add_arguments(p):
     add_alias(m, "--max-dets", "--coco-max-dets", dest="coco_max_dets", type=int)
     m.add_argument("--coco-backend", choices=("pycocotools", "faster"), default="pycocotools",
                    help="COCOeval implementation: pycocotools, or faster (faster-coco-eval, if installed)")
-    m.add_argument("--save-dir", metavar="DIR", help="write metrics.json, metrics.txt, detections.json there")
-    m.add_argument("--plots", action="store_true", help="with --save-dir: PR curves and confusion matrix PNGs")
+    m.add_argument("--out", dest="save_dir", metavar="DIR", help="write metrics.json, metrics.txt, detections.json "
+                                                                 "there")
+    add_alias(m, "--save-dir", "--out", dest="save_dir")
+    m.add_argument("--plots", action="store_true", help="with --out: PR curves and confusion matrix PNGs")
     m.add_argument("--save-pred", metavar="JSON", help="write the detections as a COCO results JSON")
     m.add_argument("--tide", action="store_true",
                    help="TIDE error breakdown (dAP of Cls, Loc, Both, Dupe, Bkg, Miss; FalsePos, FalseNeg), as tidecv; "
-                        "with --save-dir also drilldown.json (per-image TP / FP by type / FN at --report-conf)")
+                        "with --out also drilldown.json (per-image TP / FP by type / FN at --report-conf)")
     m.add_argument("--analysis", action="store_true",
-                   help="with --save-dir: COCO analysis bands (C75, C50, Loc, Sim, Oth, BG, FN) as analysis/*.png")
+                   help="with --out: COCO analysis bands (C75, C50, Loc, Sim, Oth, BG, FN) as analysis/*.png")
     m.add_argument("--worst", type=int, default=0, metavar="K",
-                   help="with --save-dir: draw the K images with most errors at --report-conf as worst/*.png")
+                   help="with --out: draw the K images with most errors at --report-conf as worst/*.png")
     m.add_argument("--json", action="store_true", help="print the metrics dict as JSON instead of the table")
 
 

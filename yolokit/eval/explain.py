@@ -26,7 +26,7 @@ def explain(gt: GroundTruth, det: Detections, voc: VocResult, class_names: Seque
 
     out: dict = {"thresholds": f1_optimal_thresholds(voc, class_names)}
     if (analysis or worst) and save_dir is None:
-        raise ConfigError("the analysis plots and --worst images need a save directory (--save-dir)")
+        raise ConfigError("the analysis plots and --worst images need a save directory (--out)")
     if tide:
         from yolokit.eval.tide import tide as tide_breakdown
 
