@@ -76,3 +76,31 @@ def test_every_shipped_config_builds_on_meta():
         with torch.device("meta"):                  # no memory for YOLOv1's 200M-parameter FC layer
             model = build_model(config_path(name).read_text(), source=name)
         assert model.heads and model.flops() > 0
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("ignore_thresh = .7.", "my.cfg:13: [yolo] ignore_thresh=.7.: '.7.' is not a number"),
+    ("ignore_thresh=1.5", "my.cfg:13: [yolo] ignore_thresh=1.5: 1.5 is out of range (expected 0..1)"),
+    ("scale_x_y=inf", "my.cfg:13: [yolo] scale_x_y=inf: 'inf' is not a finite number"),
+    ("truth_thresh=0,1", "my.cfg:13: [yolo] truth_thresh=0,1: '0,1' is not a number"),
+    ("jitter=", "my.cfg:13: [yolo] jitter=: '' is not a number"),
+])
+def test_every_value_is_parsed_and_range_checked_at_read_time(line, expected):
+    """Values the model builder never reads (training-only head keys) fail when the cfg is read, with file:line."""
+    assert error_of(NET + HEAD + line + "\n") == expected
+
+
+def test_negative_filters_is_one_line():
+    assert error_of(NET + "[convolutional]\nfilters=-16\nsize=3\n" + HEAD) == \
+        "my.cfg:6: [convolutional] filters=-16: -16 is out of range (expected >= 1)"
+
+
+def test_shipped_and_shared_cfgs_pass_the_value_rules(shared):
+    from pathlib import Path
+
+    from yolokit.models.cfg import read_cfg
+
+    paths = [config_path(n) for n in model_names()] + sorted(Path(shared).rglob("*.cfg"))
+    assert len(paths) >= 10
+    for p in paths:
+        read_cfg(p)  # raises on any value a real cfg carries that the rules would refuse
