@@ -216,10 +216,11 @@ CASES = {
     # --- convert: bad records are never written; a failure leaves no partial output ---------------------
     "convert/coco-nan-bbox-to-voc": lambda t: (["convert", "--data", write_coco(t, None, json.dumps(coco_ann(
                                                 2, bbox=[float("nan"), 1, 2, 3]))), "--to", "voc", "--out",
-                                                t / "out"], 0, ["source problems: 1"]),
+                                                t / "out"], 0, ["source problems: 1", "instances.json", "(id 3)",
+                                                                "nan"]),
     "convert/yolo-nan-to-coco": lambda t: (["convert", "--data", write_yolo(t, {"a.jpg": jpeg()},
                                             {"a.txt": "0 nan 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n"}), "--to", "coco",
-                                            "--out", t / "out"], 0, ["source problems: 2"]),  # train + val
+                                            "--out", t / "out"], 0, ["source problems: 2", "a.txt", "line 1"]),
     "convert/coco-json-is-5": lambda t: (["convert", "--data", write_coco(t, None, "5"), "--to", "voc", "--out",
                                           t / "out"], 2, ["instances.json", "not a COCO instances file"]),
     # --- split -----------------------------------------------------------------------------------------

@@ -65,6 +65,9 @@ def run(args) -> int:
         print(f"{split}: {s['images']} images, {s['written']} of {s['boxes']} boxes written"
               + ("; " + "; ".join(extra) if extra else ""))
     if len(result["problems"]):
-        print(f"source problems: {len(result['problems'])} (run `yolokit check` for the list)")
+        from yolokit.data.sample import ProblemReport
+
+        report = ProblemReport(list(result["problems"]))  # left out, never written; the first one is named
+        print(f"source problems: {len(report)}: {report.summary()} (`yolokit check` lists them)")
     print(f"wrote {result['yaml']}")
     return 0
