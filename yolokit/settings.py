@@ -164,11 +164,13 @@ class _FromArgs:
 def _check_shared(s) -> None:
     """Checks of the fields the settings classes share (None: the model's setting)."""
     names = {f.name for f in fields(s)}
-    for key in ("imgsz", "conf", "iou", "max_det"):
-        value = getattr(s, key, None)
-        if key in names and value is not None:
-            check = {"imgsz": check_imgsz, "max_det": lambda k, v: check_int(k, v, 1)}.get(key, check_fraction)
-            setattr(s, key, check(key, value))
+    if s.imgsz is not None:
+        s.imgsz = check_imgsz("imgsz", s.imgsz)
+    for key in ("conf", "iou"):
+        if getattr(s, key) is not None:
+            setattr(s, key, check_fraction(key, getattr(s, key)))
+    if "max_det" in names and s.max_det is not None:
+        s.max_det = check_int("max_det", s.max_det, 1)
     if "batch" in names:
         s.batch = check_int("batch", s.batch, 1)
     if "tta_scales" in names:
@@ -180,8 +182,7 @@ def _check_shared(s) -> None:
 
 @dataclass
 class PredictSettings(_FromArgs):
-    """``yolokit detect`` (and ``model.predict``-like tools): what :class:`yolokit.models.predict.Predictor`
-    takes. ``imgsz``/``iou``/``max_det`` None: the checkpoint's saved settings, else the cfg's size and
+    """``yolokit detect`` and ``yolokit track``: what :class:`yolokit.models.predict.Predictor` takes. ``imgsz``/``iou``/``max_det`` None: the checkpoint's saved settings, else the cfg's size and
     :data:`yolokit.models.predict.DEFAULTS`; ``conf`` stays 0.25 for display. ``device`` is resolved
     (``auto`` -> ``cuda`` or ``cpu``)."""
 
