@@ -145,3 +145,12 @@ def test_class_index_beyond_the_model_is_an_error():
     assert parse_classes(["1", "dog"], ["cat", "dog"]) == [1, 1]
     with pytest.raises(ConfigError, match=r"^--classes 2: the model has 2 classes, indices 0\.\.1$"):
         parse_classes(["2"], ["cat", "dog"])
+
+
+def test_a_bad_preset_value_names_the_file_unless_a_flag_overrides_it(tmp_path, capsys):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("model: m\ndata: d\nbatch: 0\n")
+    code, err = run(["train", "--config", str(preset)], capsys)
+    assert code == 2 and err.strip() == f"yolokit train: error: {preset}: --batch 0: must be an integer >= 1"
+    code, err = run(["train", "--config", str(preset), "--batch", "-1"], capsys)
+    assert code == 2 and err.strip() == "yolokit train: error: --batch -1: must be an integer >= 1"

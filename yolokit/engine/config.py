@@ -138,4 +138,8 @@ class TrainConfig:
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"{path}: unknown training option(s) {unknown}")
+        try:  # a bad value in the file (and not overridden by a flag) names the file
+            cls.from_dict({"model": "", "data": "", **{k: v for k, v in data.items() if k not in overrides}})
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         return cls.from_dict({**data, **overrides})
