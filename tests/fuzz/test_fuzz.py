@@ -328,6 +328,19 @@ CASES = {
                                   ["foreign.npz", "not a yolokit HOG+SVM model"]),
     "hog/train-bad-data": lambda t: (["hog", "train", "--data", write_coco(t, None, "5"), "--split", "val",
                                       "--out", t / "h.npz"], 2, ["instances.json", "not a COCO instances file"]),
+    # --- description, names and list files that are not text ------------------------------------------
+    "check/data-yaml-binary": lambda t: (["check", "--data", _write(t / "d.yaml", bytes(range(256)))], 2,
+                                         ["d.yaml", "cannot read"]),
+    "check/data-yaml-is-a-folder": lambda t: (["check", "--data", t], 2, [str(t), "cannot read"]),
+    "check/names-file-binary": lambda t: (["check", "--data", _names_yaml(t, bytes(range(256)))], 1,
+                                          ["names.txt", "cannot read names file"]),
+    "check/split-list-binary": lambda t: (["check", "--data", _list_yaml(t, b"a.jpg\n\xff\xfe\n")], 1,
+                                          ["train.txt", "cannot read the split list"]),
+    "detect/names-file-binary": lambda t: (["detect", _image(t), "--model", micro_cfg(t), "--random-weights",
+                                            "--names", _write(t / "b.names", bytes(range(256)))] + FAST, 2,
+                                           ["b.names", "cannot read class names"]),
+    "detect/weights-empty": lambda t: (["detect", _image(t), "--model", TINY / "yolov3-tiny.cfg", "--weights",
+                                        _write(t / "e.weights", b"")] + FAST, 2, ["e.weights", "too short"]),
     # --- flags: one line naming the flag and the accepted range ----------------------------------------
     "detect/flag-conf": lambda t: (["detect", _image(t), "--model", micro_cfg(t), "--random-weights", "--conf", "-1"],
                                    2, ["--conf -1", "[0, 1]"]),
@@ -360,6 +373,23 @@ CASES = {
 def _write(path: Path, data) -> Path:
     path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data)
     return path
+
+
+def _names_yaml(tmp: Path, names: bytes) -> Path:
+    yaml = good_yolo(tmp)
+    spec = json.loads(yaml.read_text())
+    spec["names"] = str(_write(tmp / "names.txt", names))
+    yaml.write_text(json.dumps(spec))
+    return yaml
+
+
+def _list_yaml(tmp: Path, listing: bytes) -> Path:
+    yaml = good_yolo(tmp)
+    spec = json.loads(yaml.read_text())
+    spec["splits"]["train"] = {"list": str(_write(tmp / "train.txt", listing)), "images": "images",
+                               "labels": "labels"}
+    yaml.write_text(json.dumps(spec))
+    return yaml
 
 
 def _image(tmp: Path) -> Path:

@@ -49,6 +49,8 @@ def read_spec(spec) -> tuple[dict, Path, str]:
             data = yaml.safe_load(path.read_text())
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: dataset description not found") from exc
+        except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, or a binary file
+            raise ConfigError(f"{path}: cannot read the dataset description ({exc})") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}" if mark is not None else ""
@@ -136,13 +138,20 @@ def read_names(value, root: Path, source: str) -> list[str] | None:
     path = resolve(root, value)
     if not path.is_file():
         raise ConfigError(f"{source}: names file {path} not found")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read names file {path} ({exc})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
-        data = yaml.safe_load(path.read_text())
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: malformed YAML: {getattr(exc, 'problem', exc)}") from None
         names = data.get("names") if isinstance(data, dict) else None
         if names is None:
             raise ConfigError(f"{path}: expected a 'names' key (list or {{index: name}})")
         return read_names(names, root, str(path))
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
 def load_dataset(spec, split: str = "val", *, check_images: bool = True, decode: bool = False):

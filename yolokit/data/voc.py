@@ -80,17 +80,21 @@ def read_list(path: Path) -> list[str]:
     """Image ids of a split list: a .txt with one id, file name or path per line (VOC's ``id 1`` lines
     too) or a .csv with a ``filename`` column (unique names in order of first appearance)."""
     import csv
+    import io
 
+    from yolokit.errors import DataError
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the split list ({exc})") from None
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
         if rows and "filename" not in rows[0]:
-            from yolokit.errors import DataError
-
             raise DataError(f"{path}: split CSV needs a 'filename' column, found {list(rows[0])}")
         names = [r["filename"] for r in rows]
     else:
-        names = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        names = [ln.split()[0] for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     return list(dict.fromkeys(names))
 
 

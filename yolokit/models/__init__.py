@@ -50,7 +50,7 @@ def read_names(path: str | Path) -> list[str]:
     """Class names from a Darknet ``.names`` file (one per line, blank lines ignored)."""
     try:
         return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:  # missing, unreadable, or a binary file
         raise ConfigError(f"{path}: cannot read class names ({exc})") from None
 
 
