@@ -63,6 +63,7 @@ CASES = [
     (EXPORT + ["--imgsz", "0"], "--imgsz 0: must be a positive multiple of 32"),
     (EXPORT + ["--conf", "-1"], "--conf -1: must be in [0, 1]"),
     (EXPORT + ["--nms", "--opset", "10"], "--opset 10: the in-graph NMS (--nms) needs opset >= 11"),
+    (EXPORT + ["--int8", "--calib-images", "0"], "--calib-images 0: must be an integer >= 1"),
     (["anchors", "--data", "nope.yaml", "--n", "0"], "--n 0: must be an integer >= 1"),
     (["hog", "detect", "nope.jpg", "--model", "nope.npz", "--conf", "-1"], "--conf -1: must be in [0, 1]"),
     (["hog", "train", "--data", "nope.yaml", "--out", "m.npz", "--rounds", "-1"], "--rounds -1: must be an "

@@ -63,6 +63,13 @@ def run(args) -> int:
     from yolokit.settings import ExportSettings
 
     s = ExportSettings.from_args(args)  # every bad value is one line, before the model is loaded
+    if args.int8:
+        from yolokit.settings import check_at_least, check_int
+
+        check_int("calib_images", args.calib_images, 1)
+        if args.guard_images is not None:
+            check_int("guard_images", args.guard_images, 1)
+        check_at_least("max_ap_drop", args.max_ap_drop, 0.0)
     from yolokit.cli.detect import require_weights
 
     require_weights(args)  # a cfg without --weights exports noise: only with --random-weights
