@@ -274,6 +274,7 @@ CASES = {
                                              ["bad.cfg:26", "mask"]),
     "info/cfg-binary": lambda t: (["info", _write(t / "bin.cfg", bytes(range(256)) * 4)], 2, ["bin.cfg"]),
     "info/cfg-empty": lambda t: (["info", _write(t / "e.cfg", "")], 2, ["e.cfg", "empty cfg"]),
+    "info/darknet-weights": lambda t: (["info", TINY / "yolov3-tiny.weights"], 2, ["yolov3-tiny.weights", "give its .cfg"]),
     "info/pt-empty": lambda t: (["info", checkpoint(t, "empty")], 2, ["empty.pt", "empty file"]),
     "info/pt-foreign": lambda t: (["info", checkpoint(t, "foreign")], 2, ["foreign.pt", "not a yolokit checkpoint"]),
     "info/pt-truncated": lambda t: (["info", checkpoint(t, "truncated")], 2, ["truncated.pt", "truncated"]),

@@ -56,6 +56,8 @@ def summary(model_arg: str, imgsz: tuple[int, int] | None = None):
         if not isinstance(text, str):
             raise ConfigError(f"{path}: a {(state.get('tv_arch') or {}).get('backbone', 'torchvision')} backbone "
                               "checkpoint has no Darknet cfg; info describes cfg models")
+    elif path.is_file() and path.suffix.lower() == ".weights":
+        raise ConfigError(f"{path}: a Darknet .weights file holds numbers, not the architecture; give its .cfg")
     else:
         if not path.is_file():
             path = config_path(model_arg)
