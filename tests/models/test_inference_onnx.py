@@ -88,3 +88,29 @@ def test_detect_cli_runs_an_onnx_model(exported, shared, tmp_path):
 
     dets = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert {"dog", "bicycle", "car"} <= {d["category_name"] for d in dets}
+
+
+def test_eval_cli_gives_the_torch_figures_for_an_onnx_model(exported, shared, tmp_path, capsys):
+    import json
+
+    from yolokit.cli import main
+
+    # 16 coco128 val2017 images with their labels (links, built at test time).
+    src = shared / "coco128_yolo"
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for image in sorted((src / "images" / "val2017").glob("*.jpg"))[:16]:
+        (tmp_path / "images" / image.name).symlink_to(image)
+        label = src / "object_detection" / "labels" / "val2017" / f"{image.stem}.txt"
+        (tmp_path / "labels" / label.name).symlink_to(label)
+    tiny = shared / "yolov3_tiny_darknet"
+    data = ["eval", "--format", "yolo", "--images", str(tmp_path / "images"), "--annotations",
+            str(tmp_path / "labels"), "--names", str(tiny / "coco.names"), "--imgsz", "320", "--metrics", "voc",
+            "--json"]
+    results = []
+    for model in (["--model", str(tiny / "yolov3-tiny.cfg"), "--weights", str(tiny / "yolov3-tiny.weights")],
+                  ["--model", str(exported)]):
+        assert main(data + model) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    torch_voc, onnx_voc = results[0]["voc"], results[1]["voc"]
+    assert torch_voc > 0.2 and abs(torch_voc - onnx_voc) < 0.005
