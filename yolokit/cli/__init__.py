@@ -147,8 +147,9 @@ def default_omp_wait_policy() -> None:
     """``OMP_WAIT_POLICY=PASSIVE`` unless the user set it (``ACTIVE`` brings back spinning).
 
     OpenMP threads spin at every barrier by default; on a shared CPU (another job, a video decoder thread, the
-    writer thread) that spinning steals the cores the partner thread needs, and yolov3-tiny's detect per frame
-    was 2.6x slower than with PASSIVE (BENCHMARKS.md "infer-defaults"). libgomp reads the variable once, when
+    writer thread) that spinning steals the cores the partner thread needs: yolov3-tiny's detect per frame took
+    1.0-1.4x OpenCV DNN's time with the default and 0.4-0.5x with PASSIVE, in the same runs (BENCHMARKS.md
+    "infer-defaults"). libgomp reads the variable once, when
     torch loads it, so this only acts before torch is imported (the console script's start)."""
     import os
 
