@@ -126,3 +126,23 @@ def test_batching_does_not_change_detections(tiny, photos, batch):
     together = [d for i in range(0, 3, batch) for d in pred(images[i:i + batch])]
     for a, b in zip(one_by_one, together):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, flag", [({"conf": 1.5}, "--conf"), ({"iou": -0.1}, "--iou"), ({"imgsz": 300}, "--imgsz"),
+                                          ({"max_det": 0}, "--max-det"), ({"tta_scales": (1.0, 0.0)}, "--tta-scales")])
+def test_bad_settings_from_python_are_one_line_errors(tiny, kwargs, flag):
+    from yolokit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=flag):
+        Predictor(tiny, **kwargs)
+
+
+def test_settings_saved_in_the_model_are_the_defaults(tiny):
+    tiny.settings = {"imgsz": 256, "conf": 0.3, "iou": 0.55, "max_det": 7}
+    try:
+        p = Predictor(tiny)
+        assert (p.imgsz, p.conf, p.iou, p.max_det) == (256, 0.3, 0.55, 7)
+        q = Predictor(tiny, imgsz=320, conf=0.1)  # arguments win
+        assert (q.imgsz, q.conf, q.iou) == (320, 0.1, 0.55)
+    finally:
+        tiny.settings = {}

@@ -38,6 +38,7 @@ from torch import Tensor
 from yolokit.ops.boxes import clip
 from yolokit.ops.letterbox import letterbox
 from yolokit.postprocess import postprocess
+from yolokit.settings import check_fraction, check_imgsz, check_int, check_positive
 
 #: Default TTA: flip-averaged at the given size only (see the module docstring).
 TTA_SCALES = (1.0,)
@@ -152,9 +153,13 @@ class Predictor:
         self.shape = (int(imgsz), int(imgsz)) if isinstance(imgsz, (int, np.integer)) else \
             (int(imgsz[0]), int(imgsz[1]))
         self.imgsz = self.shape[0]
-        self.conf = float(conf if conf is not None else saved.get("conf", fallback["conf"]))
-        self.iou = float(iou if iou is not None else saved.get("iou", fallback["iou"]))
-        self.max_det = int(max_det if max_det is not None else saved.get("max_det", fallback["max_det"]))
+        # checked once here too, so Python callers get the command line's one-line errors (yolokit.settings)
+        self.shape = tuple(check_imgsz("imgsz", v) for v in self.shape)
+        self.conf = check_fraction("conf", conf if conf is not None else saved.get("conf", fallback["conf"]))
+        self.iou = check_fraction("iou", iou if iou is not None else saved.get("iou", fallback["iou"]))
+        max_det = max_det if max_det is not None else saved.get("max_det", fallback["max_det"])
+        self.max_det = check_int("max_det", max_det, 1)
+        tta_scales = tuple(check_positive("tta_scales", v) for v in tta_scales)
         self.classes = list(classes) if classes is not None else None
         self.agnostic = bool(agnostic)
         self.bgr = bgr
