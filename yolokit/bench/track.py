@@ -169,8 +169,8 @@ def run(args) -> int:
     if not args.skip_video:
         e = end_to_end(args)
         print(f"end to end: detect {e['detect']:.1f} FPS, track {e['track']:.1f} FPS (best runs), ratio "
-              f"{e['ratio']:.2f}, median paired {e['paired']:.2f}; paired ratios {', '.join(f'{r:.2f}' for r in e['ratios'])}; CPU ms/frame "
-              f"{e['cpu_detect']:.0f} / {e['cpu_track']:.0f}")
+              f"{e['ratio']:.2f}, median paired {e['paired']:.2f} (runs: {', '.join(f'{r:.2f}' for r in e['ratios'])}); "
+              f"CPU ms/frame {e['cpu_detect']:.0f} / {e['cpu_track']:.0f}")
         body += ("\n\nEnd to end: `yolokit track` vs `yolokit detect` on "
                  f"`{Path(args.video).name}`, first {e['frames']} frames, {Path(args.model).stem} at {args.imgsz}, "
                  "conf 0.1, both writing the annotated .mp4; ByteTrack. Run alternately "
