@@ -259,6 +259,19 @@ def _broadcast(value, world: int):
     return box[0]
 
 
+def _restart_count(world: int, device: torch.device) -> int:
+    """torchrun's restart count of this elastic job: the largest over all processes (an agent whose own
+    workers did not fail restarts them for the new rendezvous without counting a restart)."""
+    count = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+    if world == 1:
+        return count
+    import torch.distributed as dist
+
+    t = torch.tensor([count], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def _names(names) -> str:
     names = list(names or [])
     return ", ".join(map(str, names[:5])) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
@@ -336,7 +349,7 @@ class Trainer:
         self.device = _resolve_device(cfg.device)
         self.rank, self.world = _setup_distributed(self.device)
         self.main = self.rank == 0
-        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+        restart = _restart_count(self.world, self.device)
         folder = runs.choose(cfg.out, cfg.resume, cfg.exist_ok, restart) if self.main else None
         self.folder = _broadcast(folder, self.world)
         self.out = self.folder.path
