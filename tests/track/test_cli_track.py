@@ -82,3 +82,30 @@ def test_track_a_traffic_video(shared, tmp_path, capsys):
     results = json.loads((tmp_path / "video03.json").read_text())
     assert {r["category_name"] for r in results} <= {"car", "truck", "bus"}
     assert {r["track_id"] for r in results} == set(ids.astype(int).tolist())   # same tracks in JSON and txt
+
+
+def test_track_with_a_hog_svm_model(shared, tmp_path, capsys):
+    # Any yolokit detector: a small HOG+SVM trained on 5 raccoon images, tracking over a 3-image sequence
+    # (the same photo three times, its best box: one id; SORT shows tracks from the first frames on).
+    import shutil
+
+    d = tmp_path / "data"
+    d.mkdir()
+    names = ["raccoon-1.jpg", "raccoon-10.jpg", "raccoon-100.jpg", "raccoon-105.jpg", "raccoon-108.jpg"]
+    (d / "list.txt").write_text("\n".join(names) + "\n")
+    (d / "data.yaml").write_text(
+        f"format: voc\nroot: {shared / 'raccoon'}\nnames: [raccoon]\n"
+        f"splits:\n  train:\n    images: images\n    annotations: annotations\n    list: {d / 'list.txt'}\n")
+    model = tmp_path / "m.npz"
+    assert main(["hog", "train", "--data", str(d / "data.yaml"), "--out", str(model), "--imgsz", "160",
+                 "--inner", "32", "--rounds", "1"]) == 0
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i in range(3):
+        shutil.copy(shared / "raccoon" / "images" / "raccoon-1.jpg", seq / f"{i:03d}.jpg")
+    out = tmp_path / "out"
+    assert main(["track", str(seq), "--model", str(model), "--conf", "0.01", "--max-det", "1", "--tracker", "sort",
+                 "--out", str(out), "--no-progress"]) == 0
+    rows = np.loadtxt(out / "seq.txt", delimiter=",", ndmin=2)
+    assert rows[:, 0].tolist() == [1, 2, 3] and set(rows[:, 1]) == {1}   # one box per frame, one id
+    assert (out / "001.jpg").is_file()                                    # annotated frames

@@ -3,6 +3,7 @@
 Examples:
   yolokit track traffic.avi --model yolov3-tiny.cfg --weights yolov3-tiny.weights --classes car truck bus
   yolokit track traffic.avi --model best.pt --tracker sort --save-json
+  yolokit track street.avi --model runs/hog/people.npz         # a HOG+SVM model works the same
   yolokit track --dets MOT15/TUD-Campus/det/det.txt --out runs/track/TUD-Campus.txt
   yolokit track --dets det.txt --out res.txt --gt gt.txt --track-conf 0.7 --new-track-conf 0.95
 
@@ -31,6 +32,7 @@ def add_arguments(parser) -> None:
     from yolokit.cli.detect import add_model_arguments, add_output_arguments
 
     parser.add_argument("source", nargs="*", help="video file, webcam index, stream URL, or images (in order)")
+    # --model: also a HOG+SVM .npz from `yolokit hog train` (any yolokit detector can be tracked)
     parser.add_argument("--dets", metavar="DET.txt", help="track MOTChallenge detections instead of running a model")
     parser.add_argument("--gt", metavar="GT.txt", help="with --dets: score the result against this ground truth")
     add_model_arguments(parser, required=False)
@@ -59,10 +61,15 @@ def add_tracker_arguments(parser) -> None:
 
 
 def build_tracker(args, low_conf: float):
-    """The tracker named by ``--tracker`` with the options given; an option the tracker lacks is an error."""
+    """The tracker named by ``--tracker`` with the options given; an option the tracker lacks, or a value
+    out of range, is a one-line error. Score thresholds are not limited to [0, 1]: some MOT detection
+    files (MOT15's DPM boxes) carry raw scores."""
     from yolokit.errors import ConfigError
+    from yolokit.settings import check_fraction, check_int
     from yolokit.track import make_tracker
 
+    checks = {"track_conf": lambda k, v: v, "new_track_conf": lambda k, v: v, "match_iou": check_fraction,
+              "max_age": lambda k, v: check_int(k, v, 0), "min_hits": lambda k, v: check_int(k, v, 0)}
     kwargs = {}
     for name, takers in _TRACKER_OPTIONS.items():
         value = getattr(args, name)
@@ -71,7 +78,7 @@ def build_tracker(args, low_conf: float):
         if args.tracker not in takers:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} applies to {' and '.join(takers)}, not --tracker {args.tracker}")
-        kwargs[name] = value
+        kwargs[name] = checks[name](name, value)
     if args.tracker == "bytetrack":  # SORT reports the Kalman box anyway and has no low-score pass
         kwargs["low_conf"] = low_conf
         kwargs["kalman_box"] = args.kalman_box
@@ -124,19 +131,16 @@ def _run_video(args) -> int:
     import numpy as np
 
     from yolokit.apps.sources import open_source
-    from yolokit.cli.detect import load_model, parse_classes, run_sources
-    from yolokit.models.predict import Predictor
+    from yolokit.cli.detect import run_sources
     from yolokit.track.draw import TrackDrawer
     from yolokit.track.mot import write_mot
-    from yolokit.cli.detect import settings
 
-    args.device = settings(args).device  # the detector's --conf/--iou/--imgsz/--max-det/--batch/--device
-    sources = [open_source(s) for s in args.source]  # fail on a bad SOURCE before loading the model
-    model = load_model(args)
-    names = getattr(model, "class_names", None)
-    predictor = Predictor(model, args.imgsz, args.conf, args.iou, args.max_det,
-                          classes=parse_classes(args.classes, names), device=args.device, bgr=True)
-    tracker = build_tracker(args, low_conf=args.conf)
+    hog = Path(args.model).suffix.lower() == ".npz"
+    s = _settings(args, hog)  # the detector's flags, each bad value one line, before anything is opened
+    tracker = build_tracker(args, low_conf=s.conf)
+    sources = [open_source(src) for src in args.source]  # fail on a bad SOURCE before loading the model
+    predictor = _hog_predictor(args, s) if hog else _yolo_predictor(args, s)
+    names = predictor.class_names
     for source in sources:
         tracker.reset()
         per_frame: dict[int, object] = {}
@@ -146,8 +150,7 @@ def _run_video(args) -> int:
             per_frame[frame.index] = tracks
             return tracks
 
-        status = run_sources([source], predictor, args, batch=args.batch, stage=stage,
-                             draw=TrackDrawer(names))
+        status = run_sources([source], predictor, args, batch=s.batch, stage=stage, draw=TrackDrawer(names))
         if per_frame:
             n = max(per_frame) + 1  # MOT frames are 1-based: frame.index 0 -> 1
             empty = np.empty((0, 7))
@@ -156,3 +159,38 @@ def _run_video(args) -> int:
         if status:
             return status
     return 0
+
+
+def _settings(args, hog: bool):
+    """Detect's validated :class:`~yolokit.settings.PredictSettings` (HOG: --imgsz is the longer image
+    side, any size; CPU)."""
+    from yolokit.settings import PredictSettings, check_int
+
+    if hog:
+        s = PredictSettings.from_args(args, imgsz=None, device="cpu")
+        s.imgsz = None if args.imgsz is None else check_int("imgsz", args.imgsz, 32)
+        return s
+    from yolokit.cli.detect import settings
+
+    s = settings(args)
+    args.device = s.device
+    return s
+
+
+def _yolo_predictor(args, s):
+    from yolokit.cli.detect import load_model, parse_classes
+    from yolokit.models.predict import Predictor
+
+    model = load_model(args)
+    return Predictor(model, s.imgsz, s.conf, s.iou, s.max_det, device=s.device, bgr=True,  # OpenCV frames: BGR
+                     classes=parse_classes(args.classes, getattr(model, "class_names", None)))
+
+
+def _hog_predictor(args, s):
+    from yolokit.cli.detect import parse_classes
+    from yolokit.hog import HogSvmDetector
+    from yolokit.hog.predict import HogPredictor
+
+    model = HogSvmDetector.load(args.model)
+    return HogPredictor(model, s.imgsz, s.conf, s.iou, s.max_det,
+                        classes=parse_classes(args.classes, model.class_names))
