@@ -109,3 +109,16 @@ def test_track_with_a_hog_svm_model(shared, tmp_path, capsys):
     rows = np.loadtxt(out / "seq.txt", delimiter=",", ndmin=2)
     assert rows[:, 0].tolist() == [1, 2, 3] and set(rows[:, 1]) == {1}   # one box per frame, one id
     assert (out / "001.jpg").is_file()                                    # annotated frames
+
+
+def test_dets_with_raw_negative_scores_are_all_used_unless_conf_is_given(tmp_path, capsys):
+    # MOT15's DPM detection files carry raw SVM margins, many below 0.
+    det = tmp_path / "det.txt"
+    det.write_text("".join(f"{f},-1,{10 + 3 * f},20,30,60,-0.4,-1,-1,-1\n" for f in range(1, 7)))
+    out = tmp_path / "res.txt"
+    assert main(["track", "--dets", str(det), "--out", str(out), "--tracker", "sort"]) == 0
+    rows = np.loadtxt(out, delimiter=",", ndmin=2)
+    assert rows[:, 0].tolist() == [1, 2, 3, 4, 5, 6] and set(rows[:, 1]) == {1}
+    assert np.allclose(rows[:, 6], -0.4)
+    assert main(["track", "--dets", str(det), "--out", str(out), "--tracker", "sort", "--conf", "0"]) == 0
+    assert out.read_text() == ""                                             # --conf 0 drops them all

@@ -11,7 +11,8 @@ On a video (same pipeline and prediction path as `yolokit detect`): OUT/<name>.m
 track id and short trails, OUT/<name>.txt in the MOTChallenge format (frame,id,x,y,w,h,score,-1,-1,-1;
 frames 1-based) and, with --save-json, OUT/<name>.json (COCO results plus "track_id").
 --conf is the detector's threshold; its default here is low (0.1) because ByteTrack uses the weak boxes
-(between --conf and --track-conf) to continue tracks through occlusions.
+(between --conf and --track-conf) to continue tracks through occlusions. With --dets, every box of the file
+is used unless --conf is given (some detection files carry raw, even negative, scores).
 
 With --dets (the MOTChallenge public-detections protocol: lines frame,-1,x,y,w,h,score,...): no model;
 --out names the result file; --gt scores it (MOTA, IDF1, ID switches; needs yolokit[track]).
@@ -23,6 +24,8 @@ from pathlib import Path
 
 HELP = "track objects with stable ids (SORT, ByteTrack) on video or MOTChallenge detections"
 
+#: The detector's --conf on video: low, for ByteTrack's second association.
+VIDEO_CONF = 0.1
 #: Tracker options -> the tracker classes that take them.
 _TRACKER_OPTIONS = {"track_conf": ("bytetrack",), "new_track_conf": ("bytetrack",), "min_hits": ("sort",),
                     "match_iou": ("sort", "bytetrack"), "max_age": ("sort", "bytetrack")}
@@ -37,7 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gt", metavar="GT.txt", help="with --dets: score the result against this ground truth")
     add_model_arguments(parser, required=False)
     add_output_arguments(parser, default_out="runs/track")
-    parser.set_defaults(conf=0.1)
+    parser.set_defaults(conf=None)  # video: 0.1; --dets: the whole file (see the module docstring)
     parser.add_argument("--batch", type=int, default=1, help="frames per forward pass (video)")
     add_tracker_arguments(parser)
 
@@ -102,9 +105,10 @@ def run(args) -> int:
 def _run_dets(args) -> int:
     from yolokit.track.mot import detections_by_frame, read_mot, track_detections, write_mot
 
-    tracker = build_tracker(args, low_conf=args.conf)
+    low = float("-inf") if args.conf is None else args.conf
+    tracker = build_tracker(args, low_conf=low)
     frames, n = detections_by_frame(read_mot(args.dets))
-    frames = [d[d[:, 4] >= args.conf] for d in frames]
+    frames = [d[d[:, 4] >= low] for d in frames]
     tracks = track_detections(tracker, frames)
     out = Path(args.out)
     if out.suffix.lower() != ".txt":  # a directory: name the file after the sequence
@@ -136,6 +140,8 @@ def _run_video(args) -> int:
     from yolokit.track.mot import write_mot
 
     hog = Path(args.model).suffix.lower() == ".npz"
+    if args.conf is None:
+        args.conf = VIDEO_CONF
     s = _settings(args, hog)  # the detector's flags, each bad value one line, before anything is opened
     tracker = build_tracker(args, low_conf=s.conf)
     sources = [open_source(src) for src in args.source]  # fail on a bad SOURCE before loading the model
