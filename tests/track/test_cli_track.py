@@ -42,10 +42,10 @@ def test_dets_protocol_bytetrack_beats_sort_on_tud_campus(mot15, tud_gt, tmp_pat
 
 
 def test_both_tud_sequences_bytetrack_beats_sort_overall(mot15, tud_gt):
-    from yolokit.bench.track import TUNED, accuracy, _sequences
+    from yolokit.bench.track import TUNED, accuracy, load_sequences
     from yolokit.track import ByteTrack, Sort
 
-    seqs = _sequences(mot15)
+    seqs = load_sequences(mot15)
     sort, byte = accuracy(Sort(), seqs), accuracy(ByteTrack(**TUNED), seqs)
     assert sort["MOTA"] == pytest.approx(0.696, abs=0.0015) and sort["IDF1"] == pytest.approx(0.705, abs=0.0015)
     assert sort["IDsw"] == 16

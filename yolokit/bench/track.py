@@ -46,7 +46,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--skip-video", action="store_true", help="only the MOT15 parts")
 
 
-def _sequences(root: Path) -> dict[str, list]:
+def load_sequences(root: Path) -> dict[str, list]:
+    """``{sequence: per-frame detections [K, 6]}`` for every ``<seq>/det/det.txt`` under ``root``."""
     from yolokit.track.mot import detections_by_frame, read_mot
 
     return {p.name: detections_by_frame(read_mot(p / "det" / "det.txt"))[0]
@@ -132,7 +133,7 @@ def run(args) -> int:
     from yolokit.bench.common import markdown_table, write_section
     from yolokit.track import ByteTrack, Sort
 
-    seqs = _sequences(Path(args.mot))
+    seqs = load_sequences(Path(args.mot))
     configs = [("yolokit SORT (sort.py defaults: max_age 1, min_hits 3, IoU 0.3)", lambda: Sort()),
                ("ByteTrack, published defaults (track_conf 0.5, new 0.6, IoU 0.2, max_age 30)", lambda: ByteTrack()),
                ("**ByteTrack, track_conf 0.7, new_track_conf 0.95** (yolokit's pick)", lambda: ByteTrack(**TUNED))]
