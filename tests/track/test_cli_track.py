@@ -112,7 +112,7 @@ def test_track_with_a_hog_svm_model(shared, tmp_path, capsys):
 
 
 def test_dets_with_raw_negative_scores_are_all_used_unless_conf_is_given(tmp_path, capsys):
-    # MOT15's DPM detection files carry raw SVM margins, many below 0.
+    # MOT17's DPM detection files carry raw SVM margins, many below 0.
     det = tmp_path / "det.txt"
     det.write_text("".join(f"{f},-1,{10 + 3 * f},20,30,60,-0.4,-1,-1,-1\n" for f in range(1, 7)))
     out = tmp_path / "res.txt"

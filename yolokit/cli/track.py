@@ -66,7 +66,7 @@ def add_tracker_arguments(parser) -> None:
 def build_tracker(args, low_conf: float):
     """The tracker named by ``--tracker`` with the options given; an option the tracker lacks, or a value
     out of range, is a one-line error. Score thresholds are not limited to [0, 1]: some MOT detection
-    files (MOT15's DPM boxes) carry raw scores."""
+    files (MOT17's DPM boxes) carry raw scores."""
     from yolokit.errors import ConfigError
     from yolokit.settings import check_fraction, check_int
     from yolokit.track import make_tracker
