@@ -53,6 +53,8 @@ def add_arguments(parser):
     parser.add_argument("--defaults", action="store_true",
                         help="measure OMP_WAIT_POLICY default / PASSIVE / 1 thread, idle and under load, for detect")
     parser.add_argument("--load-procs", type=int, default=2, help="busy background processes for --defaults")
+    parser.add_argument("--section", default=None,
+                        help="BENCHMARKS.md section to write (default: infer, or infer-defaults with --defaults)")
     parser.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)  # --defaults' child output
 
 
@@ -89,13 +91,14 @@ def _opencv_forward(net, x):
     import torch
 
     net.setInput(x.numpy())
-    rows = torch.from_numpy(np.concatenate(net.forward(net.getUnconnectedOutLayersNames()), 0))
-    h, w = x.shape[2:]
-    rows[:, [0, 2]] *= w
-    rows[:, [1, 3]] *= h
+    b, h, w = x.shape[0], x.shape[2], x.shape[3]
+    outs = net.forward(net.getUnconnectedOutLayersNames())  # (rows, 5+C) each; (B, rows, 5+C) when B > 1
+    rows = torch.from_numpy(np.concatenate([o.reshape(b, -1, o.shape[-1]) for o in outs], 1))
+    rows[..., [0, 2]] *= w
+    rows[..., [1, 3]] *= h
     # OpenCV multiplies class probabilities by objectness (and zeroes products < 0.2, below conf 0.25 anyway).
-    rows[:, 5:] /= rows[:, 4:5].clamp_min(1e-12)
-    return rows.view(x.shape[0], -1, rows.shape[1])
+    rows[..., 5:] /= rows[..., 4:5].clamp_min(1e-12)
+    return rows
 
 
 def _compare(ref, dets) -> tuple[bool, float, float]:
@@ -187,7 +190,7 @@ def _sweep(args):
         compiled = torch.compile(optimize(model, fuse=False).model, options={"freezing": True})
 
     load_before = os.getloadavg()
-    rows, peer = [], "ONNX Runtime fp32" if ort else None
+    rows, peer = [], "ONNX Runtime fp32" if ort else "eager"
     tmp = tempfile.TemporaryDirectory()
     for size in args.sizes:
         contenders = {"eager": lambda x: _no_grad(model, x), "fast path (optimize_for_inference)": fast}
@@ -230,7 +233,7 @@ def _sweep(args):
         ref = dets(contenders["eager"])
         agree = {name: _compare(ref, dets(fn)) for name, fn in contenders.items() if name not in accuracy}
         if accuracy and val is not None and args.ap_images:
-            base = ap50(contenders[peer] if ort else fast, val, size, limit=args.ap_images)
+            base = ap50(contenders[peer] if ort else fast, val, size, limit=args.ap_images)  # fp32 reference
             for name in accuracy:
                 accuracy[name] = (base, ap50(contenders[name], val, size, limit=args.ap_images))
 
@@ -249,7 +252,7 @@ def _sweep(args):
                          _ratio(times, name, peer), check])
         print(f"size {size}: done", flush=True)
     tmp.cleanup()
-    header = ["size", "contender", "median ms", "min ms", f"x {peer or 'peer'} (per-round median)", "agreement"]
+    header = ["size", "contender", "median ms", "min ms", f"x {peer} (per-round median)", "agreement"]
     flops = model.flops() / 1e9
     body = (f"`{Path(cfg).name}`, batch {args.batch}, {threads} threads, {args.repeat} interleaved rounds per size "
             f"({flops:.2f} BFLOPs at {model.input_size[0]}, Darknet convention), OMP_WAIT_POLICY="
@@ -262,7 +265,7 @@ def _sweep(args):
             f"{'/'.join(f'{v:.1f}' for v in os.getloadavg())} after (2 cores shared with other jobs).")
     print(body)
     if args.write:
-        write_section(args.write, "infer", body)
+        write_section(args.write, args.section or "infer", body)
     return 0
 
 
@@ -345,7 +348,7 @@ def _defaults(args):
             f"{', '.join(f'{v:.1f}' for v in loads)} (2 cores, shared with other jobs).")
     print(body)
     if args.write:
-        write_section(args.write, "infer-defaults", body)
+        write_section(args.write, args.section or "infer-defaults", body)
     return 0
 
 
