@@ -90,3 +90,40 @@ def test_a_killed_worker_is_restarted_and_resumes_from_last_pt(shared, tmp_path)
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
     with open(out / "results.csv", newline="") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_two_nodes_through_c10d_rendezvous_restart_and_resume(shared, tmp_path):
+    """2 nodes x 1 process on localhost (two torchrun agents meeting through c10d): the node whose worker is
+    killed restarts it, the other node restarts its worker for the new rendezvous, and both resume."""
+    import csv
+    import socket
+
+    from yolokit.models import load_checkpoint
+
+    script = tmp_path / "elastic_train.py"
+    script.write_text(ELASTIC)
+    out = tmp_path / "run"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", "--max-restarts=1",
+           "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=yolokit-test",
+           str(script), str(shared / "yolov3_tiny_darknet"), str(ROOT / "configs" / "data" / "raccoon.yaml"),
+           str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    try:
+        results = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    for node, (_, err) in zip(nodes, results):
+        assert node.returncode == 0, err[-3000:]
+    stdout = "".join(o for o, _ in results)
+    assert f"elastic restart 1: resuming from {out / 'last.pt'}" in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elastic_train.py", "run"]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    with open(out / "results.csv", newline="") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]

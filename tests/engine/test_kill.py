@@ -24,16 +24,27 @@ ROWS = 100_000
 KINDS = {
     # last.pt / best.pt: the trainer's checkpoints and yolokit.models.save_checkpoint
     "checkpoint": "save_checkpoint(net, path, epoch=i)",
-    # results.csv: the trainer rewrites it whole after every epoch
-    "results.csv": "write_atomic(path, lambda f: f.write(f'epoch,i\\n'.encode() + (f'{i},{i}\\n' * ROWS).encode()))",
+    # results.csv: the trainer rewrites it whole after every epoch (written here in 50 pieces with a pause
+    # between them, a slow disk, so that most kills land inside the write)
+    "results.csv": "write_atomic(path, lambda f: slow_write(f, b'epoch,i\\n' + f'{i},{i}\\n'.encode() * ROWS))",
 }
 
 CHILD = """
 import sys
+import time
 from pathlib import Path
 from yolokit.models import build_model, config_path
 from yolokit.models.checkpoint import save_checkpoint, write_atomic
 ROWS = {rows}
+
+
+def slow_write(f, data, pieces=50):
+    step = len(data) // pieces + 1
+    for k in range(0, len(data), step):
+        f.write(data[k:k + step])
+        time.sleep(0.002)
+
+
 path = Path(sys.argv[1])
 net = build_model(config_path("yolov3-tiny").read_text())
 i = 0

@@ -93,7 +93,7 @@ def choose(out: str | None, resume: str | None = None, exist_ok: bool = False,
         if last.is_file():
             return RunFolder(folder, f"elastic restart {restart}: resuming from {last}", claim=None, resume=last)
         return RunFolder(folder, f"elastic restart {restart}: starting again", claim=None, resume=ckpt)
-    if exist_ok:
+    if exist_ok and (ckpt is None or out is not None):  # never into the folder a resumed checkpoint came from
         return RunFolder(base, f"{why}; --exist-ok: writing into {base} even if it holds a run", claim=None,
                          resume=ckpt)
     folder = next_free(base)

@@ -62,13 +62,31 @@ def _dist_env() -> tuple[int, int, int]:
             int(os.environ.get("WORLD_SIZE", 1)))
 
 
-def _setup_distributed(device: torch.device) -> tuple[int, int]:
+def _setup_distributed(device: torch.device) -> tuple[int, int, int]:
+    """Join torchrun's process group; returns ``(rank, world_size, attempt)``, ``attempt`` counting the elastic
+    restarts of the whole job (0 for the first start, and outside torchrun)."""
     import torch.distributed as dist
 
     rank, local_rank, world = _dist_env()
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return rank, world
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            # torchrun's workers meet in the rendezvous store, which outlives a restart, and torch keys the
+            # process group's addresses without the attempt: the restarted workers can read the addresses of the
+            # killed ones (gloo: "connectFullMesh failed ... Connection refused"). A per-attempt prefix avoids
+            # that. The attempt is counted in the store, not read from TORCHELASTIC_RESTART_COUNT, which is per
+            # agent: a node whose workers did not fail restarts them without counting (pytorch#108158).
+            from datetime import timedelta
+
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                  timeout=timedelta(minutes=30))
+            attempt = (store.add("yolokit/workers", 1) - 1) // world
+            dist.init_process_group(backend, store=dist.PrefixStore(f"yolokit/attempt_{attempt}/", store),
+                                    rank=rank, world_size=world)
+        else:
+            dist.init_process_group(backend)
+    return rank, world, attempt
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -259,19 +277,6 @@ def _broadcast(value, world: int):
     return box[0]
 
 
-def _restart_count(world: int, device: torch.device) -> int:
-    """torchrun's restart count of this elastic job: the largest over all processes (an agent whose own
-    workers did not fail restarts them for the new rendezvous without counting a restart)."""
-    count = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
-    if world == 1:
-        return count
-    import torch.distributed as dist
-
-    t = torch.tensor([count], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
-
-
 def _names(names) -> str:
     names = list(names or [])
     return ", ".join(map(str, names[:5])) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
@@ -347,9 +352,8 @@ class Trainer:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{flag} {value}: must be an integer >= 1")
         self.device = _resolve_device(cfg.device)
-        self.rank, self.world = _setup_distributed(self.device)
+        self.rank, self.world, restart = _setup_distributed(self.device)
         self.main = self.rank == 0
-        restart = _restart_count(self.world, self.device)
         folder = runs.choose(cfg.out, cfg.resume, cfg.exist_ok, restart) if self.main else None
         self.folder = _broadcast(folder, self.world)
         self.out = self.folder.path
