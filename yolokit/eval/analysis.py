@@ -80,16 +80,22 @@ def analyze(gt_dict: dict, results: list[dict], img_ids: Sequence[int], max_dets
         dets = by_cat.get(cid, [])
         if not dets:
             continue  # no detections: precision stays 0 in every band but FN
+        # Only images with a box or a detection of this class can change its curve (elsewhere the relabelled
+        # boxes are crowd boxes that nothing lands on), so the runs are limited to them: same numbers, faster.
+        imgs = {a["image_id"] for a in anns if a["category_id"] == cid} | {r["image_id"] for r in dets}
+        sup_of = dict(zip(cat_ids, sup))
         for band, same_super_only in ((3, True), (4, False)):
             relabelled = []
             for a in anns:
+                if a["image_id"] not in imgs:
+                    continue
                 if a["category_id"] == cid:
                     relabelled.append(a)
-                elif not same_super_only or sup[cat_ids.index(a["category_id"])] == sup[k]:
+                elif not same_super_only or sup_of[a["category_id"]] == sup[k]:
                     # another class's box: a crowd box of this class, so detections on it are ignored
                     relabelled.append(dict(a, category_id=cid, iscrowd=1, ignore=1))
-            g = dict(gt_dict, annotations=relabelled)
-            ps[band, :, k, :] = _evaluate(g, dets, [cid], [0.1], img_ids, max_dets)[0][0, :, 0, :]
+            g = dict(gt_dict, annotations=relabelled, images=[i for i in gt_dict["images"] if i["id"] in imgs])
+            ps[band, :, k, :] = _evaluate(g, dets, [cid], [0.1], sorted(imgs), max_dets)[0][0, :, 0, :]
     ps[ps == -1] = 0
     ps[5] = ps[4] > 0
     ps[6] = 1.0
