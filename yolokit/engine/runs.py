@@ -98,7 +98,7 @@ def choose(out: str | None, resume: str | None = None, exist_ok: bool = False,
                          resume=ckpt)
     folder = next_free(base)
     if folder != base:
-        why += f"; {base} already holds a run (--exist-ok to write into it)"
+        why += f"; {base} already holds a run, --exist-ok would write into it"
     return RunFolder(folder, why, claim=base, resume=ckpt)
 
 
