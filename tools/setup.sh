@@ -11,3 +11,6 @@ fi
 # torch that does not match it ("operator torchvision::nms does not exist").
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.14.1}" "torchvision==${TORCHVISION_VERSION:-0.29.1}"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# TIDE's reference (tests only). --no-deps: it requires opencv-python 5, which would overwrite the cv2/ of
+# opencv-python-headless 4.x (see pyproject's dev extra for its other dependencies).
+.venv/bin/python -m pip install -q --no-deps "tidecv==1.0.1"

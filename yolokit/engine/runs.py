@@ -118,9 +118,10 @@ def claim(base: Path, header: str) -> Path:
         return candidate
 
 
-def clean_temp_files(folder: Path) -> list[Path]:
-    """Remove the temp files that killed atomic writes of the run files left in ``folder``; returns them."""
-    stray = [p for name in RUN_FILES for p in Path(folder).glob(f"{name}.*.tmp") if p.is_file()]
+def clean_temp_files(folder: Path, names=RUN_FILES) -> list[Path]:
+    """Remove the temp files that killed atomic writes of ``names`` (default: the run files) left in ``folder``
+    (:func:`yolokit.models.checkpoint.write_atomic` names them ``NAME.<random>.tmp``); returns them."""
+    stray = [p for name in names for p in Path(folder).glob(f"{name}.*.tmp") if p.is_file()]
     for p in stray:
         p.unlink(missing_ok=True)
     return stray

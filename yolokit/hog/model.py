@@ -138,19 +138,20 @@ class HogSvmDetector:
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | Path) -> Path:
-        """Write an ``.npz`` of plain arrays (no pickled objects; loads with ``allow_pickle=False``)."""
+        """Write an ``.npz`` of plain arrays (no pickled objects; loads with ``allow_pickle=False``), atomically."""
+        from yolokit.models.checkpoint import write_atomic
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         p = self.params
-        with open(path, "wb") as fh:  # np.savez would append .npz to a path without that suffix
-            np.savez(fh, format=np.array(FORMAT), weights=self.weights,
+        # a file object: np.savez would append .npz to a path without that suffix
+        write_atomic(path, lambda fh: np.savez(fh, format=np.array(FORMAT), weights=self.weights,
                      bias=np.float64(self.bias), calib=np.array(self.calib, np.float64),
                      window=np.array(p.window, np.int64),
                      hog=np.array([p.block, p.stride, p.cell, p.bins], np.int64),
                      margin=np.array(self.margin, np.int64),
                      scan=np.array([self.scale, self.upscale, self.min_score, self.imgsz, self.pad,
                                          self.min_object], np.float64),
-                     class_names=np.array(self.class_names, dtype=str))
+                     class_names=np.array(self.class_names, dtype=str)))
         return path
 
     @classmethod

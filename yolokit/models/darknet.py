@@ -390,14 +390,17 @@ def load_weights(model: DarknetModel, path: str | Path, upto: int | None = None)
 
 
 def save_weights(model: DarknetModel, path: str | Path, upto: int | None = None) -> None:
-    """Write ``model`` as a Darknet ``.weights`` file, with the header of the last file loaded into it."""
+    """Write ``model`` as a Darknet ``.weights`` file, with the header of the last file loaded into it (atomically:
+    a crash mid-write leaves the previous file whole)."""
     major, minor, revision, seen, seen_bytes = model.weights_header
     head = struct.pack("<3i", major, minor, revision) + struct.pack("<q" if seen_bytes == 8 else "<i", seen)
     chunks = [head]
     for _, _, _, tensors in _weight_tensors(model, upto):
         for t in tensors:
             chunks.append(t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())
-    Path(path).write_bytes(b"".join(chunks))
+    from yolokit.models.checkpoint import write_atomic
+
+    write_atomic(path, lambda f: f.write(b"".join(chunks)))
 
 
 def count_weights(model: DarknetModel) -> int:
