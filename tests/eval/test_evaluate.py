@@ -48,7 +48,7 @@ def test_voc_dataset_reference_and_outputs(shared, rodm, tmp_path):
 
 def test_metric_selection_and_precision_recall(rodm):
     ds, dets = rodm
-    m = evaluate(ds, dets, metrics=["voc"], conf=0.5)
+    m = evaluate(ds, dets, metrics=["voc"], report_conf=0.5)
     assert "coco" not in m and "voc07" not in m
     a = m["at_conf"]
     n_det = sum(int((d[:, 4] >= 0.5).sum()) for d in dets)
@@ -111,3 +111,13 @@ def test_yolo_dataset_takes_coco_results_json(shared):
     assert m["skipped"] == {}  # every image and category id found its place
     assert m["detections"] == len(results)
     assert m["voc"] > 0.97  # YOLO txt rounds the boxes; nothing else differs
+
+
+def test_old_keyword_names_still_work_with_a_warning(rodm):
+    ds, dets = rodm
+    new = evaluate(ds, dets, metrics=["voc"], report_conf=0.5, match_iou=0.6)
+    with pytest.warns(DeprecationWarning, match="is now"):
+        old = evaluate(ds, dets, metrics=["voc"], conf=0.5, iou_thres=0.6)
+    assert old["voc"] == new["voc"] and old["at_conf"] == new["at_conf"]
+    with pytest.raises(TypeError, match="nonsense"):
+        evaluate(ds, dets, nonsense=1)

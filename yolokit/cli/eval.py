@@ -135,11 +135,10 @@ def run(args) -> int:
         if dets is None:  # a torchrun worker: rank 0 scores the gathered detections (yolokit.eval.distributed)
             return 0
     cat_ids = None if args.category_ids == "auto" else args.category_ids
-    result = evaluate(ds, dets, metrics=metrics, iou_thres=settings.match_iou, pixel_offset=args.pixel_offset,
-                      category_ids=cat_ids,
-                      conf=settings.report_conf, max_dets=settings.coco_max_dets, coco_backend=args.coco_backend,
-                      save_dir=args.save_dir, plots=args.plots, tide=args.tide, analysis=args.analysis,
-                      worst=args.worst)
+    result = evaluate(ds, dets, metrics=metrics, match_iou=settings.match_iou, pixel_offset=args.pixel_offset,
+                      category_ids=cat_ids, report_conf=settings.report_conf, coco_max_dets=settings.coco_max_dets,
+                      coco_backend=args.coco_backend, save_dir=args.save_dir, plots=args.plots, tide=args.tide,
+                      analysis=args.analysis, worst=args.worst)
     if args.save_pred:
         save_detections(ds, dets, args.save_pred, category_ids=cat_ids)
     if args.json:

@@ -202,11 +202,16 @@ def _num(v):
     return None if math.isnan(v) else v
 
 
+#: Old keyword names of :func:`evaluate` (one release): ``conf`` was the report threshold, which is ``--conf``'s
+#: meaning nowhere else; ``iou_thres`` / ``max_dets`` read like the NMS's settings.
+_RENAMED = {"conf": "report_conf", "iou_thres": "match_iou", "max_dets": "coco_max_dets"}
+
+
 def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
-             metrics: Iterable[str] = METRICS, iou_thres: float = 0.5, pixel_offset: float = 0.0,
-             conf: float = 0.25, coco_gt=None, category_ids: Sequence[int] | None = None,
-             max_dets: int = 100, coco_backend: str = "pycocotools", save_dir: str | Path | None = None,
-             plots: bool = False, tide: bool = False, analysis: bool = False, worst: int = 0) -> dict:
+             metrics: Iterable[str] = METRICS, match_iou: float = 0.5, pixel_offset: float = 0.0,
+             report_conf: float = 0.25, coco_gt=None, category_ids: Sequence[int] | None = None,
+             coco_max_dets: int = 100, coco_backend: str = "pycocotools", save_dir: str | Path | None = None,
+             plots: bool = False, tide: bool = False, analysis: bool = False, worst: int = 0, **renamed) -> dict:
     """Evaluate detections against ground truth; returns the metrics dict (module docstring).
 
     ``gt``: a dataset from :func:`yolokit.data.load_dataset`, a list of samples/records, or a
@@ -220,7 +225,19 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
     file uses, see :func:`infer_category_ids`). ``save_dir``: write metrics.json, metrics.txt,
     detections.json and, with ``plots``, PR-curve and confusion-matrix PNGs. ``tide``, ``analysis``,
     ``worst``: TIDE breakdown, COCO analysis bands, worst-image drawings (:mod:`yolokit.eval.explain`).
+    ``match_iou``: the VOC matching IoU; ``report_conf``: the score of the precision/recall line, confusion matrix
+    and drill-down; ``coco_max_dets``: COCOeval's maxDets for AP (the old names ``iou_thres``, ``conf``,
+    ``max_dets`` still work, with a DeprecationWarning).
     """
+    given = {"report_conf": report_conf, "match_iou": match_iou, "coco_max_dets": coco_max_dets}
+    for old, value in renamed.items():
+        if old not in _RENAMED:
+            raise TypeError(f"evaluate() got an unexpected keyword argument {old!r}")
+        import warnings
+
+        warnings.warn(f"evaluate({old}=...) is now {_RENAMED[old]}=...", DeprecationWarning, stacklevel=2)
+        given[_RENAMED[old]] = value
+    iou_thres, conf, max_dets = given["match_iou"], given["report_conf"], given["coco_max_dets"]
     metrics = tuple(metrics)
     bad = set(metrics) - set(METRICS)
     if bad:
@@ -388,8 +405,7 @@ def evaluate_model(detector, dataset, *, imgsz=None, conf: float | None = None, 
     ``imgsz``/``conf``/``iou``/``max_det`` defaulting to the model's saved settings, else the evaluation
     defaults: conf 0.001, iou 0.6, since mAP needs the whole PR curve), or any callable ``images -> list[(K,
     6)]`` in original-image pixels (a configured Predictor, the HOG+SVM predictor, another detector).
-    ``kwargs`` go to :func:`evaluate` (its ``conf`` is ``report_conf`` here: the score of the precision/recall
-    line and confusion matrix)."""
+    ``kwargs`` go to :func:`evaluate` (``report_conf``, ``match_iou``, ``metrics``, ...)."""
     from torch import nn
 
     if isinstance(detector, nn.Module):
@@ -400,6 +416,5 @@ def evaluate_model(detector, dataset, *, imgsz=None, conf: float | None = None, 
     elif not callable(detector):
         raise TypeError(f"evaluate_model needs a model or a callable images -> detections, got "
                         f"{type(detector).__name__}")
-    report_conf = kwargs.pop("report_conf", 0.25)
     dets = predict_dataset(detector, dataset, batch_size, progress)
-    return evaluate(dataset, dets, conf=report_conf, **kwargs)
+    return evaluate(dataset, dets, **kwargs)
