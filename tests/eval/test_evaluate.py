@@ -7,24 +7,14 @@ import numpy as np
 import pytest
 
 from tests.eval.refs import rodm_voc_reference
+from tests.eval.tide_ref import rodm_dataset
 from yolokit.eval import Detections, GroundTruth, confusion_matrix, evaluate, evaluate_model, format_table
 
 
 @pytest.fixture(scope="module")
 def rodm(shared):
-    from yolokit.data import load_dataset
-
-    root = shared / "voc2012_rodm" / "data" / "database"
-    spec = {"format": "voc", "root": str(root), "names": "voc.names",
-            "splits": {"val": {"images": "images", "annotations": "gts/pascalvoc_format"}}}
-    ds = load_dataset(spec, "val")
-    dets = []
-    for r in ds.records:
-        f = root / "dets" / "abs_xyx2y2" / f"{r.path.stem}.txt"
-        a = np.loadtxt(f, ndmin=2).reshape(-1, 6) if f.exists() else np.zeros((0, 6))
-        # "<class> <score> xmin ymin xmax ymax" in VOC's 1-based pixels -> yolokit's xyxy (as the adapter does)
-        dets.append(np.c_[a[:, 2] - 1, a[:, 3] - 1, a[:, 4], a[:, 5], a[:, 1], a[:, 0]])
-    return ds, dets
+    """voc2012_rodm and its 452 detections (tests/eval/tide_ref.py)."""
+    return rodm_dataset(shared)
 
 
 def test_voc_dataset_reference_and_outputs(shared, rodm, tmp_path):

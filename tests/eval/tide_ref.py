@@ -1,38 +1,14 @@
-"""Reference numbers for the TIDE tests: tidecv 1.0.1 (test-only dependency) fed yolokit's arrays, and the
-real detections the tests score (voc2012_rodm's; pretrained yolov3-tiny on coco128)."""
+"""Reference numbers for the TIDE tests: tidecv 1.0.1 (test-only dependency) fed yolokit's arrays (the adapter is
+the eval bench's, where tidecv is the timed peer), and the real detections the tests score (voc2012_rodm's;
+pretrained yolov3-tiny on coco128)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 
-
-def tidecv_breakdown(gt, det, class_names) -> dict:
-    """tidecv's AP and dAPs for yolokit :class:`GroundTruth` / :class:`Detections`, Data objects built
-    directly (its COCO loader wants ``segmentation`` in every annotation). Difficult and crowd boxes
-    are ignore regions of their class, as yolokit treats them."""
-    from tidecv import TIDE, Data
-
-    gd, pd = Data("gt", max_dets=100), Data("pred", max_dets=100)
-    for c, n in enumerate(class_names):
-        gd.add_class(c, n)
-        pd.add_class(c, n)
-    for i in range(gt.num_images):
-        gd.add_image(i, str(gt.image_ids[i]))
-    for b, c, im, ig in zip(gt.boxes, gt.labels, gt.image, gt.difficult | gt.iscrowd):
-        xywh = [b[0], b[1], b[2] - b[0], b[3] - b[1]]
-        (gd.add_ignore_region if ig else gd.add_ground_truth)(int(im), int(c), xywh)
-    for b, s, c, im in zip(det.boxes, det.scores, det.labels, det.image):
-        pd.add_detection(int(im), int(c), float(s), [b[0], b[1], b[2] - b[0], b[3] - b[1]])
-    t = TIDE()
-    with contextlib.redirect_stdout(io.StringIO()):
-        run = t.evaluate(gd, pd, mode=TIDE.BOX)
-        errors = t.get_all_errors()
-    return {"ap": run.ap, "main": errors["main"]["pred"], "special": errors["special"]["pred"],
-            "counts": {e.short_name: len(v) for e, v in run.error_dict.items()}}
+from yolokit.bench.eval import tidecv_breakdown  # noqa: F401  (re-exported for the tests)
 
 
 def rodm_dataset(shared: Path):

@@ -64,3 +64,11 @@ def write_section(path: str | Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def publish(args, name: str, body: str) -> None:
+    """Print a benchmark's result and, with ``--write FILE``, replace its section ``name`` in that file."""
+    print(body)
+    if getattr(args, "write", None):
+        write_section(args.write, name, body)
+        print(f"updated section '{name}' of {args.write}")

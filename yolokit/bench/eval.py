@@ -108,8 +108,10 @@ def devkit_loop(gt, det, n_classes, iou_thres=0.5):
 
 
 def tidecv_breakdown(gt, det, class_names) -> dict:
-    """tidecv 1.0.1's AP and dAPs for yolokit arrays (its Data objects built directly; difficult and crowd boxes
-    as ignore regions of their class, as yolokit treats them). Raises ImportError without tidecv."""
+    """tidecv 1.0.1's AP, dAPs and error counts for yolokit arrays (its Data objects built directly: its COCO
+    loader wants ``segmentation`` in every annotation; difficult and crowd boxes as ignore regions of their
+    class, as yolokit treats them). The peer of this bench and the reference of the TIDE tests. Raises
+    ImportError without tidecv."""
     import contextlib
     import io
 
@@ -127,9 +129,10 @@ def tidecv_breakdown(gt, det, class_names) -> dict:
         pd.add_detection(im, c, s, [b[0], b[1], b[2] - b[0], b[3] - b[1]])
     t = TIDE()
     with contextlib.redirect_stdout(io.StringIO()):
-        t.evaluate(gd, pd, mode=TIDE.BOX)
+        run = t.evaluate(gd, pd, mode=TIDE.BOX)
         errors = t.get_all_errors()
-    return {"main": errors["main"]["pred"], "special": errors["special"]["pred"]}
+    return {"ap": run.ap, "main": errors["main"]["pred"], "special": errors["special"]["pred"],
+            "counts": {e.short_name: len(v) for e, v in run.error_dict.items()}}
 
 
 def run(args) -> int:

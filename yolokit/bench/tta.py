@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import yolokit
     from yolokit.models.predict import Predictor
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.bench.common import markdown_table, publish
     from yolokit.data import load_dataset
     from yolokit.eval import evaluate
 
@@ -80,10 +80,7 @@ def run(args) -> int:
             f"letterbox, forward passes and NMS (batch {args.batch}, {args.device}); the configurations "
             f"run alternately batch by batch, so machine load affects them alike.\n\n"
             + markdown_table(header, rows))
-    print(body)
-    if args.write:
-        write_section(args.write, "tta", body)
-        print(f"updated section 'tta' of {args.write}")
+    publish(args, "tta", body)
     return 0
 
 

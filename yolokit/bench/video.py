@@ -96,7 +96,7 @@ def run(args) -> int:
     import torch
 
     import yolokit
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.bench.common import markdown_table, publish
 
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     base = yolokit.load(args.model, weights=args.weights)
@@ -138,8 +138,5 @@ def run(args) -> int:
             f"CPU ms/frame is the process's CPU time (all threads) per frame, which depends little on other "
             f"processes. Machine {load}.\n\n"
             + markdown_table(header, rows))
-    print(body)
-    if args.write:
-        write_section(args.write, "video", body)
-        print(f"updated section 'video' of {args.write}")
+    publish(args, "video", body)
     return 0

@@ -29,13 +29,11 @@ class TrackDrawer:
     def __call__(self, image: np.ndarray, tracks) -> np.ndarray:
         import cv2
 
-        from yolokit.apps.draw import class_color
+        from yolokit.apps.draw import class_color, draw_box, label_of, line_style
 
         tracks = np.asarray(tracks, dtype=np.float64).reshape(-1, 7)
         self.frame += 1
-        h, w = image.shape[:2]
-        thickness = max(1, round(min(h, w) / 300))
-        font_scale = max(0.35, min(h, w) / 900)
+        thickness, font_scale = line_style(image)
         for x1, y1, x2, y2, _score, _cls, tid in tracks:
             tid = int(tid)
             self.points.setdefault(tid, deque(maxlen=self.trail)).append((int(round((x1 + x2) / 2)), int(round(y2))))
@@ -49,15 +47,6 @@ class TrackDrawer:
                 cv2.polylines(image, [np.array(self.points[tid], dtype=np.int32)], False, self.colors[tid],
                               thickness, cv2.LINE_AA)
         for x1, y1, x2, y2, score, cls, tid in tracks:
-            color = self.colors[int(tid)]
-            p1, p2 = (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2)))
-            cv2.rectangle(image, p1, p2, color, thickness, cv2.LINE_AA)
-            c = int(cls)
-            name = self.class_names[c] if self.class_names is not None and 0 <= c < len(self.class_names) else str(c)
-            label = f"#{int(tid)} {name} {score:.2f}"
-            (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
-            top = p1[1] - th - base - 2 if p1[1] - th - base - 2 >= 0 else p1[1]
-            cv2.rectangle(image, (p1[0], top), (p1[0] + tw + 2, top + th + base + 2), color, -1)
-            cv2.putText(image, label, (p1[0] + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                        (0, 0, 0), thickness, cv2.LINE_AA)
+            label = f"#{int(tid)} {label_of(int(cls), self.class_names)} {score:.2f}"
+            draw_box(image, (x1, y1, x2, y2), label, self.colors[int(tid)], thickness, font_scale)
         return image
