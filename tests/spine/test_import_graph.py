@@ -10,7 +10,7 @@ import yolokit
 
 ROOT = Path(yolokit.__file__).parent
 # modules every floor may use: the error types and small leaf helpers
-LEAVES = {"errors", "report", "__init__", "__main__"}
+LEAVES = {"errors", "report", "fileio", "__init__", "__main__"}
 
 
 def _unit(path: Path) -> str:

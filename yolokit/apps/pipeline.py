@@ -25,9 +25,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from yolokit.models.predict import concat_batches
 from yolokit.apps.sources import Frame, ImageSource, VideoSource
 from yolokit.errors import DataError
+from yolokit.fileio import write_text_atomic
+from yolokit.models.predict import concat_batches
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "draw/encode")
 _END = object()
@@ -252,7 +253,7 @@ class CocoResults:
     def write(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.results))
+        write_text_atomic(path, json.dumps(self.results))
         return path
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from yolokit.fileio import write_text_atomic
+
 MANIFEST = "shards.json"
 
 
@@ -88,7 +90,7 @@ def write_shards(spec, out_dir, splits: list[str] | None = None, shard_size: int
         manifest = {"format": "webdataset-tar (yolokit)", "split": split, "source": str(ds.source),
                     "class_names": ds.class_names, "samples": sum(s["samples"] for s in shards),
                     "shards": shards, "skipped": skipped}
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         result["splits"][split] = {"samples": manifest["samples"], "shards": len(shards), "skipped": len(skipped),
                                    "manifest": folder / MANIFEST}
     return result

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from yolokit.fileio import write_text_atomic
+
 PART_NAMES = {2: ("train", "val"), 3: ("train", "val", "test")}
 
 
@@ -129,12 +131,12 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
     for p, name in enumerate(part_names):
         chosen = sorted((r for r, q in zip(records, parts) if q == p), key=lambda r: r.path.name)
         lst = out / f"{name}.txt"
-        lst.write_text("".join(r.path.name + "\n" for r in chosen))
+        write_text_atomic(lst, "".join(r.path.name + "\n" for r in chosen))
         per_class = {n: 0 for n in class_names}
         for r in chosen:
             for v in set(int(x) for x in r.labels):
                 per_class[class_names[v]] += 1
         result["parts"][name] = {"images": len(chosen), "per_class": per_class}
         desc["splits"][name] = dict(defs[0], list=os.path.relpath(lst.resolve(), root))
-    result["yaml"].write_text(yaml.safe_dump(desc, sort_keys=False))
+    write_text_atomic(result["yaml"], yaml.safe_dump(desc, sort_keys=False))
     return result

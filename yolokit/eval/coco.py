@@ -20,6 +20,7 @@ import numpy as np
 
 from yolokit.errors import DataError
 from yolokit.eval.voc import Detections, GroundTruth
+from yolokit.fileio import write_text_atomic
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -59,7 +60,7 @@ def save_coco_results(path: str | Path, results: list[dict]) -> Path:
     """Write a COCO results list as JSON (readable by ``COCO.loadRes``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results))
+    write_text_atomic(path, json.dumps(results))
     return path
 
 

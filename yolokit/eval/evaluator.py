@@ -23,6 +23,7 @@ from yolokit.errors import DataError
 from yolokit.eval.coco import (COCO80_TO_91, coco_evaluate, coco_image_ids, detections_to_coco,
                                ground_truth_to_coco, save_coco_results)
 from yolokit.eval.voc import Detections, GroundTruth, voc_evaluate
+from yolokit.fileio import write_text_atomic
 
 METRICS = ("voc07", "voc", "coco")
 
@@ -304,8 +305,8 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
     if save_dir is not None:
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
-        (save_dir / "metrics.json").write_text(json.dumps(out, indent=2))
-        (save_dir / "metrics.txt").write_text(format_table(out) + "\n")
+        write_text_atomic(save_dir / "metrics.json", json.dumps(out, indent=2))
+        write_text_atomic(save_dir / "metrics.txt", format_table(out) + "\n")
         save_coco_results(save_dir / "detections.json",
                           detections_to_coco(det, coco_image_ids(g.image_ids), category_ids))
         if plots:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from yolokit.errors import ConfigError
 from yolokit.eval.voc import Detections, GroundTruth, VocResult
+from yolokit.fileio import write_text_atomic
 
 
 def explain(gt: GroundTruth, det: Detections, voc: VocResult, class_names: Sequence[str],
@@ -37,7 +38,7 @@ def explain(gt: GroundTruth, det: Detections, voc: VocResult, class_names: Seque
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
         report = drilldown(gt, det, conf, len(class_names))
-        (save_dir / "drilldown.json").write_text(json.dumps(report))
+        write_text_atomic(save_dir / "drilldown.json", json.dumps(report))
         out["drilldown"] = {"file": "drilldown.json", "conf": conf, "totals": report["totals"]}
         if worst:
             render_worst(gt, det, class_names, save_dir / "worst", worst, conf)

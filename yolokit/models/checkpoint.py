@@ -15,13 +15,12 @@ default to), and whatever ``extra`` the caller adds (the trainer's ``raw_model``
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from yolokit.errors import WeightsError
+from yolokit.fileio import write_atomic  # noqa: F401  (re-exported: the trainer's import)
 
 
 def checkpoint_state(model, weights: dict | None = None, **extra) -> dict:
@@ -37,25 +36,6 @@ def checkpoint_state(model, weights: dict | None = None, **extra) -> dict:
     }
     state.update(extra)
     return state
-
-
-def write_atomic(path: str | Path, write) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then ``os.replace`` it onto ``path``:
-    a crash mid-write leaves the previous file intact, never a truncated one (and no temp file behind on an
-    exception)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(model, path: str | Path, *, weights: dict | None = None, **extra) -> Path:

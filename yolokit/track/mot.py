@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from yolokit.errors import DataError
+from yolokit.fileio import write_text_atomic
 
 
 def read_mot(path: str | Path) -> np.ndarray:
@@ -84,5 +85,5 @@ def write_mot(path: str | Path, tracks_per_frame: Iterable[np.ndarray], first_fr
     """Write :func:`format_mot` lines to ``path`` (parents created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(format_mot(tracks_per_frame, first_frame))
+    write_text_atomic(path, format_mot(tracks_per_frame, first_frame))
     return path
