@@ -1,6 +1,7 @@
 """Shared fixtures. Real data lives in ``../shared/data`` beside the repository (as in CI)."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ GET_DATA = ("real data not found at {path}: these tests read the project's test-
             "(snapshots of public repositories, each named with its commit in a PROVENANCE.txt); put it beside the "
             "clone. Public datasets for your own runs: `yolokit data get raccoon|coco128|voc|coco` "
             "(README, section 'Get data')")
+
+# Decode verdicts (yolokit.data.config.verified_cache_dir) go to a folder of this test session, not ~/.cache.
+os.environ.setdefault("YOLOKIT_CACHE_DIR", tempfile.mkdtemp(prefix="yolokit-test-cache-"))
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
