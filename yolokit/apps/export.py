@@ -54,17 +54,6 @@ class DetectWithNMS(nn.Module):
                           cls[kept, None].to(boxes.dtype)), 1)
 
 
-class _Plain(nn.Module):
-    """Eval-mode forward without inference_mode wrappers (tracing needs plain tensors)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
-
-
 def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 416, nms: bool = False, conf: float = 0.25,
                 iou: float = 0.45, opset: int = 17) -> Path:
     """Write ``model`` (eval mode, decoded outputs) as ONNX to ``path``; batch is a dynamic axis.
@@ -75,23 +64,25 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 416, nms: bool 
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from yolokit.models.onnx import export_predictions, model_metadata, write_metadata
+
     model = model.eval()
-    net = (DetectWithNMS(model, conf, iou) if nms else _Plain(model)).eval()  # export restores this mode
-    if nms:
+    if not nms:
+        export_predictions(model, str(path), (imgsz, imgsz), opset)
+    else:
         import torchvision
 
         # torchvision checks its CUDA build on the first call of one of its ops; inside the tracer that
         # check (an int-returning op) cannot be recorded, so make the first call here.
         torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))  # traced where it lives
-    x = torch.rand(2, 3, imgsz, imgsz, device=device)
-    out_name = "detections" if nms else "predictions"
-    dynamic = {"images": {0: "batch"}, out_name: {0: "num_detections" if nms else "batch"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about shape-derived Python ints are expected
-        torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=opset, input_names=["images"],
-                          output_names=[out_name], dynamic_axes=dynamic, do_constant_folding=True)
-    from yolokit.models.onnx import model_metadata, write_metadata
+        net = DetectWithNMS(model, conf, iou).eval()  # export restores this mode
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))  # traced where it lives
+        x = torch.rand(2, 3, imgsz, imgsz, device=device)
+        dynamic = {"images": {0: "batch"}, "detections": {0: "num_detections"}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape-derived Python ints are expected
+            torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=opset, input_names=["images"],
+                              output_names=["detections"], dynamic_axes=dynamic, do_constant_folding=True)
 
     # Heads, class names and settings travel in the file, so `yolokit.load("x.onnx")` is a complete model.
     write_metadata(path, model_metadata(model, imgsz, nms=bool(nms)))

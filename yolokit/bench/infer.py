@@ -3,8 +3,10 @@
 Contenders at every size (``--sizes``, default 224 320 416 512 608; batch ``--batch``):
 
 * ``eager``: the model under ``no_grad``;
-* ``fast path``: ``model.optimize_for_inference()`` (BN folded, conv+activation fused in oneDNN, weights
-  packed per input shape, channels-last);
+* ``fast path``: ``model.optimize_for_inference()``, what ``yolokit detect`` runs: ONNX Runtime on the model's
+  own graph (exported in memory per input shape) when onnxruntime is installed, else the fused torch module;
+* ``fused torch module``: ``optimize_for_inference(backend="torch")`` (BN folded, conv+activation fused in oneDNN,
+  weights packed per input shape, channels-last), shown when the fast path is ONNX Runtime;
 * ``ORT fp32``: yolokit's ONNX export at that size in ONNX Runtime (``yolokit.load("x.onnx")``);
 * ``ORT int8``: that export quantized (:func:`yolokit.apps.export.quantize_int8`, calibrated on
   ``--calib-images`` coco128 train images) at the ``--int8-sizes``;
@@ -166,7 +168,8 @@ def _sweep(args):
     weights = args.weights or shared / "yolov3_tiny_darknet" / "yolov3-tiny.weights"
     threads = torch.get_num_threads()
     model = load(cfg, weights)
-    fast = model.optimize_for_inference()
+    fast = model.optimize_for_inference(backend="torch" if args.no_onnx else "auto")
+    fused = None if args.no_onnx or not hasattr(fast, "session") else model.optimize_for_inference(backend="torch")
     photos = _images(shared)
     net, cv_name = _opencv_net(cfg, weights, threads)
     notes = [] if net is not None else [f"no OpenCV contender: {cv_name}."]
@@ -194,6 +197,8 @@ def _sweep(args):
     tmp = tempfile.TemporaryDirectory()
     for size in args.sizes:
         contenders = {"eager": lambda x: _no_grad(model, x), "fast path (optimize_for_inference)": fast}
+        if fused is not None:
+            contenders["fused torch module (backend='torch')"] = fused
         accuracy = {}
         if ort:
             from yolokit.apps.export import export_onnx, quantize_int8

@@ -116,9 +116,21 @@ class _Inference(nn.Module):
         return Predictor(self, **kwargs)(images)
 
 
+#: ``optimize(backend=...)``: "auto" = ONNX Runtime for a CPU float32 model when onnxruntime is installed (and
+#: the model exports), else "torch"; "torch" = the oneDNN-fused torch module below; "onnxruntime" = ONNX Runtime
+#: or an error.
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
 def optimize(model: nn.Module, channels_last: bool | None = None, fuse: bool | None = None,
-             dtype: torch.dtype = torch.float32, cache_size: int = 4) -> nn.Module:
-    """An eval-mode copy of ``model`` for inference.
+             dtype: torch.dtype = torch.float32, cache_size: int = 4, backend: str = "auto") -> nn.Module:
+    """The fastest inference module for ``model`` (measured: BENCHMARKS.md "infer").
+
+    ``backend="auto"``: a CPU float32 model runs in ONNX Runtime when it is installed
+    (:class:`yolokit.models.onnx.OrtFastPath`: the model's own graph, exported per input shape on first use; at
+    every size measured here it was faster than the fused torch module, with the same detections); anything
+    else (CUDA, bf16, an explicit ``fuse``/``channels_last``, no onnxruntime, a graph that does not export)
+    gets the torch module. ``backend="torch"``: an eval-mode copy of ``model``:
 
     * batch-norm folded into the convolutions (always);
     * on CPU with oneDNN (``fuse``, default on there): every conv + bias + activation becomes one oneDNN
@@ -133,6 +145,12 @@ def optimize(model: nn.Module, channels_last: bool | None = None, fuse: bool | N
     Outputs equal the original's to float rounding (folding and fusion reorder the arithmetic); figures in
     BENCHMARKS.md "infer".
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend != "torch":
+        ort = _onnxruntime_path(model, dtype, channels_last, fuse, cache_size, required=backend == "onnxruntime")
+        if ort is not None:
+            return ort
     m = copy.deepcopy(model).eval()
     for layer in m.layers:
         if isinstance(layer, L.ConvBlock) and "bn" in layer._modules:
@@ -154,3 +172,31 @@ def optimize(model: nn.Module, channels_last: bool | None = None, fuse: bool | N
                 act = layer._modules.get("act", nn.Identity())
                 m.layers[index] = FusedConv(layer.conv, act, shapes[index], dtype, cache_size)
     return _Inference(m, channels_last, dtype).eval()
+
+
+def _onnxruntime_path(model, dtype, channels_last, fuse, cache_size, required: bool):
+    """:class:`yolokit.models.onnx.OrtFastPath` when it applies (see :func:`optimize`), checked by building the
+    session for the model's own input size; None (or, when ``required``, an error) otherwise."""
+    from yolokit.errors import ConfigError
+
+    params = next(model.parameters(), None)
+    plain = params is not None and params.device.type == "cpu" and params.dtype == torch.float32
+    why = None
+    if not plain or dtype != torch.float32:
+        why = "it runs CPU float32 models only"
+    elif not required and (channels_last is not None or fuse is not None):
+        return None                       # torch-module options asked for: the torch module
+    else:
+        try:
+            from yolokit.models.onnx import OrtFastPath
+
+            fast = OrtFastPath(model, cache_size=cache_size)
+            fast.session(fast.input_size)
+            return fast.eval()
+        except ImportError:
+            why = "onnxruntime is not installed (pip install yolokit[onnx])"
+        except Exception as exc:  # noqa: BLE001 - an op the exporter or ONNX Runtime does not support
+            why = f"the model does not export ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    if required:
+        raise ConfigError(f"backend='onnxruntime': {why}")
+    return None

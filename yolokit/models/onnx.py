@@ -58,6 +58,35 @@ def write_metadata(path: str | Path, meta: dict) -> None:
     onnx.save(proto, str(path))
 
 
+class _Plain(nn.Module):
+    """Eval-mode forward without inference_mode wrappers (tracing needs plain tensors)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
+def export_predictions(model: nn.Module, file, shape: tuple[int, int], opset: int = 17) -> None:
+    """Trace ``model`` (eval mode, decoded outputs) to ONNX in ``file`` (a path or a binary file object):
+    input ``images`` (B,3,H,W) with a dynamic batch axis, output ``predictions`` (B,N,5+C). The TorchScript
+    exporter (``dynamo=False``): the dynamo exporter needs ``onnxscript``."""
+    import warnings
+
+    net = _Plain(model.eval()).eval()
+    device = next((t.device for t in model.parameters()), torch.device("cpu"))  # traced where it lives
+    dynamic = {"images": {0: "batch"}, "predictions": {0: "batch"}}
+    # Traced with autograd on (even when called under inference_mode, as the predictor runs): the heads then take
+    # their functional decoding; the in-place one (``out=``) has no ONNX form.
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-derived Python ints are expected
+        x = torch.rand(2, 3, int(shape[0]), int(shape[1]), device=device)  # a normal tensor, made in here
+        torch.onnx.export(net, (x,), file, dynamo=False, opset_version=opset, input_names=["images"],
+                          output_names=["predictions"], dynamic_axes=dynamic, do_constant_folding=True)
+
+
 def session_options(threads: int | None = None):
     """ONNX Runtime CPU session options: all graph optimisations, ``threads`` intra-op threads (default torch's
     count), and no spin-waiting when ``OMP_WAIT_POLICY=PASSIVE`` (the same choice as torch's OpenMP pool)."""
@@ -160,6 +189,67 @@ class OnnxModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.path}, input {self.input_size}, int8={bool(self.meta.get('int8'))}"
+
+
+class OrtFastPath(nn.Module):
+    """A torch model run by ONNX Runtime: its own graph, exported in memory for each input shape on first use
+    (about 0.7 s for yolov3-tiny) and kept for the last ``cache_size`` shapes; the batch axis is dynamic.
+
+    What ``optimize_for_inference()`` returns on a CPU float32 model when onnxruntime is installed: measured the
+    fastest fp32 CPU runtime here at every size (BENCHMARKS.md "infer"), with the eager model's detections.
+    Same contract as the model (``input_size``, ``heads``, ``class_names``, ``settings``); CPU only."""
+
+    def __init__(self, model: nn.Module, threads: int | None = None, cache_size: int = 4):
+        super().__init__()
+        import copy
+
+        import onnxruntime  # noqa: F401  (ImportError here, not at the first frame)
+
+        # exported from; a copy, so the caller's mode is untouched. Its parameters keep requires_grad: the heads'
+        # traceable (functional) decoding is the one taken for them (models.heads.YoloHead.forward).
+        self.model = copy.deepcopy(model).eval()
+        self.input_size = tuple(model.input_size)
+        self.heads = getattr(model, "heads", None)
+        self.class_names = getattr(model, "class_names", None)
+        self.settings = dict(getattr(model, "settings", None) or {})
+        self.device = torch.device("cpu")
+        self.threads, self.cache_size = threads, int(cache_size)
+        self._sessions: dict[tuple[int, int], object] = {}
+
+    def session(self, shape: tuple[int, int]):
+        """The ONNX Runtime session for inputs of ``shape = (H, W)`` (exported now if not cached)."""
+        import io
+
+        import onnxruntime as ort
+
+        shape = (int(shape[0]), int(shape[1]))
+        if shape not in self._sessions:
+            buf = io.BytesIO()
+            export_predictions(self.model, buf, shape)
+            if len(self._sessions) >= self.cache_size:
+                self._sessions.pop(next(iter(self._sessions)))       # the oldest shape
+            self._sessions[shape] = ort.InferenceSession(buf.getvalue(), session_options(self.threads),
+                                                         providers=["CPUExecutionProvider"])
+        return self._sessions[shape]
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.session(tuple(x.shape[2:])).run(
+            ["predictions"], {"images": x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+    def to(self, *args, **kwargs):
+        device = torch.device(args[0]) if args and isinstance(args[0], (str, torch.device)) else \
+            kwargs.get("device")
+        if device is not None and torch.device(device).type != "cpu":
+            raise ConfigError(f"the ONNX Runtime fast path runs on the CPU, not {device} "
+                              f"(optimize_for_inference(backend='torch') for a GPU)")
+        return self
+
+    def predict(self, images, **kwargs) -> list[Tensor]:
+        """Detections in image pixels; see :class:`yolokit.models.predict.Predictor`."""
+        from yolokit.models.predict import Predictor
+
+        return Predictor(self, **kwargs)(images)
 
 
 def load_onnx(path: str | Path, names=None, device="cpu", threads: int | None = None) -> OnnxModel:
