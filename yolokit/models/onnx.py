@@ -232,6 +232,12 @@ class OrtFastPath(nn.Module):
                                                          providers=["CPUExecutionProvider"])
         return self._sessions[shape]
 
+    def prepare(self, shapes) -> None:
+        """Build the sessions for these ``(H, W)`` input shapes now (the predictor does, before a video pipeline
+        starts its threads: tracing is not thread-safe with respect to Python's warning filters)."""
+        for shape in shapes:
+            self.session(shape)
+
     def forward(self, x: Tensor) -> Tensor:
         out = self.session(tuple(x.shape[2:])).run(
             ["predictions"], {"images": x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]

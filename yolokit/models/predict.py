@@ -172,6 +172,9 @@ class Predictor:
         self.flip = bool(tta and tta_flip)
         self.class_names = getattr(model, "class_names", None)
         self._mirror: dict[int, Tensor] = {}
+        prepare = getattr(self.model, "prepare", None)    # a per-shape engine (OrtFastPath): build it up front
+        if prepare is not None:
+            prepare([self.shape if size == self.imgsz else (size, size) for size in self.sizes])
 
     # ----------------------------------------------------------------------------- stages
     def letterbox(self, images: Sequence[np.ndarray], size: int) -> View:
