@@ -104,6 +104,8 @@ def detections_from_coco(results, gt: GroundTruth, class_names: Sequence[str],
         try:
             k = img_lookup.get(r["image_id"])
             c = cat_lookup.get(r["category_id"])
+            if not all(_is_number(v) for v in (*r["bbox"], r["score"])):
+                raise TypeError(f"bbox {r['bbox']!r} and score {r['score']!r} must be JSON numbers")
             x, y, w, h = (float(v) for v in r["bbox"])
             s = float(r["score"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -126,6 +128,11 @@ def detections_from_coco(results, gt: GroundTruth, class_names: Sequence[str],
         labels.append(c)
         image.append(k)
     return Detections(np.asarray(boxes).reshape(-1, 4), scores, labels, image), skipped
+
+
+def _is_number(v) -> bool:
+    """A JSON number (int or float), not a string that looks like one, nor a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def infer_category_ids(seen: set, class_names: Sequence[str], source: str = "detections") -> list[int]:
