@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from yolokit.data.images import probe_image
+from yolokit.data.images import checked_size
 from yolokit.data.sample import ProblemReport, Record, empty_record, sanitize_boxes
 from yolokit.errors import DataError
 
@@ -177,9 +177,8 @@ def read_coco(annotations: Path, images: Path, ids: list[str] | None, report: Pr
             continue
         size = (int(info.get("height", 0)), int(info.get("width", 0)))
         if check_images:
-            real, bad, detail = probe_image(image)
-            if bad:
-                report.add(image, bad, detail + (" " if detail else "") + f"(image id {img_id} in {annotations.name})")
+            real = checked_size(image, report, f"(image id {img_id} in {annotations.name})")
+            if real is None:
                 continue
             if real != size:
                 if size != (0, 0):

@@ -75,6 +75,16 @@ def probe_image(path: Path) -> tuple[tuple[int, int] | None, str | None, str]:
     return (h, w), None, ""
 
 
+def checked_size(path: Path, report, note: str = "") -> tuple[int, int] | None:
+    """:func:`probe_image` for an adapter: the stored ``(height, width)``, or None after adding the problem
+    (``note`` appended to its detail) to ``report`` -- the caller then leaves the image out."""
+    size, bad, detail = probe_image(path)
+    if bad:
+        report.add(path, bad, " ".join(t for t in (detail, note) if t))
+        return None
+    return size
+
+
 def decode_image(path: str | Path) -> np.ndarray:
     """Decode ``path`` to ``uint8 [H, W, 3]`` RGB in stored pixel order (EXIF orientation ignored).
 

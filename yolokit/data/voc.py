@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from yolokit.data.images import is_image, probe_image
+from yolokit.data.images import checked_size, is_image, probe_image
 from yolokit.data.sample import ProblemReport, Record, empty_record, sanitize_boxes
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -149,13 +149,9 @@ def read_voc(annotations: Path, images: Path, ids: list[str] | None, names: list
             else:
                 report.add(images / stem, "missing_image", "listed in the split but neither image nor XML exists")
             continue
-        if check_images:
-            size, bad, detail = probe_image(image)
-            if bad:
-                report.add(image, bad, detail)
-                continue
-        else:
-            size = None
+        size = checked_size(image, report) if check_images else None
+        if check_images and size is None:
+            continue
         if ann is None:
             report.add(image, "background", f"no {stem}.xml in {annotations}")
             records.append(empty_record(image, stem, size or (0, 0)))

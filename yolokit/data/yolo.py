@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from yolokit.data.images import is_image, probe_image
+from yolokit.data.images import checked_size, is_image, probe_image
 from yolokit.data.sample import ProblemReport, Record, empty_record, sanitize_boxes
 
 
@@ -89,13 +89,9 @@ def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str] |
     for image in files:
         lab = label_path_for(image, labels)
         seen_labels.add(lab.name)
-        if check_images:
-            size, bad, detail = probe_image(image)
-            if bad:
-                report.add(image, bad, detail)
-                continue
-        else:
-            size = probe_image(image)[0] or (0, 0)
+        size = checked_size(image, report) if check_images else probe_image(image)[0] or (0, 0)
+        if size is None:
+            continue
         if not lab.is_file():
             report.add(image, "background", f"no label file {lab}")
             records.append(empty_record(image, image.stem, size))
