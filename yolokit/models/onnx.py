@@ -108,12 +108,29 @@ def _head(d: dict) -> HeadSpec:
     return HeadSpec(**d)
 
 
-class OnnxModel(nn.Module):
-    """An ONNX file run by ONNX Runtime with a yolokit model's contract (module docstring).
+class _OnCpu(nn.Module):
+    """What the ONNX Runtime modules share: they run on the CPU only (``cpu_only`` says how to get elsewhere)
+    and detect through the one :class:`yolokit.models.predict.Predictor`. Parameter-free ``nn.Module`` s, so every
+    door that takes a model (``Predictor``, ``evaluate_model``, ``.eval()``, ``.to("cpu")``) takes them."""
 
-    An ``nn.Module`` without parameters so that every door that takes a model (``Predictor``, ``evaluate_model``,
-    ``.eval()``, ``.to("cpu")``) takes this one too; it runs on the CPU only.
-    """
+    cpu_only = "runs on the CPU"
+
+    def to(self, *args, **kwargs):
+        device = torch.device(args[0]) if args and isinstance(args[0], (str, torch.device)) else \
+            kwargs.get("device")
+        if device is not None and torch.device(device).type != "cpu":
+            raise ConfigError(f"{self.cpu_only}, not {device}")
+        return self
+
+    def predict(self, images, **kwargs) -> list[Tensor]:
+        """Detections in image pixels; see :class:`yolokit.models.predict.Predictor`."""
+        from yolokit.models.predict import Predictor
+
+        return Predictor(self, **kwargs)(images)
+
+
+class OnnxModel(_OnCpu):
+    """An ONNX file run by ONNX Runtime with a yolokit model's contract (module docstring); CPU only."""
 
     def __init__(self, path: str | Path, names=None, threads: int | None = None):
         super().__init__()
@@ -170,34 +187,27 @@ class OnnxModel(nn.Module):
                                {self.input_name: x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
         return torch.from_numpy(out)
 
-    def to(self, *args, **kwargs):
-        device = torch.device(args[0]) if args and isinstance(args[0], (str, torch.device)) else \
-            kwargs.get("device")
-        if device is not None and torch.device(device).type != "cpu":
-            raise ConfigError(f"{self.path.name}: ONNX models run on the CPU here (--device cpu), not {device}")
-        return self
-
     def optimize_for_inference(self, **_) -> "OnnxModel":
         """Already an inference graph (ONNX Runtime optimises it when the session starts)."""
         return self
 
-    def predict(self, images, **kwargs) -> list[Tensor]:
-        """Detections in image pixels; see :class:`yolokit.models.predict.Predictor`."""
-        from yolokit.models.predict import Predictor
-
-        return Predictor(self, **kwargs)(images)
+    @property
+    def cpu_only(self) -> str:
+        return f"{self.path.name}: ONNX models run on the CPU here (--device cpu)"
 
     def extra_repr(self) -> str:
         return f"{self.path}, input {self.input_size}, int8={bool(self.meta.get('int8'))}"
 
 
-class OrtFastPath(nn.Module):
+class OrtFastPath(_OnCpu):
     """A torch model run by ONNX Runtime: its own graph, exported in memory for each input shape on first use
     (about 0.7 s for yolov3-tiny) and kept for the last ``cache_size`` shapes; the batch axis is dynamic.
 
     What ``optimize_for_inference()`` returns on a CPU float32 model when onnxruntime is installed: measured the
     fastest fp32 CPU runtime here at every size (BENCHMARKS.md "infer"), with the eager model's detections.
     Same contract as the model (``input_size``, ``heads``, ``class_names``, ``settings``); CPU only."""
+
+    cpu_only = "the ONNX Runtime fast path runs on the CPU (optimize_for_inference(backend='torch') for a GPU)"
 
     def __init__(self, model: nn.Module, threads: int | None = None, cache_size: int = 4):
         super().__init__()
@@ -243,19 +253,6 @@ class OrtFastPath(nn.Module):
             ["predictions"], {"images": x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
         return torch.from_numpy(out)
 
-    def to(self, *args, **kwargs):
-        device = torch.device(args[0]) if args and isinstance(args[0], (str, torch.device)) else \
-            kwargs.get("device")
-        if device is not None and torch.device(device).type != "cpu":
-            raise ConfigError(f"the ONNX Runtime fast path runs on the CPU, not {device} "
-                              f"(optimize_for_inference(backend='torch') for a GPU)")
-        return self
-
-    def predict(self, images, **kwargs) -> list[Tensor]:
-        """Detections in image pixels; see :class:`yolokit.models.predict.Predictor`."""
-        from yolokit.models.predict import Predictor
-
-        return Predictor(self, **kwargs)(images)
 
 
 def load_onnx(path: str | Path, names=None, device="cpu", threads: int | None = None) -> OnnxModel:
