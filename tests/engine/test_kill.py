@@ -27,12 +27,14 @@ KINDS = {
     # results.csv: the trainer rewrites it whole after every epoch (written here in 50 pieces with a pause
     # between them, a slow disk, so that most kills land inside the write)
     "results.csv": "write_atomic(path, lambda f: slow_write(f, b'epoch,i\\n' + f'{i},{i}\\n'.encode() * ROWS))",
-    # Darknet .weights through yolokit.models.save_weights (35 MB for yolov3-tiny: kills land mid-write)
+    # Darknet .weights through yolokit.models.save_weights (35 MB for yolov3-tiny), on a slow disk: the flush to
+    # disk takes 0.2 s, so most kills land while the new file is still being written
     "weights": "save_weights(net, path)",
 }
 FILES = {"checkpoint": "last.pt", "results.csv": "results.csv", "weights": "model.weights"}
 
 CHILD = """
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +42,18 @@ from yolokit.models import build_model, config_path
 from yolokit.models import save_weights
 from yolokit.models.checkpoint import save_checkpoint, write_atomic
 ROWS = {rows}
+path = Path(sys.argv[1])
+
+
+_fsync = os.fsync
+
+
+def slow_fsync(fd):
+    time.sleep(0.2 if path.suffix == ".weights" else 0)
+    _fsync(fd)
+
+
+os.fsync = slow_fsync  # write_atomic looks os.fsync up when it runs
 
 
 def slow_write(f, data, pieces=50):
@@ -49,7 +63,6 @@ def slow_write(f, data, pieces=50):
         time.sleep(0.002)
 
 
-path = Path(sys.argv[1])
 net = build_model(config_path("yolov3-tiny").read_text())
 i = 0
 while True:
