@@ -60,15 +60,15 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 416, nms: bool 
 
     Returns the path. See the module docstring for the inputs and outputs of both variants.
     """
+    import io
     import warnings
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     from yolokit.models.onnx import export_predictions, model_metadata, write_metadata
 
     model = model.eval()
+    buf = io.BytesIO()  # traced into memory, then written once, atomically, with its metadata
     if not nms:
-        export_predictions(model, str(path), (imgsz, imgsz), opset)
+        export_predictions(model, buf, (imgsz, imgsz), opset)
     else:
         import torchvision
 
@@ -81,12 +81,11 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 416, nms: bool 
         dynamic = {"images": {0: "batch"}, "detections": {0: "num_detections"}}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shape-derived Python ints are expected
-            torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=opset, input_names=["images"],
+            torch.onnx.export(net, (x,), buf, dynamo=False, opset_version=opset, input_names=["images"],
                               output_names=["detections"], dynamic_axes=dynamic, do_constant_folding=True)
 
     # Heads, class names and settings travel in the file, so `yolokit.load("x.onnx")` is a complete model.
-    write_metadata(path, model_metadata(model, imgsz, nms=bool(nms)))
-    return path
+    return write_metadata(path, model_metadata(model, imgsz, nms=bool(nms)), buf.getvalue())
 
 
 def run_onnx(path: str | Path, x) -> "numpy.ndarray":  # noqa: F821

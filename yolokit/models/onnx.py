@@ -45,17 +45,22 @@ def model_metadata(model, imgsz: int, **extra) -> dict:
             "settings": settings, **extra}
 
 
-def write_metadata(path: str | Path, meta: dict) -> None:
-    """Store ``meta`` as JSON under :data:`META_KEY` in the ONNX file at ``path`` (in place)."""
+def write_metadata(path: str | Path, meta: dict, model: bytes | None = None) -> Path:
+    """Store ``meta`` as JSON under :data:`META_KEY` in an ONNX model and write it to ``path`` atomically (a crash
+    leaves the previous file whole). ``model``: the serialized model (e.g. just exported into memory); default
+    the file at ``path`` itself."""
     import onnx
 
-    proto = onnx.load(str(path))
+    from yolokit.fileio import write_atomic
+
+    proto = onnx.load_from_string(model) if model is not None else onnx.load(str(path))
     kept = [p for p in proto.metadata_props if p.key != META_KEY]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
-    onnx.save(proto, str(path))
+    data = proto.SerializeToString()
+    return write_atomic(path, lambda f: f.write(data))
 
 
 class _Plain(nn.Module):
