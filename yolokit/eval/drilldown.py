@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from yolokit.eval.tide import DET_ERRORS, DROPPED, FP, IGNORED, TP, TideResult, tide
+from yolokit.eval.tide import DET_ERRORS, FP, IGNORED, TP, TideResult, tide
 from yolokit.eval.voc import Detections, GroundTruth
 
 # BGR colours for the drawings: ground truth, TP and each error type

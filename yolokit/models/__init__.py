@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from yolokit.errors import ConfigError, WeightsError
+from yolokit.errors import ConfigError
 from yolokit.models.darknet import DarknetModel, load_weights, save_weights, with_num_classes
 from yolokit.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from yolokit.models.heads import HeadSpec
