@@ -24,3 +24,12 @@ def nms_loop(pred: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.
         keep = keep[torch.argsort(scores[keep], descending=True, stable=True)][:max_det]
         out.append(torch.cat((boxes[keep], scores[keep, None], cls[keep, None].to(x.dtype)), 1))
     return out
+
+
+def nms_per_group(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, iou_thres: float):
+    """``torchvision.ops.nms`` run on each group alone; the sorted indices of every kept box."""
+    kept = [torch.empty(0, dtype=torch.long)]
+    for g in groups.unique():
+        idx = torch.nonzero(groups == g).flatten()
+        kept.append(idx[torchvision.ops.nms(boxes[idx], scores[idx], iou_thres)])
+    return sorted(torch.cat(kept).tolist())

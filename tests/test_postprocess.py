@@ -5,10 +5,11 @@ import pytest
 import torch
 import torchvision
 
-from tests.reference import nms_loop
+import yolokit.postprocess as pp
+from tests.reference import nms_loop, nms_per_group
 from yolokit.bench.nms import dense_workload  # the benchmark's workload (data), not its reference loop
 from yolokit.ops.boxes import cxcywh_to_xyxy
-from yolokit.postprocess import nms_xyxy, postprocess
+from yolokit.postprocess import grouped_nms, nms_xyxy, postprocess
 
 
 def _assert_same(ours, ref):
@@ -103,6 +104,39 @@ def test_multi_label_matches_per_class_reference():
         keep = torchvision.ops.batched_nms(boxes, scores, c, 0.45)[:300]
         torch.testing.assert_close(det[:, :5], torch.cat((boxes[keep], scores[keep, None]), 1))
         assert det[:, 5].long().tolist() == c[keep].tolist()
+
+
+def _dense_candidates(seed, ties):
+    """Candidates of a bench-sized batch (> 1000, so the all-groups greedy steps run), grouped by image x class.
+    With ``ties``, scores take 20 values and boxes sit on a 4-pixel grid: many equal scores and equal boxes."""
+    pred = dense_workload(batch=4, boxes=12000, classes=80, seed=seed)
+    scores, cls = (pred[..., 5:] * pred[..., 4:5]).max(-1)
+    img, box = (scores > 0.25).nonzero(as_tuple=True)
+    boxes, scores = cxcywh_to_xyxy(pred[img, box, :4]), scores[img, box]
+    if ties:
+        boxes, scores = (boxes / 4).round() * 4, (scores * 20).ceil() / 20
+    return boxes, scores, img * 80 + cls[img, box]
+
+
+@pytest.mark.parametrize("seed,ties", [(0, False), (1, False), (2, True), (3, True)])
+@pytest.mark.parametrize("iou", [0.3, 0.45, 0.7])
+def test_grouped_nms_matches_the_kernel_per_group(seed, ties, iou, monkeypatch):
+    boxes, scores, groups = _dense_candidates(seed, ties)
+    steps = []
+    monkeypatch.setattr(pp, "_greedy_step", lambda *a: steps.append(1) or _greedy_step(*a))
+    assert sorted(grouped_nms(boxes, scores, groups, iou).tolist()) == nms_per_group(boxes, scores, groups, iou)
+    assert steps, "the all-groups greedy steps did not run"
+
+
+_greedy_step = pp._greedy_step
+
+
+def test_grouped_nms_with_infinite_or_nan_values():
+    boxes, scores, groups = _dense_candidates(0, False)
+    boxes[::50, 2] = float("inf")              # no finite span: one group per kernel call
+    assert sorted(grouped_nms(boxes, scores, groups, 0.45).tolist()) == nms_per_group(boxes, scores, groups, 0.45)
+    scores[7] = float("nan")                   # no greedy steps; the kernel decides as it does alone
+    assert sorted(grouped_nms(boxes, scores, groups, 0.45).tolist()) == nms_per_group(boxes, scores, groups, 0.45)
 
 
 def test_nms_xyxy_matches_batched_nms():

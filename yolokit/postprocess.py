@@ -7,15 +7,20 @@ the lectures' "class confidence = P(class) x IoU").
 Layout out: a list of ``B`` tensors ``(K, 6)`` = ``[x1, y1, x2, y2, score, class]``, sorted by descending score;
 ``(0, 6)`` when nothing survives.
 
-How the NMS is organised (measured, see BENCHMARKS.md "nms"): greedy NMS costs O(n x kept) per call, so one
-``torchvision.ops.nms`` call over everything (with per-class coordinate offsets) is far slower than many small calls.
-torchvision's own ``batched_nms`` builds one boolean mask per class for each image. Here all candidates of the batch
-are sorted once by (image, class), so every (image, class) group is a contiguous slice, and the kernel is called on
-each slice; no per-class masks, no per-box Python work.
+How it is organised (measured, see BENCHMARKS.md "nms"): only rows whose objectness passes ``conf_thres`` are read
+when that is selective (objectness bounds the score). Greedy NMS costs a fixed ~30-45 us per ``torchvision.ops.nms``
+call plus O(n x kept) inside it, so one call over everything (per-class coordinate offsets) is slow and one call per
+(image, class) group pays the fixed part ~170 times on a dense batch. ``grouped_nms`` therefore runs greedy NMS's
+first steps for all groups at once with tensor operations (the best box of each group is kept and removes what it
+overlaps, with the kernel's own arithmetic) and hands the few groups left to the kernel. Keeps are identical to
+per-class ``torchvision.ops.nms`` (tests/test_postprocess.py, equal scores and equal boxes included).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torchvision
 from torch import Tensor
@@ -45,28 +50,94 @@ def _check_finite(class_scores: Tensor) -> None:
         raise ValueError("pred contains NaN class probabilities among the candidates")
 
 
+# NumPy finds the indices of a CPU boolean mask ~4x faster than torch 2.14 on one thread (0.19 vs 0.82 ms for 200k;
+# 1 ms of the bench's 17 ms post-processing).
+
+def _nonzero(mask: Tensor) -> Tensor:
+    """``mask.nonzero().squeeze(1)`` for a 1-D boolean mask: int64 indices of its True entries."""
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return mask.nonzero().squeeze(1)
+
+
+# A greedy step over all groups at once costs about as much as this many torchvision NMS calls (~30-45 us each on
+# the CPU; measured on the bench workload, BENCHMARKS.md "nms").
+_CALLS_PER_STEP = 8
+
+
 def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thres: float) -> Tensor:
     """Exact greedy NMS applied independently within each group.
 
     Args:
         boxes: ``[K, 4]`` xyxy. scores: ``[K]``. groups: ``[K]`` int64 group id (e.g. image * C + class).
     Returns:
-        int64 indices into ``boxes`` of the kept candidates, in no particular order.
-        Identical keeps to ``torchvision.ops.batched_nms(boxes, scores, groups, iou_thres)``.
+        int64 indices into ``boxes`` of the kept candidates, in no particular order: the keeps of
+        ``torchvision.ops.nms`` run on each group alone.
+
+    Greedy NMS's first steps are the same in every group: the best box is kept and removes the boxes it overlaps.
+    While many groups still hold two or more boxes, those steps run for all groups at once (``_greedy_step``); a
+    dense batch's 25k candidates in 174 groups come down to 85 boxes in 13 groups in four steps. torchvision's
+    kernel finishes each group that still has two or more boxes, one call per group.
     """
     if boxes.shape[0] == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
+    ids, kept = torch.arange(len(scores), device=boxes.device), []
+    low, high = (int(v) for v in torch.aminmax(groups))
+    if low >= 0 and high < 2 ** 24 and not torch.isnan(scores.sum()):
+        while int((torch.bincount(groups, minlength=high + 1) > 1).sum()) > _CALLS_PER_STEP:
+            best, rest = _greedy_step(boxes, scores, groups, high + 1, iou_thres)
+            kept.append(ids.index_select(0, best))
+            ids, boxes, scores, groups = (t.index_select(0, rest) for t in (ids, boxes, scores, groups))
+    kept.append(ids.index_select(0, _nms_per_group(boxes, scores, groups, iou_thres)))
+    return torch.cat(kept)
+
+
+def _nms_per_group(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thres: float) -> Tensor:
+    """One ``torchvision.ops.nms`` call per group of two or more boxes (a lone box is kept as it is)."""
+    if boxes.shape[0] == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
     order = torch.argsort(groups, stable=True)                      # groups become contiguous slices
-    counts = torch.unique_consecutive(groups[order], return_counts=True)[1].tolist()
-    boxes, scores = boxes[order], scores[order]
+    sizes = torch.unique_consecutive(groups.index_select(0, order), return_counts=True)[1].tolist()
+    boxes, scores = boxes.index_select(0, order), scores.index_select(0, order)
     keeps, start = [], 0
-    for n in counts:                                                # one small kernel call per group
+    for n in sizes:
         if n == 1:
             keeps.append(torch.tensor([start], device=boxes.device))
         else:
             keeps.append(torchvision.ops.nms(boxes[start:start + n], scores[start:start + n], iou_thres) + start)
         start += n
-    return order[torch.cat(keeps)]
+    return order.index_select(0, torch.cat(keeps))
+
+
+def _greedy_step(boxes: Tensor, scores: Tensor, groups: Tensor, size: int, iou_thres: float) -> tuple[Tensor, Tensor]:
+    """One step of greedy NMS in every group at once.
+
+    Each group's best box (the first of equal scores, as the kernel's sort leaves them) is kept; it suppresses
+    the boxes whose IoU with it is > ``iou_thres``, computed with the kernel's arithmetic, so the boxes left
+    are exactly those the kernel would still consider. ``groups`` are in ``[0, size)``. Returns ``(kept, left)``
+    indices.
+    """
+    n = len(scores)
+    index = torch.arange(n, device=boxes.device)
+    top_score = scores.new_full((size,), -math.inf).scatter_reduce_(0, groups, scores, "amax")
+    candidate = torch.where(scores == top_score.index_select(0, groups), index, n)
+    first = index.new_full((size,), n).scatter_reduce_(0, groups, candidate, "amin")
+    top = first.index_select(0, groups)                             # each box's group's best box
+    is_first = index == top
+    suppressed = _kernel_iou(boxes.index_select(0, top), boxes).double() > iou_thres   # compared as the kernel does
+    return _nonzero(is_first), _nonzero(~(is_first | suppressed))
+
+
+def _kernel_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of matching rows, with the operations of torchvision's NMS kernel in the same order (areas not
+    clamped, no epsilon), so a threshold decides as the kernel does. ``yolokit.ops.boxes.elementwise_iou`` is
+    the general-purpose one."""
+    w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp_(min=0)
+    h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp_(min=0)
+    inter = w * h
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a + area_b - inter)
 
 
 def nms_xyxy(boxes: Tensor, scores: Tensor, classes: Tensor, iou_thres: float = 0.45,
@@ -100,28 +171,46 @@ def postprocess(pred: Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
         list of B tensors ``(K, 6)`` = ``[x1, y1, x2, y2, score, class]`` sorted by descending score.
     """
     _check_args(pred, conf_thres, iou_thres, max_det)
-    num_classes = pred.shape[2] - 5
-    obj = pred[..., 4]
-    if torch.isnan(obj).any():
+    obj = pred[..., 4].contiguous()
+    if torch.isnan(obj.sum()) and torch.isnan(obj).any():      # the sum is NaN when any term is: one cheap test
         raise ValueError("pred contains NaN objectness scores")
-    scores, cls = _candidate_scores(pred, obj, conf_thres, multi_label)       # [B, M], M = N or N*C
-    if classes is not None:
-        wanted = torch.isin(cls, torch.as_tensor(classes, device=cls.device))
-        scores = torch.where(wanted, scores, torch.zeros_like(scores))
-
-    def candidates(images: Tensor, k: int):
-        """The k best candidates of each listed image, as flat rows sorted by (image, descending score)."""
-        top, idx = scores[images].topk(k, dim=1)                             # [b, k], sorted
-        row, col = (top > conf_thres).nonzero(as_tuple=True)
-        img, flat = images[row], idx[row, col]
-        box = flat // num_classes if multi_label else flat
-        return img, box, top[row, col], cls[img, flat]
-
-    return _top_per_image_nms(pred, scores, conf_thres, candidates, iou_thres, max_det,
-                              num_classes, agnostic)
+    wanted = None if classes is None else torch.as_tensor(classes, device=pred.device)
+    if not multi_label:
+        # Objectness bounds the score (class probabilities are <= 1), so when it is selective (conf 0.25) only the
+        # rows that pass it are read and all their candidates go to one NMS; at conf 0.001 nearly every row
+        # passes and the top-k rounds below look at fewer candidates.
+        flat = _nonzero(obj.view(-1) > conf_thres)                             # [K] indices of image * N + box
+        if 4 * len(flat) < obj.numel():
+            return _selective_nms(pred, flat, conf_thres, iou_thres, max_det, agnostic, wanted)
+    scores, cls = _candidate_scores(pred, obj, multi_label)                    # [B, M], M = N or N*C
+    if wanted is not None:
+        scores = torch.where(torch.isin(cls, wanted), scores, torch.zeros_like(scores))
+    return _top_per_image_nms(pred, scores, cls, conf_thres, iou_thres, max_det, multi_label, agnostic)
 
 
-def _candidate_scores(pred: Tensor, obj: Tensor, conf_thres: float, multi_label: bool) -> tuple[Tensor, Tensor]:
+def _selective_nms(pred, flat, conf_thres, iou_thres, max_det, agnostic, wanted):
+    """NMS over every candidate, read from the rows whose objectness passes ``conf_thres``."""
+    batch, n, width = pred.shape
+    rows = pred.reshape(-1, width).index_select(0, flat)                       # [K, 5+C], a row gather
+    # max_c(obj * p_c) = obj * max_c(p_c) for obj >= 0 (rounding is monotonic): no K x C product.
+    best, cls = rows[:, 5:].max(dim=-1)
+    _check_finite(best)
+    score = rows[:, 4] * best
+    passed = score > conf_thres
+    if wanted is not None:
+        passed &= torch.isin(cls, wanted)
+    passed = _nonzero(passed)
+    img, score, cls = (t.index_select(0, passed) for t in (flat // n, score, cls))
+    boxes = cxcywh_to_xyxy(rows[:, :4].index_select(0, passed))
+    keep = grouped_nms(boxes, score, img if agnostic else img * (width - 5) + cls, iou_thres)
+    keep = keep[torch.argsort(score[keep], descending=True, stable=True)]
+    keep = keep[torch.argsort(img[keep], stable=True)]                         # (image, descending score)
+    det = torch.cat((boxes[keep], score[keep, None], cls[keep, None].to(boxes.dtype)), dim=1)
+    kept = torch.bincount(img[keep], minlength=batch).tolist()
+    return [d[:max_det] for d in det.split(kept)]
+
+
+def _candidate_scores(pred: Tensor, obj: Tensor, multi_label: bool) -> tuple[Tensor, Tensor]:
     """Scores and classes ``[B, M]``: one per box (its best class) or one per (box, class) pair."""
     batch, n, width = pred.shape
     if multi_label:
@@ -129,25 +218,12 @@ def _candidate_scores(pred: Tensor, obj: Tensor, conf_thres: float, multi_label:
         _check_finite(scores)
         cls = torch.arange(width - 5, device=pred.device).repeat(n).expand(batch, -1)
         return scores, cls
-    # max_c(obj * p_c) = obj * max_c(p_c) for obj >= 0 (rounding is monotonic): no B x N x C product.
-    # Objectness bounds the score (class probabilities are <= 1), so when it is selective (conf 0.25) only the
-    # rows that pass it are read; at conf 0.001 nearly every row passes and one max over the tensor is cheaper.
-    flat = (obj.reshape(-1) > conf_thres).nonzero(as_tuple=True)[0]         # [K] indices of image * N + box
-    if 4 * len(flat) < obj.numel():
-        rows = pred.reshape(-1, width).index_select(0, flat)                 # [K, 5+C], a row gather
-        best, best_cls = rows[:, 5:].max(dim=-1)
-        _check_finite(best)
-        scores = torch.zeros(batch * n, dtype=pred.dtype, device=pred.device)
-        cls = torch.zeros(batch * n, dtype=torch.long, device=pred.device)
-        scores[flat] = rows[:, 4] * best
-        cls[flat] = best_cls
-        return scores.view(batch, n), cls.view(batch, n)
     best, cls = pred[..., 5:].max(dim=-1)                                     # [B, N]
     _check_finite(best)
     return obj * best, cls
 
 
-def _top_per_image_nms(pred, scores, conf_thres, candidates, iou_thres, max_det, num_classes, agnostic):
+def _top_per_image_nms(pred, scores, cls, conf_thres, iou_thres, max_det, multi_label, agnostic):
     """Grouped NMS that only looks at each image's best candidates when that is provably enough.
 
     Greedy NMS decides a box using higher-scoring boxes only. So NMS over an image's top-k candidates keeps
@@ -156,6 +232,7 @@ def _top_per_image_nms(pred, scores, conf_thres, candidates, iou_thres, max_det,
     been seen. Dense low-threshold outputs (conf 0.001) become several times cheaper; nothing is approximated.
     """
     batch, m = scores.shape
+    num_classes = pred.shape[2] - 5
     out = [pred.new_zeros((0, 6)) for _ in range(batch)]
     passing = (scores > conf_thres).sum(1)                                    # [B]
     todo = (passing > 0).nonzero(as_tuple=True)[0]
@@ -164,13 +241,17 @@ def _top_per_image_nms(pred, scores, conf_thres, candidates, iou_thres, max_det,
         k = int(passing.max())      # a second round would cost more than one full round: do that instead
     while len(todo):
         k = min(k, m)
-        img, box, score, cls = candidates(todo, k)
+        top, idx = scores[todo].topk(k, dim=1)                                # [b, k], sorted
+        row, col = (top > conf_thres).nonzero(as_tuple=True)
+        img, flat, score = todo[row], idx[row, col], top[row, col]
+        box_cls = cls[img, flat]
+        box = flat // num_classes if multi_label else flat
         boxes = cxcywh_to_xyxy(pred[img, box, :4])
-        groups = img if agnostic else img * num_classes + cls
+        groups = img if agnostic else img * num_classes + box_cls
         keep = grouped_nms(boxes, score, groups, iou_thres).sort().values    # rows stay in (image, score) order
         kept = torch.bincount(img[keep], minlength=batch)
         done = (kept >= max_det) | (passing <= k)
-        det = torch.cat((boxes[keep], score[keep, None], cls[keep, None].to(boxes.dtype)), dim=1)
+        det = torch.cat((boxes[keep], score[keep, None], box_cls[keep, None].to(boxes.dtype)), dim=1)
         for i, d in zip(todo.tolist(), det.split(kept[todo].tolist())):
             if done[i]:
                 out[i] = d[:max_det]
