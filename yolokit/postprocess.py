@@ -124,7 +124,9 @@ def _greedy_step(boxes: Tensor, scores: Tensor, groups: Tensor, size: int, iou_t
     first = index.new_full((size,), n).scatter_reduce_(0, groups, candidate, "amin")
     top = first.index_select(0, groups)                             # each box's group's best box
     is_first = index == top
-    suppressed = _kernel_iou(boxes.index_select(0, top), boxes).double() > iou_thres   # compared as the kernel does
+    iou = _kernel_iou(boxes.index_select(0, top), boxes)
+    # compared as the kernels do: the CPU kernel in float64 (C++ promotes the float IoU), the CUDA one in float32
+    suppressed = (iou > iou_thres) if iou.is_cuda else (iou.double() > iou_thres)
     return _nonzero(is_first), _nonzero(~(is_first | suppressed))
 
 

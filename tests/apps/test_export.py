@@ -96,7 +96,7 @@ def test_int8_export_is_calibrated_guarded_and_runs(tiny_dir, photos, tmp_path, 
     report = model.meta["int8"]
     assert report["passed"] and report["calib_split"] == "train" and report["guard_split"] == "val"
     assert report["ap50_fp32"] > 20 and report["ap50_fp32"] - report["ap50_int8"] <= 3
-    assert report["keep_float"] == [15, 22]                       # the convs feeding yolov3-tiny's two heads
+    assert report["keep_float"] == [0, 1, 2, 3, 15, 22]           # the stem and the convs feeding the two heads
     import onnx
 
     graph = onnx.load(str(out)).graph
@@ -106,6 +106,7 @@ def test_int8_export_is_calibrated_guarded_and_runs(tiny_dir, photos, tmp_path, 
     trunk_conv = convs["/model/layers.13/conv/Conv"]
     assert trunk_conv.input[1] in quantized_inputs                  # int8 weight, dequantized into the conv
     assert head_conv.input[1] not in quantized_inputs               # float weight
+    assert convs["/model/layers.2/conv/Conv"].input[1] not in quantized_inputs   # the stem stays float
     dog = cv2.imread(str(photos / "dog.jpg"))[..., ::-1].copy()
     classes = {model.class_names[int(c)] for c in model.predict([dog])[0][:, 5]}
     assert {"dog", "bicycle"} <= classes
