@@ -26,6 +26,31 @@ def timeit(fn: Callable[[], object], warmup: int = 2, repeat: int = 10) -> float
     return statistics.median(times)
 
 
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 1,
+                sync: Callable[[], object] = lambda: None) -> dict[str, list[float]]:
+    """Wall times (ms) of each contender over ``repeat`` rounds, after ``warmup`` untimed ones.
+
+    Every round runs every contender once, so a burst of load from another process lands on all of them; the
+    order rotates from round to round, so no contender always runs right after the same one (whose threads,
+    caches and memory it would otherwise inherit). ``sync`` waits for the device (``torch.cuda.synchronize``)."""
+    names = list(fns)
+    times = {name: [] for name in names}
+    for round_ in range(warmup + repeat):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            t0 = time.perf_counter()
+            fns[name]()
+            sync()
+            if round_ >= warmup:
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def paired_ratio(times: dict[str, list[float]], name: str, peer: str) -> float:
+    """Median over rounds of ``name``'s time / ``peer``'s time in the same round."""
+    return statistics.median(a / b for a, b in zip(times[name], times[peer]))
+
+
 def machine_line() -> str:
     """One line naming the hardware and library versions a figure was measured with."""
     import torch

@@ -122,22 +122,10 @@ def _compare(ref, dets) -> tuple[bool, float, float]:
     return agree and min_iou >= 0.99 and max_diff <= 0.01, min_iou, max_diff
 
 
-def _interleaved(fns: dict, repeat: int, warmup: int = 2) -> dict:
-    """Per-contender wall times (ms): ``warmup`` untimed rounds, then ``repeat`` rounds of every contender."""
-    times = {name: [] for name in fns}
-    for round_ in range(repeat + warmup):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            if round_ >= warmup:
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
 def _ratio(times, name, peer):
-    if peer not in times:
-        return "-"
-    return statistics.median(a / b for a, b in zip(times[name], times[peer]))
+    from yolokit.bench.common import paired_ratio
+
+    return paired_ratio(times, name, peer) if peer in times else "-"
 
 
 def run(args):
@@ -159,7 +147,7 @@ def _sweep(args):
     import torch
 
     from yolokit.apps.export import ap50
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.bench.common import interleaved, markdown_table, write_section
     from yolokit.models import load
     from yolokit.models.predict import Predictor
 
@@ -243,7 +231,8 @@ def _sweep(args):
                 accuracy[name] = (base, ap50(contenders[name], val, size, limit=args.ap_images))
 
         x = Predictor(model, size).preprocess(photos[:1] * args.batch).x
-        times = _interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat)
+        times = interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat,
+                            warmup=2)
         for name in contenders:
             if name in agree:
                 ok, min_iou, max_diff = agree[name]
@@ -390,6 +379,8 @@ def _defaults_child(args):
             blob = torch.from_numpy(cv2.dnn.blobFromImage(images[0], 1 / 255.0, (size, size), swapRB=False))
             return postprocess(_opencv_forward(net, blob), 0.25, 0.45)
         fns["OpenCV DNN"] = opencv
-    times = _interleaved({name: (lambda fn=fn: fn([photo])) for name, fn in fns.items()}, args.repeat)
+    from yolokit.bench.common import interleaved
+
+    times = interleaved({name: (lambda fn=fn: fn([photo])) for name, fn in fns.items()}, args.repeat, warmup=2)
     tmp.cleanup()
     return [[name, statistics.median(times[name]), _ratio(times, name, "OpenCV DNN")] for name in fns]

@@ -9,7 +9,6 @@ and a background of random boxes with low objectness and low class probabilities
 from __future__ import annotations
 
 import statistics
-import time
 
 HELP = "post-processor speed vs the torchvision per-image loop (and ultralytics if installed)"
 
@@ -91,27 +90,10 @@ def _ultralytics_nms():
     return non_max_suppression
 
 
-def _interleaved(fns, repeat, sync):
-    """Run the contenders in turn, ``repeat`` rounds after one warm-up round; milliseconds per call.
-
-    Interleaving keeps a burst of load from another process from landing on one contender only; the ratio
-    reported is the median of per-round ratios.
-    """
-    times = {name: [] for name in fns}
-    for round_ in range(repeat + 1):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            if round_:
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
 def run(args):
     import torch
 
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.bench.common import interleaved, markdown_table, paired_ratio, write_section
     from yolokit.postprocess import postprocess
 
     torch.set_num_threads(args.threads)
@@ -126,12 +108,12 @@ def run(args):
             # ultralytics expects (B, 4+C, N) with class scores already including objectness.
             u_in = torch.cat((pred[..., :4], pred[..., 5:] * pred[..., 4:5]), -1).transpose(1, 2).contiguous()
             fns["ultra"] = lambda: ultra(u_in, conf, args.iou, max_det=300)
-        times = _interleaved(fns, args.repeat, sync)
+        times = interleaved(fns, args.repeat, sync=sync)
         ours, peer = statistics.median(times["ours"]), statistics.median(times["peer"])
-        ratio = statistics.median(o / p for o, p in zip(times["ours"], times["peer"]))
+        ratio = paired_ratio(times, "ours", "peer")
         if ultra is not None:
             u_ms = statistics.median(times["ultra"])
-            u_ratio = statistics.median(u / o for u, o in zip(times["ultra"], times["ours"]))
+            u_ratio = paired_ratio(times, "ultra", "ours")
         kept = sum(len(d) for d in postprocess(pred, conf, args.iou))
         cands = int(((pred[..., 5:] * pred[..., 4:5]).amax(-1) > conf).sum())
         row = [conf, cands, kept, f"{ours:.1f}", f"{peer:.1f}", f"{ratio:.2f}x"]
