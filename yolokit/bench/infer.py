@@ -8,6 +8,7 @@ Contenders at every size (``--sizes``, default 224 320 416 512 608; batch ``--ba
 * ``fused torch module``: ``optimize_for_inference(backend="torch")`` (BN folded, conv+activation fused in oneDNN,
   weights packed per input shape, channels-last), shown when the fast path is ONNX Runtime;
 * ``ORT fp32``: yolokit's ONNX export at that size in ONNX Runtime (``yolokit.load("x.onnx")``);
+* ``OpenVINO fp32``: that export compiled by OpenVINO's CPU plugin, when openvino is installed;
 * ``ORT int8``: that export quantized (:func:`yolokit.apps.export.quantize_int8`, calibrated on
   ``--calib-images`` coco128 train images) at the ``--int8-sizes``;
 * ``OpenCV DNN``: ``cv2.dnn.readNetFromDarknet`` on the same cfg/weights (OpenCV 4.x);
@@ -84,6 +85,26 @@ def _opencv_net(cfg, weights, threads):
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     return net, f"OpenCV {cv2.__version__} DNN"
+
+
+def _openvino(onnx_path, threads):
+    """OpenVINO's CPU plugin compiling yolokit's fp32 ONNX export (``None`` when openvino is not installed):
+    a contender only; yolokit has no OpenVINO path because it measured slower than ONNX Runtime here."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    import torch
+
+    # f32 hint: on CPUs with AVX-512 BF16 the plugin otherwise runs bfloat16 (scores moved by up to 0.03 here)
+    compiled = ov.Core().compile_model(str(onnx_path), "CPU", {"INFERENCE_NUM_THREADS": int(threads),
+                                                               "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+
+    def forward(x):
+        return torch.from_numpy(request.infer({0: x.numpy()})[compiled.output(0)].copy())
+    forward.name = f"OpenVINO {ov.__version__.split('-')[0]} fp32"
+    return forward
 
 
 def _opencv_forward(net, x):
@@ -194,6 +215,11 @@ def _sweep(args):
 
             fp32_path = export_onnx(model, Path(tmp.name) / f"fp32-{size}.onnx", size)
             contenders[peer] = OnnxModel(fp32_path, threads=threads)
+            openvino = _openvino(fp32_path, threads)
+            if openvino is not None:
+                contenders[openvino.name] = openvino
+            elif size == args.sizes[0]:
+                notes.append("no OpenVINO contender: openvino not installed (`pip install openvino`).")
             if size in (args.int8_sizes or []):
                 t0 = time.perf_counter()
                 q = quantize_int8(model, fp32_path, Path(tmp.name) / f"int8-{size}.onnx",
