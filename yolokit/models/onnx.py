@@ -268,7 +268,6 @@ class OrtFastPath(_OnCpu):
         return torch.from_numpy(out)
 
 
-
 def load_onnx(path: str | Path, names=None, device="cpu", threads: int | None = None) -> OnnxModel:
     """:class:`OnnxModel` for ``path`` (what :func:`yolokit.load` returns for a ``.onnx`` file)."""
     if not Path(path).is_file():
