@@ -217,8 +217,9 @@ class OrtFastPath(_OnCpu):
     """A torch model run by ONNX Runtime: its own graph, exported in memory for each input shape on first use
     (about 0.7 s for yolov3-tiny) and kept for the last ``cache_size`` shapes; the batch axis is dynamic.
 
-    What ``optimize_for_inference()`` returns on a CPU float32 model when onnxruntime is installed: measured the
-    fastest fp32 CPU runtime here at every size (BENCHMARKS.md "infer"), with the eager model's detections.
+    What ``optimize_for_inference()`` returns on a CPU float32 model when onnxruntime is installed: with OpenVINO
+    (equal within noise), the fastest fp32 CPU runtime measured here at every size (BENCHMARKS.md "infer"), with the
+    eager model's detections.
     Same contract as the model (``input_size``, ``heads``, ``class_names``, ``settings``); CPU only."""
 
     cpu_only = "the ONNX Runtime fast path runs on the CPU (optimize_for_inference(backend='torch') for a GPU)"
