@@ -63,6 +63,9 @@ def _nonzero(mask: Tensor) -> Tensor:
 # A greedy step over all groups at once costs about as much as this many torchvision NMS calls (~30-45 us each on
 # the CPU; measured on the bench workload, BENCHMARKS.md "nms").
 _CALLS_PER_STEP = 8
+# Above this many groups with two or more boxes, greedy steps go on even when they remove few boxes: spread-out
+# candidates (conf 0.001) close a few groups per step, and each closed group saves a kernel call.
+_MANY_GROUPS = 64
 
 
 def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thres: float) -> Tensor:
@@ -75,9 +78,10 @@ def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thres: float)
         ``torchvision.ops.nms`` run on each group alone.
 
     Greedy NMS's first steps are the same in every group: the best box is kept and removes the boxes it overlaps.
-    While more than ``_CALLS_PER_STEP`` groups hold two or more boxes and each step halves the boxes, those steps
-    run for all groups at once (``_greedy_step``): a dense batch's clustered 25k candidates in 174 groups come down
-    to 85 boxes in 13 groups in four steps; spread-out candidates (a real model at conf 0.001) stop after one.
+    While more than ``_CALLS_PER_STEP`` groups hold two or more boxes, and either more than ``_MANY_GROUPS`` do or
+    the last step halved the boxes, those steps run for all groups at once (``_greedy_step``): a dense batch's
+    clustered 25k candidates in 174 groups come down to 85 boxes in 13 groups in four steps; yolov3-tiny's 1.2k
+    spread-out candidates at conf 0.001 in 57 groups stop after one.
     torchvision's kernel finishes each group that still has two or more boxes, one call per group.
     """
     if boxes.shape[0] == 0:
@@ -85,10 +89,11 @@ def grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thres: float)
     ids, kept = torch.arange(len(scores), device=boxes.device), []
     low, high = (int(v) for v in torch.aminmax(groups))
     stepwise = low >= 0 and high < 2 ** 24 and not torch.isnan(scores.sum())
-    while stepwise and int((torch.bincount(groups, minlength=high + 1) > 1).sum()) > _CALLS_PER_STEP:
+    while stepwise and (calls := int((torch.bincount(groups, minlength=high + 1) > 1).sum())) > _CALLS_PER_STEP:
         best, rest = _greedy_step(boxes, scores, groups, high + 1, iou_thres)
         kept.append(ids.index_select(0, best))
-        stepwise = 2 * len(rest) < len(ids)     # clustered boxes (a dense batch) go fast; spread ones are left
+        # Go on while many groups are open (each step closes some) or while steps halve the boxes (clusters).
+        stepwise = calls > _MANY_GROUPS or 2 * len(rest) < len(ids)
         ids, boxes, scores, groups = (t.index_select(0, rest) for t in (ids, boxes, scores, groups))
     kept.append(ids.index_select(0, _nms_per_group(boxes, scores, groups, iou_thres)))
     return torch.cat(kept)

@@ -14,6 +14,10 @@ from typing import Callable
 from yolokit.report import markdown_table  # noqa: F401  (re-exported for the benches)
 
 
+#: ``../shared/data`` beside the checkout: the real models, datasets and videos the benches run on.
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
 def timeit(fn: Callable[[], object], warmup: int = 2, repeat: int = 10) -> float:
     """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
     for _ in range(warmup):

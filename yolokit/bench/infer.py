@@ -64,7 +64,9 @@ def add_arguments(parser):
 def _shared(arg):
     from pathlib import Path
 
-    return Path(arg) if arg else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    from yolokit.bench.common import SHARED_DATA
+
+    return Path(arg) if arg else SHARED_DATA
 
 
 def _images(shared):

@@ -56,6 +56,26 @@ def dense_workload(batch=8, boxes=25200, classes=80, size=640, seed=0, device="c
     return torch.cat((xywh, objectness.unsqueeze(-1), cls), dim=-1).to(device)
 
 
+def real_workload(batch=8, size=640, device="cpu"):
+    """Decoded outputs ``(batch, N, 85)`` of pretrained yolov3-tiny (``../shared``) on the first ``batch``
+    coco128 val2017 images, letterboxed to ``size`` by the one Predictor: what a user's detector hands the NMS.
+    ``None`` when ../shared is not there."""
+    import torch
+
+    from yolokit.bench.common import SHARED_DATA
+    from yolokit.data.images import read_image
+    from yolokit.models import load
+    from yolokit.models.predict import Predictor
+
+    tiny, images = SHARED_DATA / "yolov3_tiny_darknet", SHARED_DATA / "coco128_yolo" / "images" / "val2017"
+    if not (tiny / "yolov3-tiny.weights").is_file() or not images.is_dir():
+        return None
+    model = load(tiny / "yolov3-tiny.cfg", tiny / "yolov3-tiny.weights")
+    photos = [read_image(p) for p in sorted(images.glob("*.jpg"))[:batch]]
+    with torch.no_grad():
+        return model(Predictor(model, size).preprocess(photos).x).to(device)
+
+
 def torchvision_loop(pred, conf_thres=0.25, iou_thres=0.45, max_det=300):
     """The peer: per image, best class, confidence filter, ``torchvision.ops.batched_nms``."""
     import torch
@@ -90,43 +110,56 @@ def _ultralytics_nms():
     return non_max_suppression
 
 
+def _compare(pred, conf, args, ultra, sync):
+    """One table row (after the workload name): yolokit vs the torchvision loop (vs ultralytics) at ``conf``."""
+    import torch
+
+    from yolokit.bench.common import interleaved, paired_ratio
+    from yolokit.postprocess import postprocess
+
+    fns = {"ours": lambda: postprocess(pred, conf, args.iou),
+           "peer": lambda: torchvision_loop(pred, conf, args.iou)}
+    if ultra is not None:
+        # ultralytics expects (B, 4+C, N) with class scores already including objectness.
+        u_in = torch.cat((pred[..., :4], pred[..., 5:] * pred[..., 4:5]), -1).transpose(1, 2).contiguous()
+        fns["ultra"] = lambda: ultra(u_in, conf, args.iou, max_det=300)
+    times = interleaved(fns, args.repeat, sync=sync)
+    kept = sum(len(d) for d in postprocess(pred, conf, args.iou))
+    cands = int(((pred[..., 5:] * pred[..., 4:5]).amax(-1) > conf).sum())
+    row = [conf, cands, kept, f"{statistics.median(times['ours']):.1f}", f"{statistics.median(times['peer']):.1f}",
+           f"{paired_ratio(times, 'ours', 'peer'):.2f}x"]
+    if ultra is None:
+        return row + ["n/a", "n/a"]
+    return row + [f"{statistics.median(times['ultra']):.1f}", f"{paired_ratio(times, 'ultra', 'ours'):.1f}x"]
+
+
 def run(args):
     import torch
 
-    from yolokit.bench.common import interleaved, markdown_table, paired_ratio, write_section
-    from yolokit.postprocess import postprocess
+    from yolokit.bench.common import markdown_table, write_section
 
     torch.set_num_threads(args.threads)
-    pred = dense_workload(args.batch, args.boxes, args.classes, seed=args.seed, device=args.device)
+    workloads = {f"synthetic B={args.batch} N={args.boxes}": dense_workload(
+        args.batch, args.boxes, args.classes, seed=args.seed, device=args.device)}
+    real = real_workload(args.batch, 640, args.device)
+    if real is not None:
+        workloads[f"yolov3-tiny coco128 B={args.batch} N={real.shape[1]}"] = real
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     ultra = _ultralytics_nms()
     rows = []
-    for conf in args.conf:
-        fns = {"ours": lambda: postprocess(pred, conf, args.iou),
-               "peer": lambda: torchvision_loop(pred, conf, args.iou)}
-        if ultra is not None:
-            # ultralytics expects (B, 4+C, N) with class scores already including objectness.
-            u_in = torch.cat((pred[..., :4], pred[..., 5:] * pred[..., 4:5]), -1).transpose(1, 2).contiguous()
-            fns["ultra"] = lambda: ultra(u_in, conf, args.iou, max_det=300)
-        times = interleaved(fns, args.repeat, sync=sync)
-        ours, peer = statistics.median(times["ours"]), statistics.median(times["peer"])
-        ratio = paired_ratio(times, "ours", "peer")
-        if ultra is not None:
-            u_ms = statistics.median(times["ultra"])
-            u_ratio = paired_ratio(times, "ultra", "ours")
-        kept = sum(len(d) for d in postprocess(pred, conf, args.iou))
-        cands = int(((pred[..., 5:] * pred[..., 4:5]).amax(-1) > conf).sum())
-        row = [conf, cands, kept, f"{ours:.1f}", f"{peer:.1f}", f"{ratio:.2f}x"]
-        row += [f"{u_ms:.1f}", f"{u_ratio:.1f}x"] if ultra is not None else ["n/a", "n/a"]
-        rows.append(row)
-    header = ["conf", "candidates", "kept", "yolokit ms", "torchvision loop ms", "yolokit / loop",
+    for name, pred in workloads.items():
+        for conf in args.conf:
+            rows.append([name] + _compare(pred, conf, args, ultra, sync))
+    header = ["workload", "conf", "candidates", "kept", "yolokit ms", "torchvision loop ms", "yolokit / loop",
               "ultralytics ms", "ultralytics / yolokit"]
     table = markdown_table(header, rows)
     print(table)
     if args.write:
         body = (f"## Post-processor (`yolokit bench nms`, device {args.device})\n\n"
-                f"Workload: B={args.batch}, N={args.boxes}, C={args.classes}, clustered jittered candidates "
-                f"(`yolokit.bench.nms.dense_workload`, seed {args.seed}), IoU {args.iou}, max_det 300; "
+                f"Workloads: synthetic = B={args.batch}, N={args.boxes}, C={args.classes}, clustered jittered "
+                f"candidates like a 3-scale 640 px model's (`yolokit.bench.nms.dense_workload`, seed {args.seed}); "
+                f"yolov3-tiny = its decoded outputs on the first {args.batch} coco128 val2017 images letterboxed "
+                f"to 640 (`real_workload`); IoU {args.iou}, max_det 300; "
                 f"median of {args.repeat} interleaved rounds (ratios: median of per-round ratios). "
                 f"yolokit / loop below 1 means yolokit is faster."
                 + (f" ultralytics {_ultralytics_version()} `non_max_suppression` gets the same boxes as "

@@ -23,9 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from yolokit.bench.common import SHARED_DATA as SHARED
+
 HELP = "tracking: MOTA/IDF1 on MOT15 (SORT vs ByteTrack), tracker frames/s, track vs detect FPS"
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 MOT15 = SHARED / "mot15_public_dets" / "train"
 SCORED = ("TUD-Campus", "TUD-Stadtmitte")
 #: sort.py (abewley/sort) on these detections, py-motmetrics at IoU 0.5 (issue 16).

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HELP = "video detection: end-to-end FPS vs forward-only FPS (yolov3-tiny, video_bgslibrary)"
+from yolokit.bench.common import SHARED_DATA as SHARED
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+HELP = "video detection: end-to-end FPS vs forward-only FPS (yolov3-tiny, video_bgslibrary)"
 
 
 def add_arguments(parser) -> None:
