@@ -106,22 +106,28 @@ def test_multi_label_matches_per_class_reference():
         assert det[:, 5].long().tolist() == c[keep].tolist()
 
 
-def _dense_candidates(seed, ties):
-    """Candidates of a bench-sized batch (> 1000, so the all-groups greedy steps run), grouped by image x class.
-    With ``ties``, scores take 20 values and boxes sit on a 4-pixel grid: many equal scores and equal boxes."""
-    pred = dense_workload(batch=4, boxes=12000, classes=80, seed=seed)
+def _candidates(pred, conf):
+    """Every (image, box) whose best class score passes ``conf``: xyxy boxes, scores, groups image x class."""
     scores, cls = (pred[..., 5:] * pred[..., 4:5]).max(-1)
-    img, box = (scores > 0.25).nonzero(as_tuple=True)
-    boxes, scores = cxcywh_to_xyxy(pred[img, box, :4]), scores[img, box]
+    img, box = (scores > conf).nonzero(as_tuple=True)
+    return cxcywh_to_xyxy(pred[img, box, :4]), scores[img, box], img * (pred.shape[2] - 5) + cls[img, box]
+
+
+def _dense_candidates(seed, ties, conf=0.25):
+    """Candidates of a bench-sized batch (> 1000, so the all-groups greedy steps run), grouped by image x class.
+    With ``ties``, scores take 20 values and boxes sit on a 4-pixel grid: many equal scores and equal boxes.
+    At conf 0.001 the low-scored background joins: 320 groups of spread-out boxes."""
+    boxes, scores, groups = _candidates(dense_workload(batch=4, boxes=12000, classes=80, seed=seed), conf)
     if ties:
         boxes, scores = (boxes / 4).round() * 4, (scores * 20).ceil() / 20
-    return boxes, scores, img * 80 + cls[img, box]
+    return boxes, scores, groups
 
 
-@pytest.mark.parametrize("seed,ties", [(0, False), (1, False), (2, True), (3, True)])
+@pytest.mark.parametrize("seed,ties,conf", [(0, False, 0.25), (1, False, 0.25), (2, True, 0.25), (3, True, 0.25),
+                                            (4, False, 0.001), (5, True, 0.001)])
 @pytest.mark.parametrize("iou", [0.3, 0.45, 0.7])
-def test_grouped_nms_matches_the_kernel_per_group(seed, ties, iou, monkeypatch):
-    boxes, scores, groups = _dense_candidates(seed, ties)
+def test_grouped_nms_matches_the_kernel_per_group(seed, ties, conf, iou, monkeypatch):
+    boxes, scores, groups = _dense_candidates(seed, ties, conf)
     steps = []
     monkeypatch.setattr(pp, "_greedy_step", lambda *a: steps.append(1) or _greedy_step(*a))
     assert sorted(grouped_nms(boxes, scores, groups, iou).tolist()) == nms_per_group(boxes, scores, groups, iou)
@@ -129,6 +135,18 @@ def test_grouped_nms_matches_the_kernel_per_group(seed, ties, iou, monkeypatch):
 
 
 _greedy_step = pp._greedy_step
+
+
+def test_grouped_nms_on_real_outputs_at_every_threshold(shared):
+    """yolov3-tiny's decoded outputs on 8 coco128 val2017 photos at 640: few clustered candidates at conf 0.25,
+    ~2k spread-out ones in ~60 (image, class) groups at conf 0.001."""
+    from yolokit.bench.nms import real_workload
+
+    pred = real_workload(batch=8, size=640, shared=shared)
+    for conf in (0.25, 0.05, 0.001):
+        boxes, scores, groups = _candidates(pred, conf)
+        for iou in (0.45, 0.6):
+            assert sorted(grouped_nms(boxes, scores, groups, iou).tolist()) == nms_per_group(boxes, scores, groups, iou)
 
 
 def test_grouped_nms_with_infinite_or_nan_values():

@@ -56,10 +56,10 @@ def dense_workload(batch=8, boxes=25200, classes=80, size=640, seed=0, device="c
     return torch.cat((xywh, objectness.unsqueeze(-1), cls), dim=-1).to(device)
 
 
-def real_workload(batch=8, size=640, device="cpu"):
-    """Decoded outputs ``(batch, N, 85)`` of pretrained yolov3-tiny (``../shared``) on the first ``batch``
-    coco128 val2017 images, letterboxed to ``size`` by the one Predictor: what a user's detector hands the NMS.
-    ``None`` when ../shared is not there."""
+def real_workload(batch=8, size=640, device="cpu", shared=None):
+    """Decoded outputs ``(batch, N, 85)`` of pretrained yolov3-tiny (``shared``, default ``../shared/data``) on
+    the first ``batch`` coco128 val2017 images, letterboxed to ``size`` by the one Predictor: what a user's
+    detector hands the NMS. ``None`` when that data is not there."""
     import torch
 
     from yolokit.bench.common import SHARED_DATA
@@ -67,7 +67,8 @@ def real_workload(batch=8, size=640, device="cpu"):
     from yolokit.models import load
     from yolokit.models.predict import Predictor
 
-    tiny, images = SHARED_DATA / "yolov3_tiny_darknet", SHARED_DATA / "coco128_yolo" / "images" / "val2017"
+    shared = SHARED_DATA if shared is None else shared
+    tiny, images = shared / "yolov3_tiny_darknet", shared / "coco128_yolo" / "images" / "val2017"
     if not (tiny / "yolov3-tiny.weights").is_file() or not images.is_dir():
         return None
     model = load(tiny / "yolov3-tiny.cfg", tiny / "yolov3-tiny.weights")
