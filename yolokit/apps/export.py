@@ -169,8 +169,9 @@ def quantize_int8(model: nn.Module, fp32_path: str | Path, out: str | Path, cali
     the U8S8 pair ONNX Runtime's x86 kernels run. The layers of ``keep_float`` (default:
     :func:`int8_float_layers`) and everything after the heads' convs (the box decoding) stay float32.
 
-    Why ONNX Runtime (issue 13, BENCHMARKS.md "infer"): it is the fastest fp32 CPU runtime measured here (with OpenVINO, equal within noise), its
-    int8 kernels are maintained, and the result is one portable file that ``yolokit.load`` runs;
+    Why ONNX Runtime (issue 13, BENCHMARKS.md "infer"): it is the fastest fp32 CPU runtime measured here (with
+    OpenVINO, equal within noise), its int8 kernels are maintained, and the result is one portable file that
+    ``yolokit.load`` runs;
     ``torch.ao.quantization`` is deprecated, and torchao's PT2E path needs ``torch.compile`` (minutes of
     warm-up on this CPU) and cannot be saved as one file.
     """

@@ -91,7 +91,7 @@ def _opencv_net(cfg, weights, threads):
 
 def _openvino(onnx_path, threads):
     """OpenVINO's CPU plugin compiling yolokit's fp32 ONNX export (``None`` when openvino is not installed):
-    a contender only; yolokit has no OpenVINO path because it measured slower than ONNX Runtime here."""
+    a contender only; yolokit has no OpenVINO path because it measured equal to ONNX Runtime within noise here."""
     try:
         import openvino as ov
     except ImportError:

@@ -145,6 +145,8 @@ def run(args):
     real = real_workload(args.batch, 640, args.device)
     if real is not None:
         workloads[f"yolov3-tiny coco128 B={args.batch} N={real.shape[1]}"] = real
+    else:
+        print("no yolov3-tiny workload: ../shared/data (yolov3_tiny_darknet, coco128_yolo) not found")
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     ultra = _ultralytics_nms()
     rows = []
@@ -159,8 +161,9 @@ def run(args):
         body = (f"## Post-processor (`yolokit bench nms`, device {args.device})\n\n"
                 f"Workloads: synthetic = B={args.batch}, N={args.boxes}, C={args.classes}, clustered jittered "
                 f"candidates like a 3-scale 640 px model's (`yolokit.bench.nms.dense_workload`, seed {args.seed}); "
-                f"yolov3-tiny = its decoded outputs on the first {args.batch} coco128 val2017 images letterboxed "
-                f"to 640 (`real_workload`); IoU {args.iou}, max_det 300; "
+                + (f"yolov3-tiny = its decoded outputs on the first {args.batch} coco128 val2017 images "
+                   "letterboxed to 640 (`real_workload`); " if real is not None else "")
+                + f"IoU {args.iou}, max_det 300; "
                 f"median of {args.repeat} interleaved rounds (ratios: median of per-round ratios). "
                 f"yolokit / loop below 1 means yolokit is faster."
                 + (f" ultralytics {_ultralytics_version()} `non_max_suppression` gets the same boxes as "
