@@ -7,7 +7,7 @@ import torchvision
 
 import yolokit.postprocess as pp
 from tests.reference import nms_loop, nms_per_group
-from yolokit.bench.nms import dense_workload  # the benchmark's workload (data), not its reference loop
+from benchmarks.nms import dense_workload  # the benchmark's workload (data), not its reference loop
 from yolokit.ops.boxes import cxcywh_to_xyxy
 from yolokit.postprocess import grouped_nms, nms_xyxy, postprocess
 
@@ -140,7 +140,7 @@ _greedy_step = pp._greedy_step
 def test_grouped_nms_on_real_outputs_at_every_threshold(shared):
     """yolov3-tiny's decoded outputs on 8 coco128 val2017 photos at 640: few clustered candidates at conf 0.25,
     ~2k spread-out ones in ~60 (image, class) groups at conf 0.001."""
-    from yolokit.bench.nms import real_workload
+    from benchmarks.nms import real_workload
 
     pred = real_workload(batch=8, size=640, shared=shared)
     for conf in (0.25, 0.05, 0.001):

@@ -57,7 +57,7 @@ def test_pretrained_yolov3_tiny_on_coco128_equals_tidecv(coco128_yolov3_tiny):
 def test_synthetic_ties_and_difficult_equal_tidecv():
     """Rounded scores (ties across TP and FP), difficult boxes, images without ground truth."""
     pytest.importorskip("tidecv", reason="tidecv is the test reference: pip install tidecv==1.0.1 --no-deps")
-    from yolokit.bench.eval import synthetic_workload
+    from benchmarks.eval import synthetic_workload
 
     gt, det = synthetic_workload(n_images=40, dets_per_image=30, n_classes=5, seed=3)
     det.scores = np.round(det.scores, 1)  # many ties

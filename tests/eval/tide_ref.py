@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from yolokit.bench.eval import tidecv_breakdown  # noqa: F401  (re-exported for the tests)
+from benchmarks.eval import tidecv_breakdown  # noqa: F401  (re-exported for the tests)
 
 
 def rodm_dataset(shared: Path):

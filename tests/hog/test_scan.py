@@ -69,7 +69,7 @@ def test_scan_matches_detect_multiscale(image):
     boxes, mine = scan(image, w, bias, p, threshold=0.0, scale=1.2)
     rects, scores = np.asarray(rects).reshape(-1, 4), np.asarray(scores).reshape(-1)
     assert len(rects) > 50 and abs(len(rects) - len(boxes)) <= 0.02 * len(rects)   # rounding at the threshold
-    from yolokit.bench.hog import compare_windows
+    from benchmarks.hog import compare_windows
 
     missing, worst = compare_windows(rects, scores, boxes, mine)
     assert missing == 0

@@ -42,7 +42,7 @@ def test_dets_protocol_bytetrack_beats_sort_on_tud_campus(mot15, tud_gt, tmp_pat
 
 
 def test_both_tud_sequences_bytetrack_beats_sort_overall(mot15, tud_gt):
-    from yolokit.bench.track import TUNED, accuracy, load_sequences
+    from benchmarks.track import TUNED, accuracy, load_sequences
     from yolokit.track import ByteTrack, Sort
 
     seqs = load_sequences(mot15)

@@ -100,7 +100,7 @@ def run(args) -> int:
         title = f"{Path(args.data).stem} {args.split} ({n} images): AP50 vs FPS at input {args.sizes}"
         print(f"wrote {compare.plot(results, args.plot, title)}")
     if args.write:
-        from yolokit.bench.common import write_section
+        from yolokit.report import write_section
 
         sizes = args.table_size or ", ".join(map(str, args.sizes))
         body = (f"`{names[index]}` on {Path(args.data).name} split `{args.split}` ({n} images), input sizes "

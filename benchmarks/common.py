@@ -1,21 +1,21 @@
-"""Shared helpers for ``yolokit bench``: timing and writing a section of BENCHMARKS.md."""
+"""Shared helpers for ``yolokit bench``: timing, the checkout's paths, and printing/writing a result.
+
+The benchmarks live in the source checkout (``benchmarks/``), outside the ``yolokit`` package: they read
+``../shared/data`` and the checkout's ``configs/``, which an installed wheel does not have."""
 
 from __future__ import annotations
 
-import platform
-import re
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-from yolokit.report import markdown_table  # noqa: F401  (re-exported for the benches)
+from yolokit.report import write_section
 
-
+#: The source checkout this folder sits in (its ``configs/`` are the benches' presets).
+ROOT = Path(__file__).resolve().parents[1]
 #: ``../shared/data`` beside the checkout: the real models, datasets and videos the benches run on.
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def timeit(fn: Callable[[], object], warmup: int = 2, repeat: int = 10) -> float:
@@ -53,46 +53,6 @@ def interleaved(fns: dict[str, Callable[[], object]], repeat: int, warmup: int =
 def paired_ratio(times: dict[str, list[float]], name: str, peer: str) -> float:
     """Median over rounds of ``name``'s time / ``peer``'s time in the same round."""
     return statistics.median(a / b for a, b in zip(times[name], times[peer]))
-
-
-def machine_line() -> str:
-    """One line naming the hardware and library versions a figure was measured with."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {torch.get_num_threads()} torch threads, {dev}; "
-            f"torch {torch.__version__}, Python {platform.python_version()}")
-
-
-def command_line() -> str:
-    """The command that is running, as a user would type it."""
-    return "yolokit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def write_section(path: str | Path, name: str, body: str) -> None:
-    """Replace (or append) the block between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``.
-
-    ``body`` is markdown; the command and machine line are added so every figure is reproducible.
-    """
-    path = Path(path)
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    block = (f"{start}\n{body.rstrip()}\n\nCommand: `{command_line()}`  \n"
-             f"Machine: {machine_line()}  \nDate: {time.strftime('%Y-%m-%d')}\n{end}")
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
 
 
 def publish(args, name: str, body: str) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from benchmarks.common import ROOT
+
 HELP = "data-loader images/s (decode+augment+collate, 2 workers, 416) vs the yolov3-tiny train step"
 
-ROOT = Path(__file__).resolve().parents[2]
 DATASETS = {"raccoon": ("configs/data/raccoon.yaml", "train"), "coco128": ("configs/data/coco128.yaml", "train")}
 
 
@@ -96,13 +97,13 @@ def train_step_rate(model_cfg: str, batch_imgs, targets, device: str, steps: int
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    from yolokit.bench.common import timeit
+    from benchmarks.common import timeit
 
     return x.shape[0] / timeit(step, warmup=1, repeat=steps)
 
 
 def run(args) -> int:
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.report import markdown_table, write_section
     from yolokit.data import load_dataset
     from yolokit.data.augment import AugmentConfig
     from yolokit.data.loader import TrainDataset, collate

@@ -36,7 +36,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import yolokit
     from yolokit.models.predict import Predictor
-    from yolokit.bench.common import markdown_table, publish
+    from benchmarks.common import publish
+    from yolokit.report import markdown_table
     from yolokit.data import load_dataset
     from yolokit.eval import evaluate
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from yolokit.bench.common import SHARED_DATA as SHARED
+from benchmarks.common import SHARED_DATA as SHARED
 
 HELP = "video detection: end-to-end FPS vs forward-only FPS (yolov3-tiny, video_bgslibrary)"
 
@@ -96,7 +96,8 @@ def run(args) -> int:
     import torch
 
     import yolokit
-    from yolokit.bench.common import markdown_table, publish
+    from benchmarks.common import publish
+    from yolokit.report import markdown_table
 
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     base = yolokit.load(args.model, weights=args.weights)

@@ -146,7 +146,8 @@ def run(args) -> int:
 
     import numpy as np
 
-    from yolokit.bench.common import markdown_table, timeit, write_section
+    from benchmarks.common import timeit
+    from yolokit.report import markdown_table, write_section
     from yolokit.eval import (STAT_NAMES, coco_image_ids, detections_to_coco, evaluate, ground_truth_to_coco,
                               voc_evaluate)
 

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from yolokit.bench.common import SHARED_DATA as SHARED
+from benchmarks.common import SHARED_DATA as SHARED
 
 HELP = "tracking: MOTA/IDF1 on MOT15 (SORT vs ByteTrack), tracker frames/s, track vs detect FPS"
 
@@ -131,7 +131,7 @@ def end_to_end(args) -> dict:
 
 
 def run(args) -> int:
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.report import markdown_table, write_section
     from yolokit.track import ByteTrack, Sort
 
     seqs = load_sequences(Path(args.mot))

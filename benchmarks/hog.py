@@ -16,6 +16,8 @@ import statistics
 import time
 from pathlib import Path
 
+from benchmarks.common import ROOT, SHARED_DATA
+
 HELP = "HOG+SVM scan speed vs OpenCV detectMultiScale (same image, window, stride, scales)"
 
 _IMAGES = ("voc2012_rodm/data/database/images/2007_000346.jpg", "raccoon/images/raccoon-63.jpg")
@@ -35,7 +37,7 @@ def add_arguments(parser):
 
 
 def _default_images() -> list[Path]:
-    root = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    root = SHARED_DATA
     return [root / p for p in _IMAGES]
 
 
@@ -66,7 +68,7 @@ def run(args):
     import cv2
     import numpy as np
 
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.report import markdown_table, write_section
     from yolokit.errors import DataError
     from yolokit.hog.features import HogParams, to_grid
     from yolokit.hog.scan import pyramid_scales, scan
@@ -133,12 +135,12 @@ def people_reference(upscales) -> str:
     """Markdown: the Dalal-Triggs people detector's person AP on VOC2012-rodm and coco128."""
     import time
 
-    from yolokit.bench.common import markdown_table
+    from yolokit.report import markdown_table
     from yolokit.data import load_dataset
     from yolokit.hog.people import PeopleDetector
     from yolokit.hog.scoring import score
 
-    cfg = Path(__file__).resolve().parents[2] / "configs" / "data"
+    cfg = ROOT / "configs" / "data"
     rows = []
     for yaml_name, split in (("voc2012_rodm.yaml", "val"), ("coco128.yaml", "val")):
         data = load_dataset(cfg / yaml_name, split=split)

@@ -32,6 +32,8 @@ import os
 import statistics
 import time
 
+from benchmarks.common import ROOT, SHARED_DATA
+
 HELP = "inference paths over input sizes: eager / fast path / ONNX Runtime fp32+int8 / OpenCV DNN (--defaults: OMP)"
 
 SIZES = (224, 320, 416, 512, 608)
@@ -64,7 +66,6 @@ def add_arguments(parser):
 def _shared(arg):
     from pathlib import Path
 
-    from yolokit.bench.common import SHARED_DATA
 
     return Path(arg) if arg else SHARED_DATA
 
@@ -146,7 +147,7 @@ def _compare(ref, dets) -> tuple[bool, float, float]:
 
 
 def _ratio(times, name, peer):
-    from yolokit.bench.common import paired_ratio
+    from benchmarks.common import paired_ratio
 
     return paired_ratio(times, name, peer) if peer in times else "-"
 
@@ -170,7 +171,8 @@ def _sweep(args):
     import torch
 
     from yolokit.apps.export import ap50
-    from yolokit.bench.common import interleaved, markdown_table, write_section
+    from benchmarks.common import interleaved
+    from yolokit.report import markdown_table, write_section
     from yolokit.models import load
     from yolokit.models.predict import Predictor
 
@@ -194,7 +196,7 @@ def _sweep(args):
     if ort and args.int8_sizes or args.bf16:
         from yolokit.data import load_dataset
 
-        coco = Path(__file__).resolve().parents[2] / "configs" / "data" / "coco128_yolo.yaml"
+        coco = ROOT / "configs" / "data" / "coco128_yolo.yaml"
         calib, val = load_dataset(coco, "train"), load_dataset(coco, "val")
     bf16 = model.optimize_for_inference(dtype=torch.bfloat16) if args.bf16 else None
     compiled = None
@@ -330,7 +332,7 @@ def _defaults(args):
         with open(args.rows_json, "w") as f:
             json.dump(rows, f)
         return 0
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.report import markdown_table, write_section
 
     size = args.sizes[0] if len(args.sizes) == 1 else 416
     rows, loads = [], []
@@ -407,7 +409,7 @@ def _defaults_child(args):
             blob = torch.from_numpy(cv2.dnn.blobFromImage(images[0], 1 / 255.0, (size, size), swapRB=False))
             return postprocess(_opencv_forward(net, blob), 0.25, 0.45)
         fns["OpenCV DNN"] = opencv
-    from yolokit.bench.common import interleaved
+    from benchmarks.common import interleaved
 
     times = interleaved({name: (lambda fn=fn: fn([photo])) for name, fn in fns.items()}, args.repeat, warmup=2)
     tmp.cleanup()

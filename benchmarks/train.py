@@ -16,10 +16,9 @@ import shlex
 import time
 from pathlib import Path
 
-HELP = "training: fine-tune wall clock + AP50 (raccoon), overfit checks, train img/s (coco128)"
+from benchmarks.common import ROOT, SHARED_DATA as SHARED
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data"
+HELP = "training: fine-tune wall clock + AP50 (raccoon), overfit checks, train img/s (coco128)"
 
 
 def add_arguments(parser):
@@ -40,7 +39,7 @@ def run(args) -> int:
     body = {"finetune": _finetune, "overfit": _overfit, "throughput": _throughput}[args.task](args)
     print(body)
     if args.write:
-        from yolokit.bench.common import write_section
+        from yolokit.report import write_section
 
         write_section(args.write, f"train-{args.task}", body)
     return 0
@@ -72,7 +71,7 @@ def _command(cfg) -> str:
 
 
 def _finetune(args) -> str:
-    from yolokit.bench.common import markdown_table
+    from yolokit.report import markdown_table
     from yolokit.engine import TrainConfig, train
 
     # the preset configs/train/raccoon-finetune.yaml, with absolute paths so the bench runs from anywhere
@@ -111,7 +110,7 @@ def _finetune(args) -> str:
 
 
 def _overfit(args) -> str:
-    from yolokit.bench.common import markdown_table
+    from yolokit.report import markdown_table
     from yolokit.engine import TrainConfig, train
 
     n = args.images
@@ -156,7 +155,7 @@ def _overfit(args) -> str:
 def _throughput(args) -> str:
     import torch
 
-    from yolokit.bench.common import markdown_table
+    from yolokit.report import markdown_table
     from yolokit.data import load_dataset
     from yolokit.engine import TrainConfig
     from yolokit.data import TrainDataset, build_loader

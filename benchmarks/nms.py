@@ -62,7 +62,7 @@ def real_workload(batch=8, size=640, device="cpu", shared=None):
     detector hands the NMS. ``None`` when that data is not there."""
     import torch
 
-    from yolokit.bench.common import SHARED_DATA
+    from benchmarks.common import SHARED_DATA
     from yolokit.data.images import read_image
     from yolokit.models import load
     from yolokit.models.predict import Predictor
@@ -115,7 +115,7 @@ def _compare(pred, conf, args, ultra, sync):
     """One table row (after the workload name): yolokit vs the torchvision loop (vs ultralytics) at ``conf``."""
     import torch
 
-    from yolokit.bench.common import interleaved, paired_ratio
+    from benchmarks.common import interleaved, paired_ratio
     from yolokit.postprocess import postprocess
 
     fns = {"ours": lambda: postprocess(pred, conf, args.iou),
@@ -137,7 +137,7 @@ def _compare(pred, conf, args, ultra, sync):
 def run(args):
     import torch
 
-    from yolokit.bench.common import markdown_table, write_section
+    from yolokit.report import markdown_table, write_section
 
     torch.set_num_threads(args.threads)
     workloads = {f"synthetic B={args.batch} N={args.boxes}": dense_workload(
@@ -160,7 +160,7 @@ def run(args):
     if args.write:
         body = (f"## Post-processor (`yolokit bench nms`, device {args.device})\n\n"
                 f"Workloads: synthetic = B={args.batch}, N={args.boxes}, C={args.classes}, clustered jittered "
-                f"candidates like a 3-scale 640 px model's (`yolokit.bench.nms.dense_workload`, seed {args.seed}); "
+                f"candidates like a 3-scale 640 px model's (`benchmarks.nms.dense_workload`, seed {args.seed}); "
                 + (f"yolov3-tiny = its decoded outputs on the first {args.batch} coco128 val2017 images "
                    "letterboxed to 640 (`real_workload`); " if real is not None else "")
                 + f"IoU {args.iou}, max_det 300; "
