@@ -97,7 +97,7 @@ def end_to_end(args) -> dict:
     from yolokit.apps.sources import open_source
     from yolokit.models.predict import Predictor
     from yolokit.track import ByteTrack
-    from yolokit.track.draw import TrackDrawer
+    from yolokit.apps.draw import TrackDrawer
 
     model = yolokit.load(args.model, weights=args.weights).optimize_for_inference()
     predictor = Predictor(model, args.imgsz, conf=0.1, bgr=True)

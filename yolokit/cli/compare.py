@@ -43,7 +43,7 @@ def add_arguments(p) -> None:
 
 def _entries(args):
     from yolokit.errors import ConfigError
-    from yolokit.hog.compare import Entry
+    from yolokit.apps.compare import Entry
 
     out = []
     for spec in args.hog:
@@ -67,7 +67,7 @@ def run(args) -> int:
 
     from yolokit.data import load_dataset
     from yolokit.errors import ConfigError
-    from yolokit.hog import compare
+    from yolokit.apps import compare
 
     from yolokit.settings import check_int
 

@@ -136,7 +136,7 @@ def _run_video(args) -> int:
 
     from yolokit.apps.sources import open_source
     from yolokit.cli.detect import run_sources
-    from yolokit.track.draw import TrackDrawer
+    from yolokit.apps.draw import TrackDrawer
     from yolokit.track.mot import write_mot
 
     hog = Path(args.model).suffix.lower() == ".npz"

@@ -1,6 +1,6 @@
 import numpy as np
 
-from yolokit.track.draw import TrackDrawer
+from yolokit.apps.draw import TrackDrawer
 
 
 def hue(bgr) -> float:

@@ -5,7 +5,7 @@ import pytest
 
 from yolokit.cli import main
 from yolokit.hog import HogParams, HogSvmDetector
-from yolokit.hog.compare import Result, hog_flops
+from yolokit.apps.compare import Result, hog_flops
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def test_hog_flops_by_hand():
 def test_prior_box_is_the_median_relative_box():
     from types import SimpleNamespace
 
-    from yolokit.hog.compare import prior_box
+    from yolokit.apps.compare import prior_box
 
     recs = [SimpleNamespace(size=(100, 200), boxes=np.array([[20, 10, 180, 90]]), labels=np.array([0])),
             SimpleNamespace(size=(100, 100), boxes=np.array([[0, 0, 50, 50], [10, 10, 90, 90]]),
