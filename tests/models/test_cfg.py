@@ -37,6 +37,10 @@ def test_unsupported_feature_value_is_refused():
 
 def test_duplicate_key_and_missing_net():
     assert "set twice" in error_of(NET + "[convolutional]\nsize=3\nsize=1\n" + HEAD)
+    # Darknet's option_find takes the first value: a repeated [net] key keeps it, and so does a layer key
+    # repeated with the same value.
+    model = DarknetModel(NET.replace("width=64", "width=64\nwidth=32") + "[convolutional]\nsize=1\nsize=1\n" + HEAD)
+    assert model.input_size == (64, 64)
     assert "first section must be [net]" in error_of("[convolutional]\nsize=3\n")
 
 
@@ -100,7 +104,31 @@ def test_shipped_and_shared_cfgs_pass_the_value_rules(shared):
 
     from yolokit.models.cfg import read_cfg
 
-    paths = [config_path(n) for n in model_names()] + sorted(Path(shared).rglob("*.cfg"))
+    # darknet_cfgs/ (the whole Darknet zoo, RNNs included) has its own test: tests/models/test_zoo.py
+    paths = [config_path(n) for n in model_names()] + sorted(p for p in Path(shared).rglob("*.cfg")
+                                                             if "darknet_cfgs" not in p.parts)
     assert len(paths) >= 10
     for p in paths:
         read_cfg(p)  # raises on any value a real cfg carries that the rules would refuse
+
+
+def test_inline_comments_end_the_value_as_darknet_atoi_does():
+    model = DarknetModel(NET + "[convolutional]\nfilters=8 ###wide\nsize=1\n[route]\nlayers=-1 # me\n" + HEAD)
+    assert model.infos[0].out_shape[0] == 8
+
+
+def test_recurrent_layers_refuse_in_one_line():
+    msg = error_of(NET + "[rnn]\noutput=4\n")
+    assert msg.startswith("my.cfg:5: [rnn]:") and "recurrent" in msg and "\n" not in msg
+
+
+def test_training_recipe_reads_net_and_head_keys_with_their_lines():
+    from yolokit.models.cfg import training_recipe
+
+    text = (NET + "learning_rate=0.001\npolicy=steps\nsteps=400,450\nscales=.1,.1\nmosaic=1\n"
+            + HEAD + "iou_loss=ciou\nnms_kind=diounms\nbeta_nms=0.6\n")
+    recipe = training_recipe(text)
+    assert recipe["net"] == {"learning_rate": 0.001, "policy": "steps", "steps": [400, 450], "scales": [0.1, 0.1],
+                             "mosaic": 1}
+    assert recipe["yolo"] == {"iou_loss": "ciou", "nms_kind": "diounms", "beta_nms": 0.6}
+    assert recipe["where"]["net.steps"] == "<cfg>:7" and recipe["where"]["yolo.nms_kind"] == "<cfg>:19"

@@ -25,6 +25,9 @@ _NET_KEYS = {
     "workspace_size_limit_mb", "random", "sgdr_cycle", "sgdr_mult", "seq_scales", "rate", "mosaic_bound",
     "adversarial_lr", "attention", "show_imgs", "use_cuda_graph", "resize_step", "center", "label_smooth_eps",
     "contrastive", "unsupervised", "max_epochs", "num_boxes", "equidistant_point", "init_sequential_subdivisions",
+    # AlexeyAB's later [net] keys: EMA of weights, contrastive learning, bad-label rejection, the saved image count
+    "ema_alpha", "scale", "seen", "contrastive_jit_flip", "contrastive_color", "learning_rate_min",
+    "badlabels_rejection_percentage", "num_sigmas_reject_badlabels", "weights_reject_freq",
 }
 _TRAIN_ONLY_HEAD_KEYS = {
     "jitter", "random", "object_scale", "noobject_scale", "class_scale", "coord_scale", "rescore", "thresh",
@@ -32,6 +35,7 @@ _TRAIN_ONLY_HEAD_KEYS = {
     "iou_normalizer", "obj_normalizer", "iou_loss", "iou_thresh_kind", "nms_kind", "beta_nms", "max_delta",
     "counters_per_class", "label_smooth_eps", "objectness_smooth", "focal_loss", "resize", "map", "log",
     "track_history_size", "sim_thresh", "dets_for_track", "dets_for_show", "embedding_layer",
+    "delta_normalizer", "show_details", "uc_normalizer", "beta1", "track_ciou_norm", "yolo_point",
 }
 
 #: For every layer yolokit builds: the keys it accepts. Keys listed in ``_MUST_BE`` are accepted only with the
@@ -40,11 +44,12 @@ KNOWN_KEYS: dict[str, set[str]] = {
     "net": _NET_KEYS,
     "convolutional": {"filters", "size", "stride", "stride_x", "stride_y", "pad", "padding", "groups", "activation",
                       "batch_normalize", "dilation", "binary", "xnor", "flipped", "dot", "antialiasing",
-                      "share_index", "assisted_excitation", "deform", "sway", "rotate", "stretch", "stretch_sway"},
+                      "share_index", "assisted_excitation", "deform", "sway", "rotate", "stretch", "stretch_sway",
+                      "stopbackward", "bin_output", "train_only_bn", "coordconv"},
     "maxpool": {"size", "stride", "stride_x", "stride_y", "padding", "maxpool_depth", "antialiasing",
                 "out_channels"},
     "avgpool": set(),
-    "route": {"layers", "groups", "group_id"},
+    "route": {"layers", "groups", "group_id", "onlyforward"},
     "shortcut": {"from", "activation", "weights_type", "weights_normalization"},
     "upsample": {"stride", "scale"},
     "dropout": {"probability", "dropblock", "dropblock_size_rel", "dropblock_size_abs"},
@@ -54,19 +59,40 @@ KNOWN_KEYS: dict[str, set[str]] = {
     "region": {"anchors", "classes", "coords", "num", "softmax", "tree", "sqrt", "background"}
     | _TRAIN_ONLY_HEAD_KEYS,
     "yolo": {"mask", "anchors", "classes", "num", "scale_x_y", "new_coords"} | _TRAIN_ONLY_HEAD_KEYS,
+    "gaussian_yolo": {"mask", "anchors", "classes", "num", "scale_x_y"} | _TRAIN_ONLY_HEAD_KEYS,
+    "softmax": {"groups", "temperature", "tree", "spatial", "noloss"},
+    "cost": {"type", "scale", "ratio", "noloss"},
+    "crop": {"crop_height", "crop_width", "flip", "angle", "saturation", "exposure", "shift", "noadjust"},
+    "scale_channels": {"from", "scale_wh", "activation"},
+    "sam": {"from", "activation"},
+    "local_avgpool": {"size", "stride", "stride_x", "stride_y", "padding"},
+    "reorg3d": {"stride", "reverse"},
+    "batchnorm": set(),
     "detection": {"classes", "coords", "side", "num", "softmax", "sqrt", "forced", "reorg"} | _TRAIN_ONLY_HEAD_KEYS,
 }
 # Darknet spells some sections two ways.
-ALIASES = {"conv": "convolutional", "network": "net", "max": "maxpool", "avg": "avgpool", "soft": "softmax"}
+ALIASES = {"conv": "convolutional", "network": "net", "max": "maxpool", "avg": "avgpool", "soft": "softmax",
+           "local_avg": "local_avgpool"}
+#: Layers yolokit leaves out on purpose, with the one-line reason ``info`` and the loader give.
+UNSUPPORTED = {
+    **dict.fromkeys(("rnn", "crnn", "gru", "lstm", "conv_lstm", "history"),
+                    "recurrent layers (Darknet's text and video RNN cfgs) are not supported by yolokit"),
+    "contrastive": "[contrastive] is a Darknet training-only embedding layer that yolokit does not implement",
+    "deconvolutional": "[deconvolutional] is not supported by yolokit",
+    "normalization": "[normalization] (AlexNet's LRN) is not supported by yolokit",
+    "implicit": "[implicit] (YOLOR's learned constants) is not supported by yolokit",
+}
 _MUST_BE = {
     ("convolutional", "binary"): "0", ("convolutional", "xnor"): "0", ("convolutional", "dot"): "0",
     ("convolutional", "antialiasing"): "0", ("convolutional", "assisted_excitation"): "0",
     ("convolutional", "deform"): "0", ("convolutional", "sway"): "0", ("convolutional", "rotate"): "0",
     ("convolutional", "stretch"): "0", ("convolutional", "stretch_sway"): "0", ("convolutional", "flipped"): "0",
+    ("convolutional", "bin_output"): "0", ("convolutional", "coordconv"): "0", ("softmax", "spatial"): "0",
+    ("reorg3d", "reverse"): "0",
     ("maxpool", "maxpool_depth"): "0", ("maxpool", "antialiasing"): "0",
     ("shortcut", "weights_type"): "none", ("shortcut", "weights_normalization"): "none",
     ("dropout", "dropblock"): "0", ("reorg", "reverse"): "0", ("reorg", "flatten"): "0", ("reorg", "extra"): "0",
-    ("region", "background"): "0", ("yolo", "new_coords"): "0", ("detection", "forced"): "0",
+    ("region", "background"): "0", ("detection", "forced"): "0",
     ("detection", "reorg"): "0",
 }
 
@@ -105,6 +131,9 @@ _COMMON = {
     "object_scale": _F(0), "noobject_scale": _F(0), "class_scale": _F(0), "coord_scale": _F(0),
     "cls_normalizer": _F(0), "iou_normalizer": _F(0), "obj_normalizer": _F(0), "max_delta": _F(0),
     "focal_loss": _BIT, "objectness_smooth": _BIT, "random": _F(0), "resize": _F(0), "max": _I(1),
+    "new_coords": _BIT, "scale_wh": _BIT, "share_index": _I(), "stopbackward": _I(0), "onlyforward": _BIT,
+    "crop_height": _POS, "crop_width": _POS, "noadjust": _BIT, "temperature": _F(0), "type": _STR,
+    "ema_alpha": _F(0, 1), "seen": _I(0), "mosaic": _BIT,
 }
 
 
@@ -228,6 +257,8 @@ def parse_cfg(text: str, source: str = "<cfg>") -> list[Section]:
                 raise ConfigError(f"{source}:{lineno}: malformed section header {line!r} (expected '[name]')")
             kind = line[1:-1].strip().lower()
             kind = ALIASES.get(kind, kind)
+            if kind in UNSUPPORTED:
+                raise ConfigError(f"{source}:{lineno}: [{kind}]: {UNSUPPORTED[kind]}")
             if kind not in KNOWN_KEYS:
                 raise ConfigError(f"{source}:{lineno}: unknown layer [{kind}] (yolokit knows: "
                                   f"{', '.join(sorted(KNOWN_KEYS))})")
@@ -242,14 +273,23 @@ def parse_cfg(text: str, source: str = "<cfg>") -> list[Section]:
         if not sections:
             raise ConfigError(f"{source}:{lineno}: 'key=value' before the first section header")
         key, value = (s.strip() for s in line.split("=", 1))
+        # An inline comment ends the value: Darknet reads ``layers=180 ###P6`` and ``groups=1152#960`` with
+        # atoi, which stops at the '#'.
+        value = value.split("#", 1)[0].strip()
         key = key.lower()
         sec = sections[-1]
         if key not in KNOWN_KEYS[sec.kind]:
             raise ConfigError(f"{source}:{lineno}: unknown key '{key}' in [{sec.kind}] (known: "
                               f"{', '.join(sorted(KNOWN_KEYS[sec.kind])) or 'none'})")
         if key in sec.options:
-            raise ConfigError(f"{source}:{lineno}: '{key}' set twice in [{sec.kind}] (first at line "
-                              f"{sec.lines[key]})")
+            # Darknet's option_find returns the FIRST match, so a key set twice keeps its first value (real
+            # cfgs set [net] batch and momentum twice). In a layer, two different values are almost surely a
+            # mistake that changes the network, so they are refused rather than silently resolved.
+            if sec.kind != "net" and value != sec.options[key]:
+                raise ConfigError(f"{source}:{lineno}: '{key}' set twice in [{sec.kind}] with different values "
+                                  f"(first at line {sec.lines[key]}: {sec.options[key]}, here: {value})")
+            check_value(sec.kind, key, value, f"{source}:{lineno}")
+            continue
         off = _MUST_BE.get((sec.kind, key))
         if off is not None and value.lower() not in {off, "0", "none"}:
             raise ConfigError(f"{source}:{lineno}: [{sec.kind}] {key}={value} is not supported by yolokit "
@@ -287,3 +327,79 @@ def set_net_size(text: str, height: int, width: int, source: str = "<cfg>") -> s
     sections = parse_cfg(text, source)
     sections[0].options["height"], sections[0].options["width"] = str(height), str(width)
     return format_cfg(sections)
+
+
+# ----------------------------------------------------------------------------- training recipe
+#: ``[net]`` keys that are a cfg's training recipe (optimizer, schedule, batch, augmentation), in Darknet's meaning.
+RECIPE_NET_KEYS = (
+    "learning_rate", "burn_in", "power", "max_batches", "policy", "steps", "scales", "step", "gamma", "momentum",
+    "decay", "batch", "subdivisions", "mosaic", "mixup", "cutmix", "letter_box", "flip", "angle", "hue",
+    "saturation", "exposure", "blur", "jitter", "ema_alpha", "label_smooth_eps", "adam", "b1", "b2", "eps",
+)
+#: ``[yolo]``/``[region]``/``[gaussian_yolo]`` keys that are loss and post-processing settings, Darknet's meaning.
+RECIPE_HEAD_KEYS = (
+    "iou_loss", "iou_normalizer", "cls_normalizer", "obj_normalizer", "iou_thresh", "iou_thresh_kind",
+    "ignore_thresh", "truth_thresh", "label_smooth_eps", "max_delta", "nms_kind", "beta_nms", "jitter", "random",
+    "resize", "scale_x_y", "new_coords", "object_scale", "noobject_scale", "class_scale", "coord_scale", "rescore",
+    "focal_loss", "objectness_smooth",
+)
+_INT_LISTS = {"steps"}
+
+
+def training_recipe(cfg) -> dict:
+    """The training keys a Darknet cfg sets, typed, with where each was set: the ONE reader of a cfg's recipe.
+
+    Args:
+        cfg: a cfg path (``str``/``Path``), cfg text (a ``str`` holding a newline), or parsed sections.
+
+    Returns a dict with only the keys the cfg actually sets (absent keys keep the caller's defaults)::
+
+        {"net":   {"learning_rate": 0.00261, "burn_in": 1000, "policy": "steps", "steps": [400000, 450000],
+                   "scales": [0.1, 0.1], "momentum": 0.949, "decay": 0.0005, "mosaic": 1, ...},
+         "yolo":  {"iou_loss": "ciou", "iou_normalizer": 0.07, "nms_kind": "greedynms", "beta_nms": 0.6, ...},
+         "heads": [{...}, {...}],          # the same keys per detection head, in cfg order
+         "where": {"net.learning_rate": "yolov4.cfg:18", "yolo.iou_loss": "yolov4.cfg:969", ...}}
+
+    ``yolo`` holds, for each key, the value of the first head that sets it (Darknet cfgs repeat the same training
+    keys in every head; ``heads`` has them all, e.g. the per-head ``scale_x_y``). Numbers are ``int``/``float``,
+    lists (``steps``, ``scales``) are lists, names (``policy``, ``iou_loss``, ``nms_kind``) lower-case strings.
+    Meaning, as Darknet's: ``learning_rate`` is per image-batch of ``batch`` images, ``burn_in`` the warm-up
+    iterations (lr * (i/burn_in)^power), ``max_batches`` the total iterations, ``policy=steps`` multiplies the lr
+    by ``scales[k]`` at iteration ``steps[k]``; see README "Models" for the mapping to yolokit's settings.
+    """
+    if isinstance(cfg, (list, tuple)):
+        sections = list(cfg)
+    elif isinstance(cfg, str) and "\n" in cfg:
+        sections = parse_cfg(cfg)
+    else:
+        sections = read_cfg(cfg)[1]
+
+    def typed(sec: Section, key: str):
+        value = check_value(sec.kind, key, sec.options[key], sec.where(key))
+        if isinstance(value, str):
+            return value.lower()
+        if key in _INT_LISTS:
+            return [int(v) for v in value]
+        if isinstance(value, float) and value.is_integer() and key in ("burn_in", "max_batches", "batch",
+                                                                       "subdivisions", "mosaic", "letter_box",
+                                                                       "flip", "mixup", "cutmix", "adam",
+                                                                       "new_coords", "rescore", "step"):
+            return int(value)
+        return value
+
+    net, where = {}, {}
+    for key in RECIPE_NET_KEYS:
+        if key in sections[0].options:
+            net[key] = typed(sections[0], key)
+            where[f"net.{key}"] = sections[0].where(key)
+    heads, merged = [], {}
+    for sec in sections[1:]:
+        if sec.kind not in ("yolo", "region", "gaussian_yolo", "detection"):
+            continue
+        head = {key: typed(sec, key) for key in RECIPE_HEAD_KEYS if key in sec.options}
+        heads.append(head)
+        for key, value in head.items():
+            if key not in merged:
+                merged[key] = value
+                where[f"yolo.{key}"] = sec.where(key)
+    return {"net": net, "yolo": merged, "heads": heads, "where": where}
