@@ -117,7 +117,7 @@ def evaluate(entry: Entry, samples: Sequence, sizes: Sequence[int], class_index:
         model = yolokit.load(entry.path, weights=entry.weights).eval()
         params = sum(p.numel() for p in model.parameters())
         # timed as deployed: batch-norm folded, fused convs, channels-last (same outputs to float rounding)
-        fast = model.optimize_for_inference() if hasattr(model, "optimize_for_inference") else model
+        fast = model.optimize_for_inference()
         for size in sizes:
             dets, fps = _timed_predict(lambda im: fast.predict(im, conf=0.001, iou=0.45, imgsz=size)[0], images)
             m = score(samples, dets, class_index, name)

@@ -9,6 +9,9 @@ values layer by layer in cfg order:
 * ``[connected]``: biases[out], weights[out * in]; with batch_normalize: scales, rolling_mean, rolling_variance.
 * ``[local]``: biases[out_h*out_w*n], weights[out_h*out_w * n * c*size*size].
 
+* ``[batchnorm]``: biases[c], scales[c], rolling_mean[c], rolling_variance[c].
+* ``[convolutional] share_index=K``: nothing (the layer uses layer K's arrays).
+
 Nothing else carries weights. The reader must consume the file exactly; the writer reproduces the header it read,
 so load -> save gives a byte-identical file.
 """
@@ -25,10 +28,11 @@ from torch import Tensor, nn
 
 from yolokit.errors import ConfigError, WeightsError
 from yolokit.models import layers as L
+from yolokit.models.base import Detector
 from yolokit.models.cfg import Section, format_cfg, parse_cfg
-from yolokit.models.heads import DetectionHead, HeadSpec, RegionHead, YoloHead
+from yolokit.models.heads import DetectionHead, GaussianYoloHead, HeadSpec, RegionHead, YoloHead
 
-HEAD_KINDS = ("yolo", "region", "detection")
+HEAD_KINDS = ("yolo", "region", "detection", "gaussian_yolo")
 
 
 @dataclass
@@ -77,26 +81,39 @@ def _anchors(sec: Section) -> list[tuple[float, float]]:
     return [(vals[i], vals[i + 1]) for i in range(0, len(vals), 2)]
 
 
-def build_layers(sections: list[Section]):
+#: What a cfg may ask for at its [net] size, batch 1, float32: parameters plus every layer's output. A cfg over it is
+#: refused before anything is allocated (``filters=1000000000``, ``width=1000000``, ``[upsample] stride=100000``).
+#: YOLOv1 (270M parameters) needs ~1.1 GB, yolov4-p6 at 1280 ~3 GB.
+MEMORY_BUDGET_BYTES = 16 * 2**30
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.3g} GB"
+
+
+def build_layers(sections: list[Section], require_head: bool = True):
     """Walk the cfg with Darknet's shape arithmetic; returns ``(modules, infos, heads)``.
 
     Shapes are ``(C, H, W)`` at the cfg's ``[net]`` size; a shape that cannot work (a route of different
-    sizes, a shortcut of different shapes, a head whose input has the wrong channel count) is a ConfigError
-    naming the line.
+    sizes, a head whose input has the wrong channel count) is a ConfigError naming the line. Shapes, parameter
+    counts and output sizes are all computed first and checked against :data:`MEMORY_BUDGET_BYTES`; modules are
+    built only after that check. ``require_head=False`` builds a cfg without a detection layer (a classifier
+    backbone).
     """
     net = sections[0]
     c, h, w = net.get_int("channels", 3), net.get_int("height", 416), net.get_int("width", 416)
     if min(c, h, w) <= 0:
         raise net.error(None, f"needs positive channels/height/width, got {c}/{h}/{w}")
     shapes: list[tuple[int, int, int]] = []
-    modules: list[nn.Module] = []
+    makers: list = []  # one per layer: a function of the modules built so far -> this layer's module
     infos: list[LayerInfo] = []
     heads: list[HeadSpec] = []
     shape, net_hw = (c, h, w), (h, w)
+    n_params, n_values, biggest = 0, c * h * w, (0, 0)
     for index, sec in enumerate(sections[1:]):
         c, h, w = shape
         refs: tuple[int, ...] = ()
-        flops = 0.0
+        flops, params = 0.0, 0
         k = sec.kind
         if k == "convolutional":
             n, size = sec.get_int("filters", 1), sec.get_int("size", 1)
@@ -108,21 +125,45 @@ def build_layers(sections: list[Section]):
             ow = (w + 2 * pad - dil * (size - 1) - 1) // stride[1] + 1
             if oh <= 0 or ow <= 0:
                 raise sec.error(None, f"input {h}x{w} too small for size={size} stride={stride}")
-            mod = L.ConvBlock(c, n, size, stride, pad, groups, dil, bn, act)
             out = (n, oh, ow)
             flops = 2.0 * n * (c // groups) * size * size * oh * ow
             st = f"{stride[0]}" if stride[0] == stride[1] else f"{stride[0]}x{stride[1]}"
             detail = f"{n:5d} {size}x{size}/{st}" + (f" g{groups}" if groups > 1 else "") + (" bn" if bn else "") \
                 + f" {act}"
-        elif k == "maxpool":
+            if sec.has("share_index"):
+                # Darknet: share_index >= 0 is a layer number, a negative one is relative to this layer.
+                si = sec.get_int("share_index")
+                j = si if si >= 0 else index + si
+                if not 0 <= j < index or infos[j].kind != "convolutional" or infos[j].refs:
+                    raise sec.error("share_index", f"share_index={si} -> layer {j} is not an earlier "
+                                                   "[convolutional] with its own weights")
+                src = sections[j + 1]
+                if (src.get_int("filters", 1), src.get_int("size", 1), src.get_int("groups", 1),
+                        infos[j].in_shape[0], bool(src.get_int("batch_normalize", 0))) != (n, size, groups, c, bn):
+                    raise sec.error("share_index", f"layer {j} has other filters/size/groups/channels/batch_normalize "
+                                                   "than this layer, so its weights cannot be shared")
+                refs = (j,)
+                detail += f" shares {j}"
+                makers.append(lambda built, j=j, stride=stride, pad=pad, dil=dil, act=act:
+                              L.SharedConv(built[j], stride, pad, dil, act))
+            else:
+                params = n * (c // groups) * size * size + (4 * n if bn else n)
+                makers.append(lambda built, c=c, n=n, size=size, stride=stride, pad=pad, groups=groups, dil=dil,
+                              bn=bn, act=act: L.ConvBlock(c, n, size, stride, pad, groups, dil, bn, act))
+        elif k in ("maxpool", "local_avgpool"):
             stride = _strides(sec, 1)
             size = sec.get_int("size", stride[0])
             padding = sec.get_int("padding", size - 1)
             oh, ow = (h + padding - size) // stride[0] + 1, (w + padding - size) // stride[1] + 1
-            mod, out = L.MaxPool(size, stride, padding), (c, oh, ow)
-            detail = f"      {size}x{size}/{stride[0]}"
+            if oh <= 0 or ow <= 0:
+                raise sec.error(None, f"input {h}x{w} too small for size={size} stride={stride}")
+            cls = L.MaxPool if k == "maxpool" else L.LocalAvgPool
+            makers.append(lambda built, cls=cls, size=size, stride=stride, padding=padding: cls(size, stride, padding))
+            out = (c, oh, ow)
+            detail = f"      {size}x{size}/{stride[0]}" + (" avg" if k == "local_avgpool" else "")
         elif k == "avgpool":
-            mod, out, detail = L.GlobalAvgPool(), (c, 1, 1), "      global"
+            makers.append(lambda built: L.GlobalAvgPool())
+            out, detail = (c, 1, 1), "      global"
         elif k == "route":
             refs = tuple(_ref(sec, "layers", v, index) for v in sec.get_ints("layers"))
             if not refs:
@@ -136,56 +177,124 @@ def build_layers(sections: list[Section]):
                                           f"{[s[1:] for s in srcs]}")
             if any(s[0] % groups for s in srcs):
                 raise sec.error("groups", f"groups={groups} must divide the channels {[s[0] for s in srcs]}")
-            mod = L.Route(groups, gid)
+            makers.append(lambda built, groups=groups, gid=gid: L.Route(groups, gid))
             out = (sum(s[0] // groups for s in srcs), srcs[0][1], srcs[0][2])
             detail = "      " + ",".join(str(j) for j in refs) + (f" group {gid}/{groups}" if groups > 1 else "")
         elif k == "shortcut":
             refs = (_ref(sec, "from", sec.get_int("from"), index),)
-            if shapes[refs[0]] != shape:
-                raise sec.error("from", f"adds layer {refs[0]} of shape {shapes[refs[0]]} to {shape}: yolokit "
-                                        "supports only equal shapes")
+            other = shapes[refs[0]]
             act = _act(sec, "linear")
-            mod, out, detail = L.Shortcut(act), shape, f"      from {refs[0]} {act}"
+            if other[1:] != shape[1:]:
+                raise sec.error("from", f"adds layer {refs[0]} of shape {other} to {shape}: yolokit supports "
+                                        "only equal H x W (Darknet adds the overlapping channels)")
+            cls = L.Shortcut if other == shape else L.PartialShortcut
+            makers.append(lambda built, cls=cls, act=act: cls(act))
+            out, detail = shape, f"      from {refs[0]} {act}" + (f" ({other[0]}ch)" if other != shape else "")
+        elif k in ("scale_channels", "sam"):
+            refs = (_ref(sec, "from", sec.get_int("from"), index),)
+            other = shapes[refs[0]]
+            act = _act(sec, "linear")
+            if k == "sam":
+                ok = other == shape
+                want = f"the same shape as layer {refs[0]} {other}"
+                makers.append(lambda built, act=act: L.Sam(act))
+            elif sec.get_int("scale_wh", 0):
+                ok = shape[1:] == other[1:]
+                want = f"one channel of layer {refs[0]}'s size {other[1:]}"
+                makers.append(lambda built, act=act: L.ScaleChannels(True, act))
+            else:
+                ok = c * h * w == other[0]
+                want = f"one value per channel of layer {refs[0]} ({other[0]})"
+                makers.append(lambda built, act=act: L.ScaleChannels(False, act))
+            if not ok:
+                raise sec.error("from", f"input {shape} must have {want}")
+            out, detail = other, f"      x layer {refs[0]} {act}"
         elif k == "upsample":
             stride, scale = sec.get_int("stride", 2), sec.get_float("scale", 1.0)
-            if stride < 1:
-                raise sec.error("stride", f"stride={stride}: yolokit supports only upsampling (stride >= 1)")
-            mod, out, detail = L.Upsample(stride, scale), (c, h * stride, w * stride), f"      x{stride}"
+            makers.append(lambda built, stride=stride, scale=scale: L.Upsample(stride, scale))
+            out, detail = (c, h * stride, w * stride), f"      x{stride}"
         elif k == "dropout":
             p = sec.get_float("probability", 0.5)
             if not 0 <= p < 1:
                 raise sec.error("probability", f"probability={p} must be in [0, 1)")
-            mod, out, detail = L.Dropout(p), shape, f"      p={p:g}"
+            makers.append(lambda built, p=p: L.Dropout(p))
+            out, detail = shape, f"      p={p:g}"
         elif k == "connected":
             n, act, bn = sec.get_int("output", 1), _act(sec), bool(sec.get_int("batch_normalize", 0))
-            mod, out = L.Connected(c * h * w, n, bn, act), (n, 1, 1)
+            params = c * h * w * n + (4 * n if bn else n)
+            makers.append(lambda built, i=c * h * w, n=n, bn=bn, act=act: L.Connected(i, n, bn, act))
+            out = (n, 1, 1)
             flops = 2.0 * c * h * w * n
             detail = f"{n:5d} fc" + (" bn" if bn else "") + f" {act}"
         elif k == "local":
             n, size, stride = sec.get_int("filters", 1), sec.get_int("size", 1), sec.get_int("stride", 1)
             pad = size // 2 if sec.get_int("pad", 0) else 0
             act = _act(sec)
-            mod = L.Local(c, (h, w), n, size, stride, pad, act)
-            out = (n, *mod.out_hw)
-            flops = 2.0 * n * c * size * size * out[1] * out[2]
+            oh, ow = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
+            if oh <= 0 or ow <= 0:
+                raise sec.error(None, f"input {h}x{w} too small for size={size} stride={stride}")
+            out = (n, oh, ow)
+            params = oh * ow * n * (c * size * size + 1)
+            makers.append(lambda built, c=c, hw=(h, w), n=n, size=size, stride=stride, pad=pad, act=act:
+                          L.Local(c, hw, n, size, stride, pad, act))
+            flops = 2.0 * n * c * size * size * oh * ow
             detail = f"{n:5d} {size}x{size}/{stride} local {act}"
-        elif k == "reorg":
-            s = sec.get_int("stride", 2)
-            if h % s or w % s or c % (s * s):
-                raise sec.error("stride", f"stride={s} must divide {h}x{w} and s*s must divide {c} channels")
-            mod, out, detail = L.Reorg(s), (c * s * s, h // s, w // s), f"      /{s}"
+        elif k in ("reorg", "reorg3d"):
+            s = sec.get_int("stride", 2 if k == "reorg" else 1)
+            if h % s or w % s or (k == "reorg" and c % (s * s)):
+                raise sec.error("stride", f"stride={s} must divide {h}x{w}" + (f" and s*s must divide {c} channels"
+                                                                              if k == "reorg" else ""))
+            cls = L.Reorg if k == "reorg" else L.Reorg3d
+            makers.append(lambda built, cls=cls, s=s: cls(s))
+            out, detail = (c * s * s, h // s, w // s), f"      /{s}"
+        elif k == "batchnorm":
+            params = 4 * c
+            makers.append(lambda built, c=c: nn.BatchNorm2d(c, eps=L.BN_EPS, momentum=0.01))
+            out, detail = shape, "      bn"
+        elif k == "softmax":
+            groups, temp = sec.get_int("groups", 1), sec.get_float("temperature", 1.0)
+            if sec.has("tree"):
+                raise sec.error("tree", "a softmax tree (YOLO9000's WordTree) is not supported by yolokit")
+            if (c * h * w) % groups or temp <= 0:
+                raise sec.error("groups", f"groups={groups} must divide {c * h * w} values, temperature > 0")
+            makers.append(lambda built, groups=groups, temp=temp: L.Softmax(groups, temp))
+            out, detail = shape, f"      groups {groups}"
+        elif k == "cost":
+            makers.append(lambda built: L.Identity())
+            out, detail = shape, f"      {sec.get_str('type', 'sse')} (training only)"
+        elif k == "crop":
+            ch, cw = sec.get_int("crop_height", 1), sec.get_int("crop_width", 1)
+            if ch > h or cw > w:
+                raise sec.error("crop_height", f"crop {ch}x{cw} is larger than the input {h}x{w}")
+            noadjust = bool(sec.get_int("noadjust", 0))
+            makers.append(lambda built, hw=(ch, cw), noadjust=noadjust: L.Crop(hw, noadjust))
+            out, detail = (c, ch, cw), f"      {ch}x{cw}" + ("" if noadjust else " x2-1")
         elif k in HEAD_KINDS:
             mod, spec = _build_head(sec, index, shape, net_hw)
             heads.append(spec)
+            makers.append(lambda built, mod=mod: mod)
             out, detail = shape, f"      {spec.num_classes} classes, {spec.num_boxes} boxes/cell"
         else:  # parse_cfg only lets known kinds through
             raise sec.error(None, "layer kind without a builder")
-        modules.append(mod)
         shapes.append(out)
         infos.append(LayerInfo(index, k, sec.line, shape, out, refs, detail, flops))
+        n_params += params
+        values = out[0] * out[1] * out[2]
+        n_values += values
+        biggest = max(biggest, (values + params, index))
         shape = out
-    if not heads:
+    need = 4.0 * (n_params + n_values)
+    if need > MEMORY_BUDGET_BYTES:
+        j = biggest[1]
+        raise ConfigError(f"{net.source}: this cfg needs {_gb(need)} at {net_hw[0]}x{net_hw[1]} (float32, batch 1: "
+                          f"{n_params:,} parameters and {n_values:,} output values), over yolokit's budget of "
+                          f"{_gb(MEMORY_BUDGET_BYTES)}; the largest is layer {j} [{infos[j].kind}] at line "
+                          f"{infos[j].line}, output {infos[j].out_shape}")
+    if require_head and not heads:
         raise ConfigError(f"{net.source}: no detection layer ([yolo], [region] or [detection])")
+    modules: list[nn.Module] = []
+    for make in makers:
+        modules.append(make(modules))
     return modules, infos, heads
 
 
@@ -193,20 +302,24 @@ def _build_head(sec: Section, index: int, shape: tuple[int, int, int], net_hw: t
     c, h, w = shape
     classes = sec.get_int("classes", 20)
     extra = {k: v for k, v in sec.options.items() if k not in {"anchors", "mask", "classes", "num"}}
-    if sec.kind == "yolo":
+    if sec.kind in ("yolo", "gaussian_yolo"):
         anchors = _anchors(sec)
         num = sec.get_int("num", len(anchors))
         mask = sec.get_ints("mask", list(range(num)))
         if any(not 0 <= m < len(anchors) for m in mask):
             raise sec.error("mask", f"mask {mask} refers to anchors beyond the {len(anchors)} given")
         chosen = [anchors[m] for m in mask]
-        if c != len(mask) * (5 + classes):
-            raise sec.error(None, f"input has {c} channels; {len(mask)} anchors x (5 + {classes} classes) = "
-                                  f"{len(mask) * (5 + classes)} expected (check 'filters' of the layer before)")
+        per = 5 if sec.kind == "yolo" else 9  # Gaussian YOLOv3: (mu, sigma) for each of x, y, w, h
+        if c != len(mask) * (per + classes):
+            raise sec.error(None, f"input has {c} channels; {len(mask)} anchors x ({per} + {classes} classes) = "
+                                  f"{len(mask) * (per + classes)} expected (check 'filters' of the layer before)")
         sxy = sec.get_float("scale_x_y", 1.0)
         stride = (net_hw[0] / h, net_hw[1] / w)
-        spec = HeadSpec("yolo", index, classes, chosen, stride, (h, w), sxy, len(mask), extra)
-        return YoloHead(chosen, classes, sxy), spec
+        new_coords = bool(sec.get_int("new_coords", 0))
+        spec = HeadSpec(sec.kind, index, classes, chosen, stride, (h, w), sxy, len(mask), extra, new_coords)
+        if sec.kind == "gaussian_yolo":
+            return GaussianYoloHead(chosen, classes, sxy), spec
+        return YoloHead(chosen, classes, sxy, new_coords), spec
     if sec.kind == "region":
         anchors = _anchors(sec)
         num = sec.get_int("num", len(anchors))
@@ -234,7 +347,7 @@ def _build_head(sec: Section, index: int, shape: tuple[int, int, int], net_hw: t
     return DetectionHead(side, num, classes, bool(sec.get_int("sqrt", 0)), bool(sec.get_int("softmax", 0))), spec
 
 
-class DarknetModel(nn.Module):
+class DarknetModel(Detector):
     """A network described by a Darknet cfg.
 
     ``model(x)``: ``x`` float ``(B, 3, H, W)`` RGB in [0, 1], H and W multiples of the network's total stride.
@@ -251,10 +364,10 @@ class DarknetModel(nn.Module):
         weights_header: ``(major, minor, revision, seen, seen_bytes)`` of the last .weights read.
     """
 
-    def __init__(self, cfg_text: str, source: str = "<cfg>"):
+    def __init__(self, cfg_text: str, source: str = "<cfg>", require_head: bool = True):
         super().__init__()
         sections = parse_cfg(cfg_text, source)
-        modules, infos, heads = build_layers(sections)
+        modules, infos, heads = build_layers(sections, require_head)
         self.cfg_text, self.source = cfg_text, source
         self.sections = sections
         self.net = dict(sections[0].options)
@@ -269,10 +382,6 @@ class DarknetModel(nn.Module):
         self._refs = tuple(i.refs for i in infos)
         self._keep = frozenset(j for i in infos for j in i.refs)
 
-    @property
-    def num_classes(self) -> int:
-        return self.heads[0].num_classes
-
     def forward(self, x: Tensor):
         input_hw = (x.shape[2], x.shape[3])
         saved: dict[int, Tensor] = {}
@@ -281,7 +390,7 @@ class DarknetModel(nn.Module):
             kind = self._kinds[i]
             if kind == "route":
                 x = layer([saved[j] for j in self._refs[i]])
-            elif kind == "shortcut":
+            elif kind in ("shortcut", "scale_channels", "sam"):
                 x = layer(x, saved[self._refs[i][0]])
             elif kind in HEAD_KINDS:
                 outs.append(layer(x, input_hw))  # a head passes its input on, as the layer's output
@@ -289,28 +398,13 @@ class DarknetModel(nn.Module):
                 x = layer(x)
             if i in self._keep:
                 saved[i] = x
+        if not outs:  # a classifier cfg built as a backbone: the last layer's output
+            return x
         return outs if self.training else torch.cat(outs, 1)
 
     def flops(self) -> float:
         """Darknet-convention FLOPs at :attr:`input_size` (2 x MACs of conv/connected/local layers)."""
         return sum(i.flops for i in self.infos)
-
-    def predict(self, images, **kwargs) -> list[Tensor]:
-        """Detect objects in HxWx3 uint8 RGB images (or one): a list of ``(K, 6)`` ``[x1, y1, x2, y2, score,
-        class]`` in each image's pixels. Keyword arguments (``conf``, ``iou``, ``imgsz``, ``max_det``,
-        ``classes``, ``letterbox``, ``agnostic``, ``tta``) are :class:`yolokit.models.predict.Predictor`'s;
-        unset thresholds and size come from :attr:`settings`, else the cfg and the detection defaults."""
-        from yolokit.models.predict import Predictor
-
-        return Predictor(self, **kwargs)(images)
-
-    def optimize_for_inference(self, channels_last: bool | None = None, fuse: bool | None = None,
-                               dtype: torch.dtype = torch.float32, backend: str = "auto") -> nn.Module:
-        """The fastest equivalent module for inference (ONNX Runtime on CPU when installed, else the fused torch
-        module); see :func:`yolokit.models.inference.optimize`."""
-        from yolokit.models.inference import optimize
-
-        return optimize(self, channels_last=channels_last, fuse=fuse, dtype=dtype, backend=backend)
 
 
 # ---------------------------------------------------------------------------------------------- .weights I/O
@@ -319,6 +413,8 @@ def _weight_tensors(model: DarknetModel, upto: int | None = None):
     """Yield ``(layer index, kind, line, [tensors in file order])`` for every layer that has weights."""
     for info, layer in zip(model.infos[:upto], model.layers[:upto]):
         if info.kind == "convolutional":
+            if isinstance(layer, L.SharedConv):  # share_index: the weights are layer K's (Darknet skips it too)
+                continue
             conv = layer.conv
             if "bn" in layer._modules:
                 bn = layer.bn
@@ -333,6 +429,8 @@ def _weight_tensors(model: DarknetModel, upto: int | None = None):
                 ts = [layer.linear.bias, layer.linear.weight]
         elif info.kind == "local":
             ts = [layer.bias, layer.weight]
+        elif info.kind == "batchnorm":  # Darknet's load_batchnorm_weights: biases, scales, mean, variance
+            ts = [layer.bias, layer.weight, layer.running_mean, layer.running_var]
         else:
             continue
         yield info.index, info.kind, info.line, ts
@@ -424,10 +522,11 @@ def with_num_classes(model: DarknetModel, num_classes: int, class_names: list[st
         prev_index = spec.layer - 1
         prev = sections[prev_index + 1]
         head.options["classes"] = str(num_classes)
-        if spec.kind in ("yolo", "region"):
+        if spec.kind in ("yolo", "region", "gaussian_yolo"):
             if prev.kind != "convolutional":
                 raise ConfigError(f"{prev.where()}: the layer before [{spec.kind}] must be [convolutional]")
-            prev.options["filters"] = str(spec.num_boxes * (5 + num_classes))
+            per = 9 if spec.kind == "gaussian_yolo" else 5
+            prev.options["filters"] = str(spec.num_boxes * (per + num_classes))
         else:
             if prev.kind != "connected":
                 raise ConfigError(f"{prev.where()}: the layer before [detection] must be [connected]")

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from yolokit.models import layers as L
+from yolokit.models.base import Detector
 
 
 def fold_batchnorm(block: L.ConvBlock) -> None:
@@ -89,7 +90,7 @@ class FusedConv(nn.Module):
         return self.tail(y) if self.tail is not None else y
 
 
-class _Inference(nn.Module):
+class _Inference(Detector):
     """Wraps an optimised copy: converts the input to channels-last, runs without autograd."""
 
     def __init__(self, model: nn.Module, channels_last: bool, dtype=torch.float32):
@@ -109,11 +110,8 @@ class _Inference(nn.Module):
                 x = x.contiguous(memory_format=torch.channels_last)
             return self.model(x).float()
 
-    def predict(self, images, **kwargs) -> list[Tensor]:
-        """Detections in image pixels; see :class:`yolokit.models.predict.Predictor`."""
-        from yolokit.models.predict import Predictor
-
-        return Predictor(self, **kwargs)(images)
+    def optimize_for_inference(self, *args, **kwargs) -> "_Inference":
+        return self  # already optimised
 
 
 #: ``optimize(backend=...)``: "auto" = ONNX Runtime for a CPU float32 model when onnxruntime is installed (and
@@ -158,7 +156,13 @@ def optimize(model: nn.Module, channels_last: bool | None = None, fuse: bool | N
     device = next(m.parameters()).device
     cpu = device.type == "cpu" and next(m.parameters()).dtype == torch.float32
     channels_last = cpu if channels_last is None else channels_last
-    fuse = (cpu and _onednn_available()) if fuse is None else fuse
+    # the fused primitives are packed for each layer's input shape, which a Darknet model's layer table knows
+    from yolokit.models.darknet import DarknetModel
+
+    darknet = isinstance(m, DarknetModel)
+    fuse = (cpu and darknet and _onednn_available()) if fuse is None else fuse
+    if fuse and not darknet:
+        raise ValueError(f"fuse=True needs a Darknet cfg model (its layer shapes), not {type(model).__name__}")
     for p in m.parameters():
         p.requires_grad_(False)
     if channels_last:

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from yolokit.errors import ConfigError, WeightsError
+from yolokit.models.base import Detector
 from yolokit.models.heads import HeadSpec
 
 #: ONNX ``metadata_props`` key under which ``yolokit export`` stores the model description (JSON).
@@ -121,7 +122,7 @@ def _head(d: dict) -> HeadSpec:
     return HeadSpec(**d)
 
 
-class _OnCpu(nn.Module):
+class _OnCpu(Detector):
     """What the ONNX Runtime modules share: they run on the CPU only (``cpu_only`` says how to get elsewhere)
     and detect through the one :class:`yolokit.models.predict.Predictor`. Parameter-free ``nn.Module`` s, so every
     door that takes a model (``Predictor``, ``evaluate_model``, ``.eval()``, ``.to("cpu")``) takes them."""
@@ -135,11 +136,9 @@ class _OnCpu(nn.Module):
             raise ConfigError(f"{self.cpu_only}, not {device}")
         return self
 
-    def predict(self, images, **kwargs) -> list[Tensor]:
-        """Detections in image pixels; see :class:`yolokit.models.predict.Predictor`."""
-        from yolokit.models.predict import Predictor
-
-        return Predictor(self, **kwargs)(images)
+    def optimize_for_inference(self, *args, **kwargs) -> "_OnCpu":
+        """Already an inference graph (ONNX Runtime optimises it when the session starts)."""
+        return self
 
 
 class OnnxModel(_OnCpu):
@@ -189,6 +188,8 @@ class OnnxModel(_OnCpu):
 
     @property
     def num_classes(self) -> int | None:
+        if self.heads:  # the exported metadata
+            return self.heads[0].num_classes
         width = self.session.get_outputs()[0].shape[-1]
         return width - 5 if isinstance(width, int) else None
 
@@ -200,10 +201,6 @@ class OnnxModel(_OnCpu):
         out = self.session.run([self.output_name],
                                {self.input_name: x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
         return torch.from_numpy(out)
-
-    def optimize_for_inference(self, **_) -> "OnnxModel":
-        """Already an inference graph (ONNX Runtime optimises it when the session starts)."""
-        return self
 
     @property
     def cpu_only(self) -> str:

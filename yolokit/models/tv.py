@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from yolokit.errors import ConfigError, WeightsError
+from yolokit.models.base import Detector
 
 TINY_ANCHORS = [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)]
 BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "mobilenet_v3_small")
@@ -84,7 +85,7 @@ def _is_stride2(module: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) and m.stride == (2, 2) for m in module.modules())
 
 
-class TvYolo(nn.Module):
+class TvYolo(Detector):
     """A torchvision backbone + YOLOv3-tiny neck + two ``[yolo]`` heads; see the module docstring."""
 
     def __init__(self, name: str, num_classes: int, pretrained=None, anchors=TINY_ANCHORS):
@@ -118,10 +119,6 @@ class TvYolo(nn.Module):
         self.tv_arch = {"backbone": name, "num_classes": num_classes}
         self.input_size = (416, 416)  # the default network size (any multiple of 32 works)
         self.settings: dict = {}
-
-    @property
-    def num_classes(self) -> int:
-        return self.heads[0].num_classes
 
     @staticmethod
     @torch.no_grad()
