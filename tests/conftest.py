@@ -21,6 +21,17 @@ GET_DATA = ("real data not found at {path}: these tests read the project's test-
 # Decode verdicts (yolokit.data.config.verified_cache_dir) go to a folder of this test session, not ~/.cache.
 os.environ.setdefault("YOLOKIT_CACHE_DIR", tempfile.mkdtemp(prefix="yolokit-test-cache-"))
 
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Every skip for missing ``../shared`` is reported at this file, so ``-ra`` folds them into ONE line
+    (``SKIPPED [198] tests/conftest.py: real data not found ...``) instead of one line per test file."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple) and GET_DATA[:20] in str(report.longrepr[2]):
+        report.longrepr = (str(Path(__file__)), None, report.longrepr[2])
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
