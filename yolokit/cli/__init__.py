@@ -158,6 +158,22 @@ def default_omp_wait_policy() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so a closed pipe is caught below and not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `yolokit data list | head -3`: the reader left; stop quietly, as Unix tools do (Python docs, "signal")
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the closed pipe
+
+
+def _main(argv: list[str] | None = None) -> int:
     from yolokit.errors import YolokitError
 
     default_omp_wait_policy()

@@ -32,17 +32,10 @@ def add_arguments(parser):
 def run(args) -> int:
     import sys
 
-    from yolokit.data.download import DATA_ROOT_ENV, STATE, _human, available, get, marker_ok, read_target
+    from yolokit.data.download import DATA_ROOT_ENV, get
 
     if args.action == "list":
-        for name in available():
-            root, archives, path, raw = read_target(name)
-            size = sum(a.size or 0 for a in archives)
-            done = sum(marker_ok(root, a) for a in archives)
-            state = ("complete" if done == len(archives) else
-                     f"partial ({done}/{len(archives)} archives)" if (root / STATE).is_dir() else
-                     "present (not fetched by yolokit)" if root.is_dir() and any(root.iterdir()) else "absent")
-            print(f"{name:18s} {(_human(size) if size else '?'):>9s}  {state:32s} {root}")
+        list_datasets()
         return 0
 
     def confirm(question):
@@ -56,3 +49,36 @@ def run(args) -> int:
         print(f"the presets find it with: export {DATA_ROOT_ENV}={args.dir}")
     print(f"ready: {result['root']}")
     return 0
+
+
+def list_datasets() -> None:
+    """One row per data root: names that fetch into the same folder (``coco`` and its descriptor
+    ``coco2017``; ``voc`` = ``voc2007`` + ``voc2012``) share it, the size is the sum of the archives'
+    published sizes ("unknown" where a publisher gives none, as GitHub's archives), the state is what the
+    markers and files say."""
+    from yolokit.data.download import _human, _started, available, marker_ok, read_target
+
+    rows = {}
+    for name in available():
+        root, archives, path, raw = read_target(name)
+        row = rows.setdefault(root, {"names": [], "archives": {}})
+        row["names"].append(name)
+        for a in archives:
+            row["archives"].setdefault(a.file, a)
+    table = [("NAME", "SIZE", "STATE", "ROOT")]
+    for root, row in rows.items():
+        archives = list(row["archives"].values())
+        sizes = [a.size for a in archives]
+        size = _human(sum(sizes)) if all(sizes) else "unknown" if not any(sizes) else f">= {_human(sum(s or 0 for s in sizes))}"
+        done = sum(marker_ok(root, a) for a in archives)
+        part = sum(p.stat().st_size for p in (root / ".yolokit" / "downloads").glob("*.part")) \
+            if (root / ".yolokit" / "downloads").is_dir() else 0
+        state = ("complete" if done == len(archives) else
+                 f"partial ({done}/{len(archives)} archives" + (f", {_human(part)} downloaded)" if part else ")")
+                 if done or part or _started(root) else
+                 "present (not fetched by yolokit)" if root.is_dir() and any(root.iterdir()) else "absent")
+        names = row["names"][0] + (f" ({', '.join(row['names'][1:])})" if row["names"][1:] else "")
+        table.append((names, size, state, str(root)))
+    widths = [max(len(r[k]) for r in table) for k in range(3)]
+    for r in table:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
