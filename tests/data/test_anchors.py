@@ -6,15 +6,9 @@ import numpy as np
 
 from yolokit.cli import main
 from yolokit.data import load_dataset
-from yolokit.data.anchors import DEFAULT_ANCHORS, anchor_fitness, box_sizes, kmeans_anchors, wh_iou
+from yolokit.data.anchors import DEFAULT_ANCHORS, anchor_fitness, box_sizes, kmeans_anchors
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
-
-
-def test_wh_iou_hand_computed():
-    iou = wh_iou(np.array([[2.0, 2.0], [4.0, 1.0]]), np.array([[4.0, 1.0], [2.0, 2.0], [1.0, 1.0]]))
-    # (2,2) vs (4,1): inter 2*1 = 2, union 4 + 4 - 2 = 6
-    np.testing.assert_allclose(iou, [[1 / 3, 1, 1 / 4], [1, 1 / 3, 1 / 4]])
 
 
 def test_kmeans_recovers_three_shapes_exactly():

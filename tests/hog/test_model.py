@@ -7,7 +7,8 @@ import torch
 from yolokit.errors import WeightsError
 from yolokit.hog import HogParams, HogSvmDetector, train
 from yolokit.hog.features import level_grid, window_grids
-from yolokit.hog.train import _iou, object_grid, window_for
+from yolokit.hog.train import object_grid, window_for
+from yolokit.ops.boxes_np import box_iou
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -56,7 +57,7 @@ def test_trained_model_finds_its_training_objects(model, samples):
         assert torch.all(d[:-1, 4] >= d[1:, 4])                         # sorted by score
         assert torch.all((d[:, 4] >= 0) & (d[:, 4] <= 1))                # calibrated to [0, 1]
         top = d[:1, :4].numpy()
-        best.append(_iou(top, s.boxes).max() if len(top) else 0.0)
+        best.append(box_iou(top, s.boxes).max() if len(top) else 0.0)
     assert np.mean(np.array(best) >= 0.5) >= 0.5, best
 
 

@@ -4,7 +4,8 @@ import math
 
 import torch
 
-from yolokit.loss import assign_anchors, encode_grid, shape_iou
+from yolokit.loss import assign_anchors, encode_grid
+from yolokit.ops.boxes import shape_iou
 
 TINY_ANCHORS = torch.tensor([[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]], dtype=torch.float32)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from yolokit.ops.boxes_np import shape_iou
+
 # Darknet's anchors (network pixels, 416 input): yolov3-tiny.cfg (6), yolov3.cfg (9), and yolov2-voc.cfg's
 # grid-unit anchors x 32 (5).
 DEFAULT_ANCHORS = {
@@ -25,16 +27,9 @@ DEFAULT_ANCHORS = {
 }
 
 
-def wh_iou(wh: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """IoU of boxes ``[N, 2]`` (w, h) with anchors ``[K, 2]`` when both share one centre -> ``[N, K]``."""
-    inter = np.minimum(wh[:, None, 0], anchors[None, :, 0]) * np.minimum(wh[:, None, 1], anchors[None, :, 1])
-    union = wh[:, None].prod(-1) + anchors[None].prod(-1) - inter
-    return inter / union
-
-
 def anchor_fitness(wh: np.ndarray, anchors, bpr_iou: float = 0.5) -> tuple[float, float]:
     """``(mean best IoU, best possible recall)`` of ``anchors`` on box sizes ``wh [N, 2]``."""
-    best = wh_iou(wh, np.asarray(anchors, float)).max(1)
+    best = shape_iou(wh, np.asarray(anchors, float)).max(1)
     return float(best.mean()), float((best >= bpr_iou).mean())
 
 
@@ -51,12 +46,12 @@ def kmeans_anchors(wh: np.ndarray, n: int, seed: int = 0, restarts: int = 5, ite
         # k-means++ seeding: next centre drawn with probability proportional to its distance (1 - IoU)
         centres = [wh[rng.integers(len(wh))]]
         for _ in range(1, n):
-            d = 1 - wh_iou(wh, np.array(centres)).max(1)
+            d = 1 - shape_iou(wh, np.array(centres)).max(1)
             centres.append(wh[rng.choice(len(wh), p=d / d.sum())] if d.sum() > 0 else wh[rng.integers(len(wh))])
         c = np.array(centres)
         assign = None
         for _ in range(iters):
-            iou = wh_iou(wh, c)
+            iou = shape_iou(wh, c)
             new = iou.argmax(1)
             if assign is not None and np.array_equal(new, assign):
                 break
@@ -65,7 +60,7 @@ def kmeans_anchors(wh: np.ndarray, n: int, seed: int = 0, restarts: int = 5, ite
                 members = wh[assign == k]
                 # an emptied cluster restarts at the worst-served box
                 c[k] = members.mean(0) if len(members) else wh[iou.max(1).argmin()]
-        fit = wh_iou(wh, c).max(1).mean()
+        fit = shape_iou(wh, c).max(1).mean()
         if fit > best_fit:
             best, best_fit = c.copy(), fit
     return best[np.argsort(best.prod(1))]

@@ -22,6 +22,7 @@ import numpy as np
 from yolokit.data.images import checked_size
 from yolokit.data.sample import ProblemReport, Record, empty_record, sanitize_boxes
 from yolokit.errors import DataError
+from yolokit.ops.boxes_np import xywh_to_xyxy, xyxy_to_xywh
 
 
 def load_json(path: Path) -> dict:
@@ -197,12 +198,13 @@ def read_coco(annotations: Path, images: Path, ids: list[str] | None, report: Pr
                            f"annotation id {a['id']}: category_id {a['category_id']} is not in 'categories'")
                 continue
             x, y, w, h = (float(v) for v in a["bbox"])
-            boxes.append([x, y, x + w, y + h])  # COCO xywh -> xyxy
+            boxes.append([x, y, w, h])
             labels.append(cat_index[a["category_id"]])
             crowd.append(bool(a.get("iscrowd", 0)))
             diff.append(bool(a.get("difficult", 0)))  # not COCO; written by yolokit so VOC round-trips
             what.append(f"annotation id {a['id']} ({info['file_name']})")
-        boxes, keep = sanitize_boxes(np.asarray(boxes, np.float64), size, annotations, report, what)
+        boxes = xywh_to_xyxy(np.asarray(boxes, np.float64).reshape(-1, 4))  # COCO xywh -> xyxy
+        boxes, keep = sanitize_boxes(boxes, size, annotations, report, what)
         records.append(Record(image, img_id, size, boxes[keep], np.asarray(labels, np.int64)[keep],
                               np.asarray(diff, bool)[keep], np.asarray(crowd, bool)[keep], annotations))
     return records, names, coco, cat_ids
@@ -217,10 +219,10 @@ def records_to_coco(records: list[Record], names: list[str], cat_ids: list[int] 
     for k, r in enumerate(records):
         img_id = int(r.image_id) if int_ids else k + 1
         images.append({"id": img_id, "file_name": r.path.name, "height": int(r.size[0]), "width": int(r.size[1])})
-        for box, label, crowd, diff in zip(r.boxes, r.labels, r.iscrowd, r.difficult):
-            x1, y1, x2, y2 = (float(v) for v in box)
+        xywh = xyxy_to_xywh(np.asarray(r.boxes, np.float64).reshape(-1, 4)).tolist()
+        for (x, y, w, h), label, crowd, diff in zip(xywh, r.labels, r.iscrowd, r.difficult):
             ann = {"id": len(anns) + 1, "image_id": img_id, "category_id": cat_ids[int(label)],
-                   "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
+                   "bbox": [x, y, w, h], "area": w * h,
                    "iscrowd": int(bool(crowd)), "segmentation": []}
             if diff:
                 ann["difficult"] = 1  # an extra key (pycocotools ignores it) so VOC -> COCO -> VOC is lossless

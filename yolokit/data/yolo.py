@@ -16,6 +16,7 @@ import numpy as np
 
 from yolokit.data.images import checked_size, is_image, probe_image
 from yolokit.data.sample import ProblemReport, Record, empty_record, sanitize_boxes
+from yolokit.ops.boxes_np import cxcywh_to_xyxy, xyxy_to_cxcywh
 
 
 def label_path_for(image: Path, labels: Path | None) -> Path:
@@ -104,10 +105,11 @@ def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str] |
                 report.add(lab, "unknown_class", f"line {n}: class {cls} but only {nc} names")
                 continue
             top = max(top, cls)
-            boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+            boxes.append([cx, cy, bw, bh])
             cls_ids.append(cls)
             what.append(f"line {n}")
-        boxes, keep = sanitize_boxes(np.asarray(boxes, np.float64), size, lab, report, what)
+        boxes = cxcywh_to_xyxy(np.asarray(boxes, np.float64).reshape(-1, 4)) * (w, h, w, h)  # normalised -> pixels
+        boxes, keep = sanitize_boxes(boxes, size, lab, report, what)
         k = int(keep.sum())
         records.append(Record(image, image.stem, size, boxes[keep], np.asarray(cls_ids, np.int64)[keep],
                               np.zeros(k, bool), np.zeros(k, bool), lab))
@@ -125,7 +127,7 @@ def format_yolo_lines(record: Record) -> list[str]:
     """The label lines of one record, 6 significant digits (``%g``, as the common COCO->YOLO exports)."""
     h, w = record.size
     lines = []
-    for box, label in zip(record.boxes, record.labels):
-        x1, y1, x2, y2 = (float(v) for v in box)
-        lines.append(f"{int(label)} {(x1 + x2) / 2 / w:g} {(y1 + y2) / 2 / h:g} {(x2 - x1) / w:g} {(y2 - y1) / h:g}")
+    for (cx, cy, bw, bh), label in zip(xyxy_to_cxcywh(np.asarray(record.boxes, np.float64).reshape(-1, 4)),
+                                       record.labels):
+        lines.append(f"{int(label)} {cx / w:g} {cy / h:g} {bw / w:g} {bh / h:g}")
     return lines

@@ -21,6 +21,7 @@ import numpy as np
 from yolokit.errors import DataError
 from yolokit.eval.voc import Detections, GroundTruth
 from yolokit.fileio import write_text_atomic
+from yolokit.ops.boxes_np import xyxy_to_xywh
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -50,8 +51,7 @@ def detections_to_coco(det: Detections, image_ids: Sequence[int], category_ids: 
     ``[x, y, w, h]`` pixels (converted from xyxy here, at the edge)."""
     img = np.asarray(image_ids, dtype=np.int64)[det.image]
     cat = np.asarray(category_ids, dtype=np.int64)[det.labels]
-    xywh = det.boxes.copy()
-    xywh[:, 2:] -= xywh[:, :2]
+    xywh = xyxy_to_xywh(det.boxes)
     return [{"image_id": int(i), "category_id": int(c), "bbox": [float(v) for v in b], "score": float(s)}
             for i, c, b, s in zip(img.tolist(), cat.tolist(), xywh, det.scores.tolist())]
 
@@ -72,8 +72,7 @@ def ground_truth_to_coco(gt: GroundTruth, category_ids: Sequence[int], class_nam
     image_ids = coco_image_ids(gt.image_ids) if image_ids is None else list(image_ids)
     sizes = gt.sizes if gt.sizes is not None else np.zeros((len(image_ids), 2), np.int64)
     images = [{"id": int(i), "height": int(h), "width": int(w)} for i, (h, w) in zip(image_ids, sizes.tolist())]
-    xywh = gt.boxes.copy()
-    xywh[:, 2:] -= xywh[:, :2]
+    xywh = xyxy_to_xywh(gt.boxes)
     area = gt.area if gt.area is not None else xywh[:, 2] * xywh[:, 3]
     cats = np.asarray(category_ids, dtype=np.int64)
     anns = [{"id": k + 1,  # pycocotools treats id 0 as "unmatched": ids start at 1

@@ -12,17 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from yolokit.eval.voc import Detections, GroundTruth
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[N, 4], [M, 4] -> [N, M]`` IoU of xyxy boxes (continuous pixels)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+from yolokit.ops.boxes_np import box_iou
 
 
 def confusion_matrix(gt: GroundTruth, det: Detections, num_classes: int, conf: float = 0.25,
@@ -45,7 +35,7 @@ def confusion_matrix(gt: GroundTruth, det: Detections, num_classes: int, conf: f
         g_hit = np.zeros(len(gi), bool)
         d_hit = np.zeros(len(di), bool)
         if len(gi) and len(di):
-            iou = _iou_matrix(gt.boxes[gi], det.boxes[di])  # [G_i, D_i]
+            iou = box_iou(gt.boxes[gi], det.boxes[di])  # [G_i, D_i]
             g, d = np.nonzero(iou >= iou_thres)
             order = np.argsort(-iou[g, d], kind="stable")
             g, d = g[order], d[order]

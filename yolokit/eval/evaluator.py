@@ -24,6 +24,7 @@ from yolokit.eval.coco import (COCO80_TO_91, coco_evaluate, coco_image_ids, dete
                                ground_truth_to_coco, save_coco_results)
 from yolokit.eval.voc import Detections, GroundTruth, voc_evaluate
 from yolokit.fileio import write_text_atomic
+from yolokit.ops.boxes_np import xywh_to_xyxy
 
 METRICS = ("voc07", "voc", "coco")
 
@@ -123,11 +124,12 @@ def detections_from_coco(results, gt: GroundTruth, class_names: Sequence[str],
         if c is None:
             skipped["unknown_category"] += 1
             continue
-        boxes.append((x, y, x + w, y + h))  # COCO xywh -> xyxy at the edge
+        boxes.append((x, y, w, h))
         scores.append(s)
         labels.append(c)
         image.append(k)
-    return Detections(np.asarray(boxes).reshape(-1, 4), scores, labels, image), skipped
+    boxes = xywh_to_xyxy(np.asarray(boxes, np.float64).reshape(-1, 4))  # COCO xywh -> xyxy at the edge
+    return Detections(boxes, scores, labels, image), skipped
 
 
 def _is_number(v) -> bool:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from yolokit.eval.voc import Detections, GroundTruth
+from yolokit.ops.boxes_np import elementwise_iou
 
 MAIN_ERRORS = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss")
 SPECIAL_ERRORS = ("FalsePos", "FalseNeg")
@@ -98,15 +99,6 @@ def _segment_argmax(values: np.ndarray, seg_start: np.ndarray, count: np.ndarray
     hit = np.flatnonzero(values == seg_max[seg_id])
     first = hit[np.r_[True, seg_id[hit][1:] != seg_id[hit][:-1]]]  # first max of each segment
     return seg_max, first
-
-
-def _xyxy_iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of matching rows ``[P, 4], [P, 4] -> [P]``, continuous boxes (pycocotools' bbox IoU)."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _image_pairs(img_a: np.ndarray, img_b: np.ndarray, n_images: int):
@@ -189,7 +181,7 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
 
     # --- all (kept detection, box of its image) pairs, detection-major
     pa, pb, seg_start, count = _image_pairs(k_img, g_img, n_img)
-    iou = _xyxy_iou_pairs(k_box[pa], g_box[pb])  # [P]
+    iou = elementwise_iou(k_box[pa], g_box[pb])  # [P]
     same = k_cls[pa] == g_cls[pb]
 
     # --- greedy matching, one score rank at a time: a rank holds at most one detection per image, so

@@ -26,6 +26,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from yolokit.ops.boxes_np import elementwise_iou
+
 # VOC2007 11-point recall levels, computed as the devkit's np.arange(0., 1.1, 0.1) does
 # (0.30000000000000004, not 0.3: a recall of exactly 3/10 does not reach that level).
 _RECALL_11 = np.arange(0.0, 1.1, 0.1)
@@ -157,13 +159,10 @@ class Detections:
 def pair_iou(a: np.ndarray, b: np.ndarray, pixel_offset: float = 0.0) -> np.ndarray:
     """IoU of matching rows ``[P, 4], [P, 4] -> [P]`` (xyxy). ``pixel_offset=1`` adds one pixel to
     widths and heights, the VOC devkit's inclusive-pixel convention."""
-    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + pixel_offset
-    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + pixel_offset
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0] + pixel_offset) * (a[:, 3] - a[:, 1] + pixel_offset)
-    area_b = (b[:, 2] - b[:, 0] + pixel_offset) * (b[:, 3] - b[:, 1] + pixel_offset)
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    if pixel_offset:  # inclusive pixels: the box ends one pixel past its last coordinate
+        a = np.concatenate((a[:, :2], a[:, 2:4] + pixel_offset), 1)
+        b = np.concatenate((b[:, :2], b[:, 2:4] + pixel_offset), 1)
+    return elementwise_iou(a, b)
 
 
 @dataclass

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from yolokit.ops.boxes_np import xywh_to_xyxy, xyxy_to_cxcywh
+
 
 class PeopleDetector:
     """Args: hit_threshold: lowest SVM margin kept; scale: pyramid ratio; upscale: enlarge the image by this
@@ -49,7 +51,7 @@ class PeopleDetector:
             image, hitThreshold=self.hit_threshold, winStride=(self.win_stride,) * 2,
             padding=(self.padding,) * 2, scale=self.scale, groupThreshold=0)
         rects = np.asarray(rects, np.float32).reshape(-1, 4)
-        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], 1)
+        boxes = xywh_to_xyxy(rects)
         return boxes / f, np.asarray(margins, np.float32).reshape(-1)
 
     def detections(self, boxes: np.ndarray, margins: np.ndarray, conf: float = 0.0, iou: float = 0.45,
@@ -64,8 +66,7 @@ class PeopleDetector:
             inset = (boxes[:, 2:] - boxes[:, :2]) * np.array([8 / 64, 16 / 128], np.float32)  # [K, 2] (x, y)
             boxes = np.concatenate([boxes[:, :2] + inset, boxes[:, 2:] - inset], 1)
         pred = np.empty((len(boxes), 6), np.float32)
-        pred[:, :2] = (boxes[:, :2] + boxes[:, 2:]) / 2
-        pred[:, 2:4] = boxes[:, 2:] - boxes[:, :2]
+        pred[:, :4] = xyxy_to_cxcywh(boxes)
         pred[:, 4] = 1.0 / (1.0 + np.exp(-margins))
         pred[:, 5] = 1.0
         return postprocess(torch.from_numpy(pred)[None], conf_thres=conf, iou_thres=iou, max_det=max_det)[0]

@@ -28,6 +28,7 @@ from yolokit.errors import DataError
 from yolokit.hog.features import HogParams, level_grid, window_grids
 from yolokit.hog.model import HogSvmDetector
 from yolokit.hog.scan import correlate, pyramid_level
+from yolokit.ops.boxes_np import box_iou
 
 
 def window_for(boxes: np.ndarray, inner: int = 48, margin: int = 8, stride: int = 8,
@@ -73,18 +74,6 @@ def object_grid(image: np.ndarray, box: np.ndarray, params: HogParams, margin: t
         crop = np.ascontiguousarray(crop[:, ::-1])
     grid = level_grid(crop, params)[1:-1, 1:-1]
     return grid.reshape(-1)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[N, 4], [M, 4] -> [N, M]`` IoU of xyxy boxes (numpy; the training loop stays in numpy)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 class _Images:
@@ -138,7 +127,7 @@ def _negatives(images: _Images, model: HogSvmDetector, per_image: int, neg_iou: 
         grids = []
         for li, f in enumerate(factors):
             grid, scores, ys, xs, boxes = _level_windows(image, f, model)
-            ok = _iou(boxes, avoid).max(axis=1, initial=0.0) < neg_iou
+            ok = box_iou(boxes, avoid).max(axis=1, initial=0.0) < neg_iou
             if hard:
                 ok &= scores > -1.0
             idx = np.nonzero(ok)[0]
@@ -199,7 +188,7 @@ def calibrate(model: HogSvmDetector, images: _Images, iou: float = 0.45) -> tupl
             continue
         keep = nms_xyxy(torch.from_numpy(det), torch.from_numpy(raw), torch.zeros(len(det)), iou).numpy()
         det, raw = det[keep], raw[keep]
-        overlap = _iou(det, boxes)  # not `iou`: that is the NMS threshold of the next image
+        overlap = box_iou(det, boxes)  # not `iou`: that is the NMS threshold of the next image
         tp = np.zeros(len(det), bool)
         taken = np.zeros(len(boxes), bool)
         for k in range(len(det)):  # score order; one detection per ground-truth box

@@ -10,11 +10,11 @@ x2, y2) in network pixels, and return ``(total, {"box", "obj", "noobj", "cls"})`
 
 from __future__ import annotations
 
-from yolokit.loss.targets import assign_anchors, encode_grid, shape_iou
+from yolokit.loss.targets import assign_anchors, encode_grid
 from yolokit.loss.v1 import YoloV1Loss
 from yolokit.loss.yolo import BOX_LOSSES, YoloLoss, decode_boxes, encode_anchor_targets, head_value
 
-__all__ = ["YoloV1Loss", "YoloLoss", "build_loss", "assign_anchors", "encode_grid", "shape_iou",
+__all__ = ["YoloV1Loss", "YoloLoss", "build_loss", "assign_anchors", "encode_grid",
            "decode_boxes", "encode_anchor_targets", "BOX_LOSSES"]
 
 

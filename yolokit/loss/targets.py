@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from yolokit.ops.boxes import box_iou, xyxy_to_cxcywh
+from yolokit.ops.boxes import shape_iou, xyxy_to_cxcywh
 
 
 def _keep_last_per_slot(slot: Tensor) -> Tensor:
@@ -90,14 +90,6 @@ class Assignment:
     box: Tensor
     cls: Tensor
     truth: Tensor
-
-
-def shape_iou(wh: Tensor, anchors: Tensor) -> Tensor:
-    """IoU of box *shapes* centred at the origin: ``[M, 2], [A, 2] -> [M, A]`` (YOLOv2 sec. 2, "Dimension
-    Clusters": position does not matter when matching a truth to an anchor, only width and height)."""
-    half_t = wh / 2
-    half_a = anchors / 2
-    return box_iou(torch.cat((-half_t, half_t), dim=1), torch.cat((-half_a, half_a), dim=1))
 
 
 def assign_anchors(targets: Tensor, anchors: list[Tensor], strides: list[float],

@@ -6,6 +6,7 @@
 Other forms exist only at the edges (COCO's ``xywh``, YOLO txt's normalised ``cxcywh``,
 Darknet's network-relative ``cxcywh``) and are converted with the functions below.
 All functions are vectorised, differentiable and device-agnostic; none loops over boxes.
+:mod:`yolokit.ops.boxes_np` is the NumPy twin (same names) for the code that works in NumPy.
 """
 
 from __future__ import annotations
@@ -120,6 +121,14 @@ def box_diou(a: Tensor, b: Tensor) -> Tensor:
 def box_ciou(a: Tensor, b: Tensor) -> Tensor:
     """Pairwise complete IoU: ``[N,4], [M,4] -> [N,M]``."""
     return _ciou(*_pairs(a, b, True))
+
+
+def shape_iou(wh: Tensor, anchors: Tensor) -> Tensor:
+    """IoU of box *shapes* centred at the origin: ``[M, 2], [A, 2] -> [M, A]`` (YOLOv2 sec. 2, "Dimension
+    Clusters": position does not matter when matching a truth to an anchor, only width and height)."""
+    half_t = wh / 2
+    half_a = anchors / 2
+    return box_iou(torch.cat((-half_t, half_t), dim=1), torch.cat((-half_a, half_a), dim=1))
 
 
 def elementwise_iou(a: Tensor, b: Tensor) -> Tensor:

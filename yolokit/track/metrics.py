@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from yolokit.track.assign import iou_matrix
+from yolokit.ops.boxes_np import box_iou, xywh_to_xyxy
 
 #: Reported metrics: motmetrics name -> our column name.
 METRICS = {"mota": "MOTA", "idf1": "IDF1", "num_switches": "IDsw", "mostly_tracked": "MT",
@@ -34,10 +34,6 @@ def _import_motmetrics():
     return motmetrics
 
 
-def _xyxy(rows: np.ndarray) -> np.ndarray:
-    return np.concatenate((rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]), 1)
-
-
 def accumulate(gt: np.ndarray, hyp: np.ndarray, iou: float = 0.5):
     """A ``motmetrics.MOTAccumulator`` over all frames of MOT rows ``gt`` and ``hyp`` (``[L, 7+]``,
     ``frame, id, x, y, w, h, ...``); a pair counts as a match when its IoU >= ``iou``.
@@ -53,7 +49,7 @@ def accumulate(gt: np.ndarray, hyp: np.ndarray, iou: float = 0.5):
     empty = np.empty((0, hyp.shape[1] if hyp.ndim == 2 else 7))
     for f in frames:
         g, h = gt_by.get(f, empty), hyp_by.get(f, empty)
-        dist = 1.0 - iou_matrix(_xyxy(g), _xyxy(h))          # [G, H], motmetrics' iou_matrix
+        dist = 1.0 - box_iou(xywh_to_xyxy(g[:, 2:6]), xywh_to_xyxy(h[:, 2:6]))          # [G, H], motmetrics' iou_matrix
         dist[dist > 1.0 - iou] = np.nan
         acc.update(g[:, 1].astype(np.int64), h[:, 1].astype(np.int64), dist, frameid=int(f))
     return acc

@@ -15,6 +15,7 @@ import numpy as np
 
 from yolokit.errors import DataError
 from yolokit.fileio import write_text_atomic
+from yolokit.ops.boxes_np import xywh_to_xyxy, xyxy_to_xywh
 
 
 def read_mot(path: str | Path) -> np.ndarray:
@@ -56,8 +57,7 @@ def detections_by_frame(rows: np.ndarray) -> tuple[list[np.ndarray], int]:
     """MOT rows -> (per-frame detections ``[K, 6]`` xyxy/score/class 0 for frames 1..N, N = last frame)."""
     n_frames = int(rows[:, 0].max()) if len(rows) else 0
     dets = np.zeros((len(rows), 6))
-    dets[:, :2] = rows[:, 2:4]
-    dets[:, 2:4] = rows[:, 2:4] + rows[:, 4:6]
+    dets[:, :4] = xywh_to_xyxy(rows[:, 2:6])
     dets[:, 4] = rows[:, 6]
     frames = rows[:, 0].astype(np.int64)
     order = np.argsort(frames, kind="stable")
@@ -76,8 +76,9 @@ def format_mot(tracks_per_frame: Iterable[np.ndarray], first_frame: int = 1) -> 
     """Per-frame tracks ``[M, 7]`` -> MOTChallenge result lines ``frame,id,x,y,w,h,score,-1,-1,-1``."""
     lines = []
     for frame, tracks in enumerate(tracks_per_frame, first_frame):
-        for x1, y1, x2, y2, score, _cls, tid in np.asarray(tracks).reshape(-1, 7):
-            lines.append(f"{frame},{int(tid)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1")
+        tracks = np.asarray(tracks).reshape(-1, 7)
+        for (x, y, w, h), score, tid in zip(xyxy_to_xywh(tracks[:, :4]), tracks[:, 4], tracks[:, 6]):
+            lines.append(f"{frame},{int(tid)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{score:.4f},-1,-1,-1")
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from yolokit.track.assign import iou_matrix, linear_assignment
+from yolokit.ops.boxes_np import box_iou
+from yolokit.track.assign import linear_assignment
 from yolokit.track.kalman import ByteKalman, SortKalman
 
 TRACKED, LOST = 0, 1
@@ -92,7 +93,7 @@ class _Tracker:
         """IoU of the predicted boxes of tracks ``rows`` with ``dets``; 0 across classes with per_class."""
         if len(rows) == 0 or len(dets) == 0:
             return np.zeros((len(rows), len(dets)))
-        iou = iou_matrix(self.kalman.to_xyxy(self.tracks.mean[rows]), dets[:, :4])
+        iou = box_iou(self.kalman.to_xyxy(self.tracks.mean[rows]), dets[:, :4])
         if self.per_class:
             iou[self.tracks.cls[rows][:, None] != dets[None, :, 5]] = 0.0
         return iou
