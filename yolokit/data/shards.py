@@ -1,34 +1,45 @@
-"""WebDataset-style tar shards: :func:`write_shards` (``yolokit convert --to shards``) and :class:`ShardStream`,
-which streams them and splits the shards across DDP ranks and DataLoader workers.
+"""WebDataset tar shards: :func:`write_shards` (``yolokit convert --to shards``), :func:`open_shards` (a folder,
+a ``shards.json``, brace patterns or ``http://`` URLs -> a :class:`ShardSet`), the once-per-epoch split of a
+shard set across DDP ranks and DataLoader workers (:func:`rank_span`, :func:`worker_spans`, :func:`pieces`),
+and :class:`ShardStream`, the sample stream over it (training batches: :mod:`yolokit.data.stream`).
 
-Format (the WebDataset convention, written with the standard library's ``tarfile``; the ``webdataset``
-package is not needed to write or read it, and can read it): a shard is a plain tar whose members are
-grouped by *key* (the name up to the first dot), one sample per key, in order::
+Format (the WebDataset convention; read and written with the ``webdataset`` package): a shard is a plain tar
+whose members are grouped by *key* (the name up to the first dot), one sample per key, in order::
 
-    000000000009.jpg    the image file's bytes, unchanged (no re-encoding: same pixels as the folder)
-    000000000009.json   {"image_id", "file", "size": [h, w], "boxes": [[x1, y1, x2, y2], ...] (xyxy
-                        pixels, yolokit's convention), "labels", "difficult", "iscrowd", "class_names"?}
+    00000009.jpg    the image file's bytes, unchanged (no re-encoding: same pixels as the folder)
+    00000009.json   {"image_id", "file", "size": [h, w], "boxes": [[x1, y1, x2, y2], ...] (xyxy pixels,
+                    yolokit's convention), "labels", "difficult", "iscrowd"}
 
 Keys are the sample's index in the split (zero-padded), so file names with dots or duplicates across
 folders cannot collide. Next to the shards, ``shards.json`` lists them with their sample counts and the
-class names. Why tar: one sequential read per shard (object stores, network file systems and spinning
-disks serve that far better than 100k small files), and a shard is the unit of work to hand out.
+class names; ``OUT/data.yaml`` names every split's shards as a brace pattern (``yolokit train --data``). Why
+tar: one sequential read per shard (object stores, network file systems and HTTP servers serve that far
+better than 100k small files), and shards are the unit of work that is dealt out.
 
-Once per epoch, exactly: the shard list (shuffled by ``seed + epoch`` when ``shuffle``) is dealt to the
-``world_size x num_workers`` consumers as ``shards[consumer::consumers]``; a consumer is
-``rank * num_workers + worker_id``. With fewer shards than consumers every consumer reads every shard and
-keeps every ``consumers``-th sample instead (correct, but each shard is read ``consumers`` times: write
-more, smaller shards). Ranks may get different sample counts when shards differ in size; a DDP trainer
-must then stop at the smallest count (or use ``samples_per_rank``-long epochs) so no rank waits in an
-all-reduce.
+Why the ``webdataset`` package rather than our own ``tarfile`` loop: it is the format's reference reader
+and writer, so shards written elsewhere read here and ours read there, by construction; it opens
+``http(s)://``, ``pipe:`` and object-store URLs as streams (``webdataset.gopen``: ``curl`` for HTTP, no local
+copy); and the grouping of members into samples is the tested one. Both readers are ``tarfile`` streams
+underneath: measured equal within noise (BENCHMARKS.md, "Training from shards").
+
+**One epoch, exactly once.** The epoch's shard order (shuffled from ``seed`` and the epoch when ``shuffle``)
+makes one sequence of ``N`` samples. Rank ``r`` of ``world`` takes the contiguous span
+``[r * N // world, (r + 1) * N // world)`` of it (ranks differ by at most one sample); its DataLoader workers
+split that span again into contiguous parts (:func:`worker_spans`). A part reads only the shards it
+overlaps: whole shards, except at its two ends, where a shard shared with the neighbouring part is read up
+to (or skipped up to) the boundary. So every sample is read by exactly one worker of one rank, each worker
+reads distinct shards except at most the two it shares at its ends, and nothing is repeated or left out.
+Which samples a training epoch drops is :func:`rank_span`'s ``batches`` rule.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import tarfile
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,21 +47,20 @@ import torch
 from yolokit.fileio import write_text_atomic
 
 MANIFEST = "shards.json"
+URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)  # http://, https://, pipe:, s3:// ... (not C:\ on Windows)
 
 
-def _tar_add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644  # mtime 0: the same data gives the same bytes
-    tf.addfile(info, io.BytesIO(data))
-
-
+# ----------------------------------------------------------------------------------------------- writing
 def write_shards(spec, out_dir, splits: list[str] | None = None, shard_size: int = 1000) -> dict:
-    """Write every split of ``spec`` (or ``splits``) as ``OUT/<split>/<split>-NNNNNN.tar`` + ``shards.json``.
+    """Write every split of ``spec`` (or ``splits``) as ``OUT/<split>/<split>-NNNNNN.tar`` + ``shards.json``,
+    and ``OUT/data.yaml`` naming them (``format: shards``, one brace pattern per split).
 
     Every image is decoded once here (the one decoder, :func:`yolokit.data.images.read_image`): images that
     fail are left out, counted and listed, so the stream only meets good bytes. Returns
-    ``{"splits": {split: {"samples", "shards", "skipped", "manifest"}}, "problems": [...]}``.
+    ``{"splits": {split: {"samples", "shards", "skipped", "manifest"}}, "problems": [...], "yaml": path}``.
     """
+    import webdataset as wds
+
     from yolokit.data.config import load_dataset, read_spec
     from yolokit.data.images import read_image
     from yolokit.errors import ConfigError, DataError
@@ -60,40 +70,97 @@ def write_shards(spec, out_dir, splits: list[str] | None = None, shard_size: int
     data, _, _ = read_spec(spec)
     out = Path(out_dir)
     result = {"splits": {}, "problems": []}
+    names = None
     for split in splits or list(data["splits"]):
         ds = load_dataset(spec, split)
+        names = names or ds.class_names
         result["problems"].extend(ds.problems)
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
-        shards, skipped, tf, count = [], [], None, 0
+        shards, skipped, writer, count = [], [], None, 0
         for i, r in enumerate(ds.records):
             try:
                 read_image(r.path)
             except DataError as exc:
                 skipped.append(str(exc))
                 continue
-            if tf is None or count == shard_size:
-                if tf is not None:
-                    tf.close()
+            if writer is None or count == shard_size:
+                if writer is not None:
+                    writer.close()
                 shards.append({"file": f"{split}-{len(shards):06d}.tar", "samples": 0})
-                tf, count = tarfile.open(folder / shards[-1]["file"], "w"), 0
-            key = f"{i:08d}"
+                # mtime 0, fixed owner and mode: the same data gives the same bytes
+                writer, count = wds.TarWriter(str(folder / shards[-1]["file"]), encoder=False, mtime=0.0,
+                                              user="yolokit", group="yolokit", mode=0o644), 0
             meta = {"image_id": r.image_id if isinstance(r.image_id, (int, str)) else str(r.image_id),
                     "file": r.path.name, "size": [int(v) for v in r.size], "boxes": r.boxes.tolist(),
                     "labels": r.labels.tolist(), "difficult": r.difficult.tolist(), "iscrowd": r.iscrowd.tolist()}
-            _tar_add(tf, f"{key}{r.path.suffix.lower()}", r.path.read_bytes())
-            _tar_add(tf, f"{key}.json", json.dumps(meta).encode())
+            writer.write({"__key__": f"{i:08d}", r.path.suffix.lower().lstrip("."): r.path.read_bytes(),
+                          "json": json.dumps(meta).encode()})
             count += 1
             shards[-1]["samples"] += 1
-        if tf is not None:
-            tf.close()
+        if writer is not None:
+            writer.close()
         manifest = {"format": "webdataset-tar (yolokit)", "split": split, "source": str(ds.source),
                     "class_names": ds.class_names, "samples": sum(s["samples"] for s in shards),
                     "shards": shards, "skipped": skipped}
         write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         result["splits"][split] = {"samples": manifest["samples"], "shards": len(shards), "skipped": len(skipped),
                                    "manifest": folder / MANIFEST}
+    lines = ["# written by `yolokit convert --to shards`: `yolokit train --data` this file", "format: shards",
+             f"names: {json.dumps(list(names or []))}"]
+    for split, s in result["splits"].items():
+        if s["shards"]:
+            lines.append(f"{split}: {split}/{split}-{{000000..{s['shards'] - 1:06d}}}.tar")
+    result["yaml"] = out / "data.yaml"
+    write_text_atomic(result["yaml"], "\n".join(lines) + "\n")
     return result
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def is_url(name) -> bool:
+    return bool(URL_RE.match(str(name))) and not re.match(r"^[a-z]:[\\/]", str(name), re.I)
+
+
+def expand(patterns, base: Path | None = None) -> list[str]:
+    """Shard names from a brace pattern (``train-{000000..000099}.tar``), a list of them, or a folder /
+    ``shards.json`` (its listed shards). Relative file names are taken from ``base`` (the data YAML's folder)."""
+    import braceexpand
+
+    out = []
+    for p in [patterns] if isinstance(patterns, (str, Path)) else list(patterns):
+        for name in braceexpand.braceexpand(str(p)):
+            if not is_url(name) and base is not None and not Path(name).is_absolute():
+                name = str(Path(base) / name)
+            out.append(name)
+    return out
+
+
+def open_url(url: str):
+    """A binary stream of ``url`` (a file name, ``http(s)://`` -- streamed by ``curl``, no local copy --,
+    ``pipe:CMD`` ...), through ``webdataset.gopen``."""
+    import webdataset as wds
+
+    return wds.gopen(str(url), "rb")
+
+
+def iter_shard(url, limit: int | None = None):
+    """``(key, {extension: bytes})`` for each sample of one shard, streamed in file order (webdataset's tar
+    reader and key grouping); stops after ``limit`` samples (the rest of the shard is not read)."""
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    if limit is not None and limit <= 0:
+        return
+    stream = open_url(url)
+    try:
+        n = 0
+        for sample in group_by_keys(tar_file_expander([{"url": str(url), "stream": stream}])):
+            key = sample["__key__"].rsplit("/", 1)[-1]
+            yield key, {k: v for k, v in sample.items() if not k.startswith("__")}
+            n += 1
+            if limit is not None and n >= limit:
+                return
+    finally:
+        stream.close()
 
 
 def read_manifest(path) -> tuple[dict, Path]:
@@ -109,22 +176,76 @@ def read_manifest(path) -> tuple[dict, Path]:
         raise ConfigError(f"{path}: shard manifest not found (write shards with `yolokit convert --to shards`)") from exc
 
 
-def iter_shard(path: Path):
-    """``(key, {extension: bytes})`` for each sample of one tar shard, streamed in file order."""
-    key, files = None, {}
-    with tarfile.open(path, "r|") as tf:  # "r|": a pure stream, no seeking (works on pipes and object stores)
-        for m in tf:
-            if not m.isfile():
-                continue
-            base = m.name.rsplit("/", 1)[-1]
-            k, _, ext = base.partition(".")
-            if k != key and files:
-                yield key, files
-                files = {}
-            key = k
-            files[ext] = tf.extractfile(m).read()
-    if files:
-        yield key, files
+@dataclass
+class ShardSet:
+    """The shards of one split: ``urls`` (file names or URLs), their sample ``counts``, and the class names
+    when the shards' ``shards.json`` gives them."""
+
+    urls: list[str]
+    counts: list[int]
+    class_names: list[str] | None = None
+
+    @property
+    def samples(self) -> int:
+        return int(sum(self.counts))
+
+    def limit(self, n: int) -> "ShardSet":
+        """The first ``n`` samples (in the listed shard order); all when ``n`` is 0."""
+        if not n or n >= self.samples:
+            return self
+        counts, left = [], n
+        for c in self.counts:
+            if left <= 0:
+                break
+            counts.append(min(c, left))
+            left -= counts[-1]
+        return ShardSet(self.urls[:len(counts)], counts, self.class_names)
+
+
+def _sibling_manifest(url: str) -> dict | None:
+    """The ``shards.json`` beside ``url`` (same folder or URL path), or None."""
+    folder = url.rsplit("/", 1)[0] if "/" in url else "."
+    where = f"{folder}/{MANIFEST}"
+    if not is_url(where):
+        p = Path(where)
+        return json.loads(p.read_text()) if p.is_file() else None
+    try:
+        with open_url(where) as f:
+            return json.loads(f.read())
+    except Exception:  # noqa: BLE001 -- no manifest there (curl's exit status, a 404 page): count instead
+        return None
+
+
+def open_shards(source, base: Path | None = None) -> ShardSet:
+    """A :class:`ShardSet` from a folder or ``shards.json`` (``convert --to shards``' output), or from brace
+    patterns / URLs. Sample counts come from the ``shards.json`` beside the shards; shards it does not
+    list are counted by reading them once (keep the manifest beside remote shards to skip that)."""
+    from yolokit.errors import ConfigError
+
+    if isinstance(source, (str, Path)) and not is_url(source) and (Path(source).is_dir() or
+                                                                 str(source).endswith(".json")):
+        manifest, folder = read_manifest(source)
+        return ShardSet([str(folder / s["file"]) for s in manifest["shards"]],
+                        [int(s["samples"]) for s in manifest["shards"]], manifest.get("class_names"))
+    urls = expand(source, base)
+    if not urls:
+        raise ConfigError(f"{source}: names no shards")
+    for u in urls:
+        if not is_url(u) and not Path(u).is_file():
+            raise ConfigError(f"{u}: shard not found (from {source})")
+    known, names, manifests = {}, None, {}
+    counts = []
+    for u in urls:
+        folder, _, name = u.rpartition("/")
+        if folder not in manifests:
+            manifests[folder] = _sibling_manifest(u)
+            m = manifests[folder]
+            if m is not None:
+                names = names or m.get("class_names")
+                known.update({(folder, s["file"]): int(s["samples"]) for s in m["shards"]})
+        n = known.get((folder, name))
+        counts.append(n if n is not None else sum(1 for _ in iter_shard(u)))
+    return ShardSet(urls, counts, names)
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -136,108 +257,172 @@ def _decode(data: bytes) -> np.ndarray:
         return np.array(im.convert("RGB"), dtype=np.uint8)
 
 
-def consumer_of(rank: int, world_size: int, worker: int, workers: int) -> tuple[int, int]:
-    """``(index, count)`` of this reader among every reader of the epoch (ranks x DataLoader workers)."""
-    return rank * workers + worker, world_size * workers
+def sample_of(key: str, files: dict, decode: bool = True):
+    """One shard sample as a :class:`~yolokit.data.sample.Sample` (``decode``), else its metadata dict."""
+    from yolokit.data.sample import Sample
+
+    meta = json.loads(files["json"])
+    if not decode:
+        return meta
+    ext = next(e for e in files if e != "json")
+    n = len(meta["labels"])
+    return Sample(image=_decode(files[ext]), boxes=np.asarray(meta["boxes"], np.float32).reshape(n, 4),
+                  labels=np.asarray(meta["labels"], np.int64).reshape(n), image_id=meta["image_id"],
+                  path=Path(meta["file"]), orig_size=tuple(meta["size"]),
+                  difficult=np.asarray(meta["difficult"], bool).reshape(n),
+                  iscrowd=np.asarray(meta["iscrowd"], bool).reshape(n))
 
 
-def assign(n_shards: int, index: int, count: int, order: list[int] | None = None) -> tuple[list[int], bool]:
-    """Shards read by consumer ``index`` of ``count``, and whether it must keep only every ``count``-th
-    sample (fewer shards than consumers)."""
-    order = list(range(n_shards)) if order is None else order
-    if n_shards >= count:
-        return order[index::count], False
-    return order, True
+# ----------------------------------------------------------------------------------------------- the split
+class Piece(NamedTuple):
+    """Read shard ``shard`` (an index into the set), skip its first ``skip`` samples, keep the next ``take``."""
+
+    shard: int
+    skip: int
+    take: int
 
 
+class Span(NamedTuple):
+    """A rank's share of the epoch: samples ``[start, start + take)`` of the epoch's sequence, in ``batches``
+    batches (the last one may be partial)."""
+
+    start: int
+    take: int
+    batches: int
+
+
+def epoch_order(n_shards: int, seed: int, epoch: int, shuffle: bool) -> list[int]:
+    """The epoch's shard order: the listed one, or a permutation drawn from ``seed`` and ``epoch``."""
+    if not shuffle:
+        return list(range(n_shards))
+    g = torch.Generator().manual_seed(seed * 1000003 + epoch)
+    return torch.randperm(n_shards, generator=g).tolist()
+
+
+def rank_span(total: int, rank: int, world: int, batch: int = 1) -> Span:
+    """Rank ``rank``'s contiguous share of ``total`` samples: ``total // world`` or one more.
+
+    Every rank must run the same number of batches (each backward is an all-reduce): ``ceil((total // world) /
+    batch)``. Each rank's last batch may be partial and is kept (as folder training keeps it); only when
+    ``total // world`` is a whole number of batches, the ranks holding one sample more drop it -- at most
+    ``world - 1`` samples per epoch, the last of the rank spans (with ``shuffle`` a different few each epoch)."""
+    start, stop = rank * total // world, (rank + 1) * total // world
+    batches = -(-(total // world) // batch)
+    return Span(start, min(stop - start, batches * batch), batches)
+
+
+def worker_spans(span: Span, workers: int, batch: int = 1) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each DataLoader worker within a rank's :class:`Span`: contiguous runs of whole
+    batches (worker ``w`` gets batches ``[w * B // W, (w + 1) * B // W)``), so only the rank's last batch can be
+    partial. A worker may get none (more workers than batches)."""
+    workers = max(1, workers)
+    out = []
+    for w in range(workers):
+        b0, b1 = w * span.batches // workers, (w + 1) * span.batches // workers
+        a = span.start + min(b0 * batch, span.take)
+        b = span.start + min(b1 * batch, span.take)
+        out.append((a, b))
+    return out
+
+
+def pieces(counts: list[int], order: list[int], start: int, stop: int) -> list[Piece]:
+    """The shard reads that give samples ``[start, stop)`` of the sequence ``order`` makes of the shards."""
+    out, pos = [], 0
+    for s in order:
+        a, b = max(start, pos), min(stop, pos + counts[s])
+        if a < b:
+            out.append(Piece(s, a - pos, b - a))
+        pos += counts[s]
+        if pos >= stop:
+            break
+    return out
+
+
+def read_pieces(shards: ShardSet, plan: list[Piece]):
+    """``(key, files)`` of every sample the pieces name, in order."""
+    for shard, skip, take in plan:
+        for k, (key, files) in enumerate(iter_shard(shards.urls[shard], limit=skip + take)):
+            if k >= skip:
+                yield key, files
+
+
+def dist_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of ``torch.distributed`` when it is initialised, else ``(0, 1)``."""
+    import torch.distributed as dist
+
+    on = dist.is_available() and dist.is_initialized()
+    return (dist.get_rank(), dist.get_world_size()) if on else (0, 1)
+
+
+# ----------------------------------------------------------------------------------------------- samples
 class ShardStream(torch.utils.data.IterableDataset):
-    """An ``IterableDataset`` over the shards of one split.
+    """An ``IterableDataset`` of the samples of one split's shards (every sample once per epoch, split across
+    ranks and DataLoader workers as the module docstring says). ``source``: anything :func:`open_shards` takes.
 
     ``size``: letterbox to ``size`` and yield :func:`yolokit.data.loader.collate` items ``(image, boxes,
     labels, meta)`` -- the eval pipeline of :class:`~yolokit.data.loader.TrainDataset`, crowd and difficult
     boxes left out of the targets as there; ``size=None`` yields :class:`~yolokit.data.sample.Sample`;
     ``decode=False`` yields only the metadata dicts (auditing, counting). ``rank``/``world_size`` default
-    to ``torch.distributed``'s when it is initialised (create the stream after ``init_process_group``). Call :meth:`set_epoch` before each epoch when
-    ``shuffle`` (the shard order is drawn from ``seed + epoch``; samples keep their order inside a shard).
+    to ``torch.distributed``'s when it is initialised (create the stream after ``init_process_group``). Call
+    :meth:`set_epoch` before each epoch when ``shuffle`` (the shard order is drawn from ``seed + epoch``;
+    samples keep their order inside a shard). Training batches: :class:`yolokit.data.stream.TrainStream`.
     """
 
-    def __init__(self, manifest, size: int | None = None, *, shuffle: bool = False, seed: int = 0,
+    def __init__(self, source, size: int | None = None, *, shuffle: bool = False, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None, decode: bool = True,
                  drop_crowd: bool = True, drop_difficult: bool = True):
-        self.manifest, self.folder = read_manifest(manifest)
+        self.shards = source if isinstance(source, ShardSet) else open_shards(source)
         self.size, self.shuffle, self.seed, self.decode = size, shuffle, seed, decode
         if rank is None or world_size is None:
-            # read here, in the main process: DataLoader workers are not part of the process group
-            import torch.distributed as dist
-
-            on = dist.is_available() and dist.is_initialized()
-            rank, world_size = (dist.get_rank(), dist.get_world_size()) if on else (0, 1)
+            rank, world_size = dist_world()  # read here, in the main process: workers are not in the group
         self.rank, self.world_size = rank, world_size
         self.drop_crowd, self.drop_difficult = drop_crowd, drop_difficult
         self.epoch = 0
 
     @property
-    def class_names(self) -> list[str]:
-        return list(self.manifest["class_names"])
+    def class_names(self) -> list[str] | None:
+        return self.shards.class_names
 
     def __len__(self) -> int:
-        return int(self.manifest["samples"])  # the whole split; a consumer sees its share of it
+        return self.shards.samples  # the whole split; a consumer sees its share of it
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def _consumer(self) -> tuple[int, int]:
-        info = torch.utils.data.get_worker_info()
-        return consumer_of(self.rank, self.world_size, info.id if info else 0, info.num_workers if info else 1)
+    def plan(self, worker: int = 0, workers: int = 1) -> list[Piece]:
+        """The shard reads of one worker of this rank in this epoch."""
+        span = rank_span(self.shards.samples, self.rank, self.world_size)
+        a, b = worker_spans(span, workers)[worker]
+        order = epoch_order(len(self.shards.urls), self.seed, self.epoch, self.shuffle)
+        return pieces(self.shards.counts, order, a, b)
 
     def __iter__(self):
-        index, count = self._consumer()
-        shards = self.manifest["shards"]
-        order = list(range(len(shards)))
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
-            order = torch.randperm(len(shards), generator=g).tolist()
-        mine, strided = assign(len(shards), index, count, order)
-        k = -1
-        for s in mine:
-            for key, files in iter_shard(self.folder / shards[s]["file"]):
-                k += 1
-                if strided and k % count != index:
-                    continue
-                yield self._item(key, files)
+        info = torch.utils.data.get_worker_info()
+        plan = self.plan(info.id, info.num_workers) if info else self.plan()
+        for key, files in read_pieces(self.shards, plan):
+            yield self._item(key, files)
 
     def _item(self, key: str, files: dict):
-        from yolokit.data.sample import Sample
-
-        meta = json.loads(files["json"])
-        if not self.decode:
-            return meta
-        ext = next(e for e in files if e != "json")
-        image = _decode(files[ext])
-        n = len(meta["labels"])
-        boxes = np.asarray(meta["boxes"], np.float32).reshape(n, 4)
-        labels = np.asarray(meta["labels"], np.int64).reshape(n)
-        difficult = np.asarray(meta["difficult"], bool).reshape(n)
-        iscrowd = np.asarray(meta["iscrowd"], bool).reshape(n)
-        if self.size is None:
-            return Sample(image=image, boxes=boxes, labels=labels, image_id=meta["image_id"], path=Path(meta["file"]),
-                          orig_size=tuple(meta["size"]), difficult=difficult, iscrowd=iscrowd)
+        s = sample_of(key, files, self.decode)
+        if not self.decode or self.size is None:
+            return s
         from yolokit.data.transforms import letterbox, letterbox_boxes
 
-        keep = np.ones(n, bool)
+        keep = np.ones(len(s.labels), bool)
         if self.drop_crowd:
-            keep &= ~iscrowd
+            keep &= ~s.iscrowd
         if self.drop_difficult:
-            keep &= ~difficult
-        img, scale, pad = letterbox(image, self.size)
-        out_meta = {"index": key, "image_id": meta["image_id"], "path": meta["file"], "orig_size": tuple(meta["size"]),
+            keep &= ~s.difficult
+        img, scale, pad = letterbox(s.image, self.size)
+        out_meta = {"index": key, "image_id": s.image_id, "path": str(s.path), "orig_size": s.orig_size,
                     "size": self.size, "scale": scale, "pad": pad}
-        return img, letterbox_boxes(boxes[keep], scale, pad), labels[keep], out_meta
+        return img, letterbox_boxes(s.boxes[keep], scale, pad), s.labels[keep], out_meta
 
 
 def build_shard_loader(stream: ShardStream, batch_size: int = 16, workers: int = 2):
     """A ``DataLoader`` of :func:`~yolokit.data.loader.collate` batches streamed from ``stream`` (with a
-    ``size``). Each worker reads its own shards (see the module docstring)."""
+    ``size``). Each worker reads its own part (see the module docstring); each worker's last batch may be
+    partial (training batches without that: :class:`yolokit.data.stream.TrainStream`)."""
     from torch.utils.data import DataLoader
 
     from yolokit.data.loader import collate
