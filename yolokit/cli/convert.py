@@ -54,6 +54,7 @@ def run(args) -> int:
             print(f"{split}: {s['samples']} samples in {s['shards']} shards"
                   + (f"; {s['skipped']} unreadable images left out (listed in the manifest)" if s["skipped"] else "")
                   + f" -> {s['manifest']}")
+        print(f"wrote {result['yaml']} (train on it: yolokit train --data {result['yaml']})")
         return 0
     result = convert(spec, args.to, args.out, args.split)
     for split, s in result["splits"].items():

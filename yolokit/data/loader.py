@@ -45,6 +45,7 @@ class TrainDataset:
             self.dropped["iscrowd"] += int(r.iscrowd.sum()) if drop_crowd else 0
             self.dropped["difficult"] += int((r.difficult & ~r.iscrowd).sum()) if drop_difficult else 0
         self._pid = None
+        self._seed = None  # reseed(seed): this seed instead of torch.initial_seed()
         self._compose = None
         self._rng = None
 
@@ -60,14 +61,16 @@ class TrainDataset:
                 f"{self.dropped['difficult']} difficult boxes; data problems: {self.dataset.problems.summary()}")
 
     # ------------------------------------------------------------------ randomness, per process
-    def reseed(self) -> None:
+    def reseed(self, seed: int | None = None) -> None:
         """Re-seed the augmentation RNG from ``torch.initial_seed()`` on next use (the trainer calls this each
-        epoch after seeding torch, so a resumed run replays the same augmentations)."""
+        epoch after seeding torch, so a resumed run replays the same augmentations), or from ``seed`` when
+        given (a shard stream seeds each of its workers itself: :mod:`yolokit.data.stream`)."""
         self._pid = None
+        self._seed = seed
 
     def _ensure_rng(self):
         if self._pid != os.getpid():
-            seed = torch.initial_seed() % 2**32
+            seed = (torch.initial_seed() if self._seed is None else self._seed) % 2**32
             self._rng = np.random.default_rng(seed)
             if self.augment is not None:
                 self._compose = build_albumentations(self.augment, self.pad_value)
