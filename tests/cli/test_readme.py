@@ -90,3 +90,18 @@ def test_readme_runs_as_written(shared, tmp_path):
         assert proc.returncode == 0, f"README.md:{line} failed ({proc.returncode}):\n{script}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         for claim in claimed_outputs(block):
             assert list(tmp_path.glob(claim)), f"README.md:{line}: `{claim}` was not written\n{proc.stdout[-2000:]}"
+
+
+def test_shipped_preset_names_what_the_demo_fetches():
+    """configs/train/raccoon-finetune.yaml must run for a user after the demo: its model and weights are the files
+    tools/demo.sh writes to weights/yolov3-tiny/, never the test data in ../shared."""
+    import yaml
+
+    from yolokit.apps.assets import YOLOV3_TINY
+
+    demo = (ROOT / "tools" / "demo.sh").read_text()
+    preset = yaml.safe_load((ROOT / "configs" / "train" / "raccoon-finetune.yaml").read_text())
+    for key in ("model", "weights"):
+        path = Path(preset[key])
+        assert "shared" not in path.parts, f"the preset's {key} points at test data: {path}"
+        assert path.name in YOLOV3_TINY and str(path.parent) in demo, (key, path)
