@@ -15,7 +15,6 @@ output is playable. Each stage's time is summed in :class:`StageTimes`.
 from __future__ import annotations
 
 import itertools
-import json
 import queue
 import threading
 import time
@@ -27,7 +26,6 @@ import numpy as np
 
 from yolokit.apps.sources import Frame, ImageSource, VideoSource
 from yolokit.errors import DataError
-from yolokit.fileio import write_text_atomic
 from yolokit.models.predict import concat_batches
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "draw/encode")
@@ -231,17 +229,19 @@ class CocoResults:
         self.results: list[dict] = []
 
     def add(self, frame: Frame, dets) -> None:
+        from yolokit.eval.coco import detections_to_coco
+        from yolokit.eval.voc import Detections
+
         stem = Path(frame.name).stem
         image_id = frame.index if self.video else int(stem) if stem.isdigit() else stem
         rows = np.asarray(dets, dtype=np.float64)
         rows = rows.reshape(-1, 7 if rows.ndim == 2 and rows.shape[1] == 7 else 6)  # 7: tracks, id last
-        for r in rows:
-            x1, y1, x2, y2, score, cls = r[:6]
-            c = int(cls)
-            row = {"image_id": image_id,
-                   "category_id": self.category_ids[c] if self.category_ids and c < len(self.category_ids) else c,
-                   "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                   "score": round(float(score), 5)}
+        labels = rows[:, 5].astype(np.int64)
+        ids = list(self.category_ids or [])
+        ids += range(len(ids), int(labels.max(initial=-1)) + 1)  # a class without a known id keeps its index
+        det = Detections(rows[:, :4], rows[:, 4], labels, np.zeros(len(rows), np.int64))
+        for r, row in zip(rows, detections_to_coco(det, [image_id], ids, box_decimals=2, score_decimals=5)):
+            c = int(r[5])
             if self.class_names is not None and 0 <= c < len(self.class_names):
                 row["category_name"] = self.class_names[c]
             if not self.video:
@@ -251,10 +251,9 @@ class CocoResults:
             self.results.append(row)
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps(self.results))
-        return path
+        from yolokit.eval.coco import save_coco_results
+
+        return save_coco_results(path, self.results)
 
 
 # ------------------------------------------------------------------------------------ driver

@@ -16,9 +16,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from yolokit.data.images import IMAGE_SUFFIXES, is_image
 from yolokit.errors import DataError
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_EXTS = {".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".flv", ".3gp",
               ".ts"}
 COUNT_SLACK = 2  # frames a healthy file's declared count may exceed what it decodes to
@@ -150,10 +150,6 @@ class VideoSource:
                 f"(stream ended after frame {self.length - self.lost - 1}): the file is truncated or damaged")
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTS
-
-
 def open_source(spec: str, max_failures: int = 25) -> ImageSource | VideoSource:
     """Interpret SOURCE: a webcam index (``0``), a stream URL (``rtsp://``, ``http://``), a video
     file, an image file, a directory of images, or a glob (``'data/*.jpg'``).
@@ -170,19 +166,19 @@ def open_source(spec: str, max_failures: int = 25) -> ImageSource | VideoSource:
         return VideoSource(spec, name, max_failures)
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and _is_image(p))
+        files = sorted(p for p in path.iterdir() if p.is_file() and is_image(p))
         if not files:
-            raise DataError(f"{spec}: directory holds no images ({', '.join(sorted(IMAGE_EXTS))})")
+            raise DataError(f"{spec}: directory holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return ImageSource(files, path.name or "images")
     if path.is_file():
-        if _is_image(path):
+        if is_image(path):
             return ImageSource([path], path.stem)
         if path.suffix.lower() in VIDEO_EXTS:
             return VideoSource(str(path), path.stem, max_failures)
         raise DataError(f"{spec}: unknown file type {path.suffix!r}; expected an image "
-                        f"({', '.join(sorted(IMAGE_EXTS))}) or a video ({', '.join(sorted(VIDEO_EXTS))})")
+                        f"({', '.join(sorted(IMAGE_SUFFIXES))}) or a video ({', '.join(sorted(VIDEO_EXTS))})")
     if glob.has_magic(spec):
-        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if _is_image(Path(p)))
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if is_image(Path(p)))
         if not files:
             raise DataError(f"{spec}: the pattern matches no images")
         return ImageSource(files, re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec).parent.name or "glob"))

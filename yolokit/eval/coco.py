@@ -46,14 +46,21 @@ def coco_image_ids(image_ids: Sequence) -> list[int]:
     return list(range(1, len(image_ids) + 1))
 
 
-def detections_to_coco(det: Detections, image_ids: Sequence[int], category_ids: Sequence[int]) -> list[dict]:
-    """COCO results list: ``image_ids[det.image]``, ``category_ids[det.labels]``, bbox as COCO
-    ``[x, y, w, h]`` pixels (converted from xyxy here, at the edge)."""
-    img = np.asarray(image_ids, dtype=np.int64)[det.image]
+def detections_to_coco(det: Detections, image_ids: Sequence[int | str], category_ids: Sequence[int],
+                       box_decimals: int | None = None, score_decimals: int | None = None) -> list[dict]:
+    """COCO results list: ``image_ids[det.image]`` (ints, or strings such as a file stem), ``category_ids[
+    det.labels]``, bbox as COCO ``[x, y, w, h]`` pixels (converted from xyxy here, at the edge), each number
+    rounded to ``box_decimals`` / ``score_decimals`` when given (a smaller file for ``yolokit detect``)."""
+    ids = [i if isinstance(i, str) else int(i) for i in image_ids]
     cat = np.asarray(category_ids, dtype=np.int64)[det.labels]
+
+    def rnd(v: float, decimals: int | None) -> float:
+        return float(v) if decimals is None else round(float(v), decimals)
+
     xywh = xyxy_to_xywh(det.boxes)
-    return [{"image_id": int(i), "category_id": int(c), "bbox": [float(v) for v in b], "score": float(s)}
-            for i, c, b, s in zip(img.tolist(), cat.tolist(), xywh, det.scores.tolist())]
+    return [{"image_id": ids[i], "category_id": int(c), "bbox": [rnd(v, box_decimals) for v in b],
+             "score": rnd(s, score_decimals)}
+            for i, c, b, s in zip(det.image.tolist(), cat.tolist(), xywh, det.scores.tolist())]
 
 
 def save_coco_results(path: str | Path, results: list[dict]) -> Path:
