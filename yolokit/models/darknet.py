@@ -119,6 +119,11 @@ def build_layers(sections: list[Section], require_head: bool = True):
             n, size = sec.get_int("filters", 1), sec.get_int("size", 1)
             stride, groups, dil = _strides(sec, 1), sec.get_int("groups", 1), sec.get_int("dilation", 1)
             pad, act, bn = _pad_for(sec, size), _act(sec), bool(sec.get_int("batch_normalize", 0))
+            # Darknet ignores dilation for 1x1 kernels and pads by pad*dilation (convolutional_layer.c's
+            # im2col_cpu_ext call), so a dilated 3x3 with pad=1 keeps the size, as TridentNet's branches need.
+            if size == 1:
+                dil = 1
+            pad *= dil
             if groups < 1 or c % groups or n % groups:
                 raise sec.error("groups", f"groups={groups} must divide input channels {c} and filters {n}")
             oh = (h + 2 * pad - dil * (size - 1) - 1) // stride[0] + 1
@@ -184,9 +189,6 @@ def build_layers(sections: list[Section], require_head: bool = True):
             refs = (_ref(sec, "from", sec.get_int("from"), index),)
             other = shapes[refs[0]]
             act = _act(sec, "linear")
-            if other[1:] != shape[1:]:
-                raise sec.error("from", f"adds layer {refs[0]} of shape {other} to {shape}: yolokit supports "
-                                        "only equal H x W (Darknet adds the overlapping channels)")
             cls = L.Shortcut if other == shape else L.PartialShortcut
             makers.append(lambda built, cls=cls, act=act: cls(act))
             out, detail = shape, f"      from {refs[0]} {act}" + (f" ({other[0]}ch)" if other != shape else "")

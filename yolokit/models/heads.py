@@ -16,6 +16,14 @@ Raw layouts (train mode):
       h  = exp(th) * anchor_h
       objectness = sigmoid(to); class prob = sigmoid(logit)    # independent logistic classes
 
+* ``[yolo] new_coords=1`` (scaled YOLOv4, YOLOv7): the conv before the head already applied ``logistic``, so the
+  raw values ``v`` are probabilities and the head applies no activation (Darknet's ``forward_yolo_layer`` skips
+  it, ``get_yolo_box`` squares instead of exp)::
+
+      cx = (j + v_x * s - (s - 1) / 2) * stride_x              # s = 2: (2*sigmoid - 0.5 + j) * stride
+      w  = (2 * v_w)^2 * anchor_w                              # no exp: at most 4x the anchor
+      objectness = v_o; class prob = v_c
+
 * ``[region]`` ``(B, A, H, W, 5+C)`` same values; ``w = exp(tw) * anchor_w`` where the cfg gives anchors in grid
   cells (``model.heads[i].anchors`` has them in network pixels at the cfg's size), class probs = softmax over C
   (when ``softmax=1``, as in YOLOv2).
@@ -50,6 +58,7 @@ class HeadSpec:
         grid: ``(H, W)`` at the cfg's input size.
         scale_x_y: [yolo] xy scaling (1.0 = plain sigmoid).
         num_boxes: boxes per cell (A for yolo/region, B for detection).
+        new_coords: [yolo] ``new_coords=1`` (raw values are already probabilities; wh = (2v)^2 * anchor).
         options: the remaining cfg keys (e.g. ignore_thresh, object_scale, sqrt, softmax, rescore) as text.
     """
 
@@ -62,6 +71,7 @@ class HeadSpec:
     scale_x_y: float = 1.0
     num_boxes: int = 0
     options: dict[str, str] = field(default_factory=dict)
+    new_coords: bool = False
 
 
 def cell_grid(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:
@@ -87,15 +97,24 @@ def anchor_wh(t_wh: Tensor, anchors: Tensor, max_log: float | None = None) -> Te
     return torch.exp(t_wh) * anchors
 
 
+def new_coords_wh(v_wh: Tensor, anchors: Tensor) -> Tensor:
+    """Box sizes of a ``new_coords=1`` head from the (already logistic) values: ``(2 v)^2 * anchor``."""
+    return (2 * v_wh) ** 2 * anchors
+
+
 def decode_anchor_boxes(p: Tensor, anchors: Tensor, stride, scale_x_y: float = 1.0,
-                        max_log: float | None = None) -> Tensor:
+                        max_log: float | None = None, new_coords: bool = False) -> Tensor:
     """Raw ``[yolo]``/``[region]`` values ``(B, A, H, W, >=4)`` -> boxes ``(B, A, H, W, 4)`` ``[cx, cy, w, h]`` in
     network pixels; ``anchors (A, 2)`` in network pixels, ``stride`` a number or ``(sx, sy)``. The one decoding
-    of anchor boxes: heads, losses and the post-processor's input all come from it."""
+    of anchor boxes: heads, losses and the post-processor's input all come from it. ``new_coords``: the values
+    are already probabilities (no sigmoid, no exp; see the module docstring)."""
     _, na, h, w, _ = p.shape
     grid = cell_grid(h, w, p.device, p.dtype)
+    anchors = anchors.to(p).view(1, na, 1, 1, 2)
+    if new_coords:
+        return torch.cat((anchor_xy(p[..., :2], grid, stride, scale_x_y), new_coords_wh(p[..., 2:4], anchors)), -1)
     xy = anchor_xy(torch.sigmoid(p[..., :2]), grid, stride, scale_x_y)
-    wh = anchor_wh(p[..., 2:4], anchors.to(p).view(1, na, 1, 1, 2), max_log)
+    wh = anchor_wh(p[..., 2:4], anchors, max_log)
     return torch.cat((xy, wh), -1)
 
 
@@ -130,9 +149,11 @@ class _Grid(nn.Module):
 class YoloHead(_Grid):
     """``[yolo]`` head: see the module docstring for the raw layout and the decoding."""
 
-    def __init__(self, anchors: list[tuple[float, float]], num_classes: int, scale_x_y: float = 1.0):
+    def __init__(self, anchors: list[tuple[float, float]], num_classes: int, scale_x_y: float = 1.0,
+                 new_coords: bool = False):
         super().__init__()
         self.num_anchors, self.num_classes, self.scale_x_y = len(anchors), num_classes, scale_x_y
+        self.new_coords = new_coords
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(-1, 2),
                              persistent=False)
 
@@ -146,6 +167,10 @@ class YoloHead(_Grid):
         grid = self.grid(h, w, x.device, p.dtype)
         anchors = self.anchors.to(p.dtype).view(1, -1, 1, 1, 2)
         s = self.scale_x_y
+        if self.new_coords:  # values are probabilities already (the conv before applied logistic)
+            xy = anchor_xy(p[..., :2], grid, stride, s)
+            wh = new_coords_wh(p[..., 2:4], anchors)
+            return torch.cat((xy, wh, p[..., 4:]), -1).reshape(b, -1, 5 + self.num_classes)
         # The in-place fast path below is for eager mode; autograd and graph compilers (which fuse these
         # element-wise ops themselves, and mis-handle ``out=`` re-striding) take the functional path.
         if (torch.is_grad_enabled() and p.requires_grad) or torch.compiler.is_compiling():
@@ -160,6 +185,34 @@ class YoloHead(_Grid):
         y[..., :2] = anchor_xy(y[..., :2], grid, stride, s)
         y[..., 2:4] = anchor_wh(p[..., 2:4], anchors)
         return y.view(b, -1, 5 + self.num_classes)
+
+
+class GaussianYoloHead(_Grid):
+    """``[Gaussian_yolo]`` head (Gaussian YOLOv3, Choi et al. 2019): per anchor ``[x, sx, y, sy, w, sw, h, sh, obj,
+    classes]`` = a mean and an uncertainty for each box value. Decoded as ``[yolo]`` from the means; the class
+    column is ``sigmoid(logit) * (1 - mean uncertainty)`` so that objectness x class is Darknet's score
+    (gaussian_yolo_layer.c ``get_gaussian_yolo_detections``). Train mode returns ``(B, A, H, W, 9+C)`` raw."""
+
+    def __init__(self, anchors: list[tuple[float, float]], num_classes: int, scale_x_y: float = 1.0):
+        super().__init__()
+        self.num_anchors, self.num_classes, self.scale_x_y = len(anchors), num_classes, scale_x_y
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(-1, 2),
+                             persistent=False)
+
+    def forward(self, x: Tensor, input_hw: tuple[int, int]) -> Tensor:
+        b, _, h, w = x.shape
+        p = x.view(b, self.num_anchors, 9 + self.num_classes, h, w).permute(0, 1, 3, 4, 2)
+        if self.training:
+            return p
+        p = p.float()
+        stride = torch.tensor([input_hw[1] / w, input_hw[0] / h], device=x.device, dtype=p.dtype)
+        grid = self.grid(h, w, x.device, p.dtype)
+        xy = anchor_xy(torch.sigmoid(p[..., 0:4:2]), grid, stride, self.scale_x_y)
+        wh = anchor_wh(p[..., 4:8:2], self.anchors.to(p.dtype).view(1, -1, 1, 1, 2))
+        uncertainty = torch.sigmoid(p[..., 1:8:2]).mean(-1, keepdim=True)
+        rest = torch.sigmoid(p[..., 8:])
+        cls = rest[..., 1:] * (1 - uncertainty)
+        return torch.cat((xy, wh, rest[..., :1], cls), -1).reshape(b, -1, 5 + self.num_classes)
 
 
 class RegionHead(_Grid):

@@ -22,18 +22,25 @@ class Mish(nn.Module):
         return F.mish(x)
 
 
+class Ramp(nn.Module):
+    """Darknet's ``ramp``: ``x * (x > 0) + 0.1 * x`` (activations.h ``ramp_activate``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x) + 0.1 * x
+
+
 def activation(name: str) -> nn.Module:
     """Darknet activation by name. ``leaky`` is Darknet's 0.1 slope."""
     table = {
         "linear": nn.Identity, "leaky": lambda: nn.LeakyReLU(0.1), "relu": nn.ReLU, "logistic": nn.Sigmoid,
-        "mish": Mish, "swish": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU, "relu6": nn.ReLU6,
+        "mish": Mish, "swish": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU, "relu6": nn.ReLU6, "ramp": Ramp,
     }
     if name not in table:
         raise KeyError(name)
     return table[name]()
 
 
-ACTIVATIONS = ("linear", "leaky", "relu", "logistic", "mish", "swish", "tanh", "elu", "relu6")
+ACTIVATIONS = ("linear", "leaky", "relu", "logistic", "mish", "swish", "tanh", "elu", "relu6", "ramp")
 
 
 class ConvBlock(nn.Sequential):
@@ -198,3 +205,149 @@ class Local(nn.Module):
 
 class Dropout(nn.Dropout):
     """``[dropout]``: identity at inference; scales kept units by 1/(1-p) in training, as Darknet does."""
+
+
+class SharedConv(nn.Module):
+    """``[convolutional] share_index=K``: layer K's weights, biases and batch-norm statistics (Darknet points the
+    layer's arrays at K's, convolutional_layer.c), with this layer's own stride, padding, dilation and activation
+    (TridentNet's branches differ only in dilation). It owns no parameters and has none in ``.weights``."""
+
+    def __init__(self, source: ConvBlock, stride: tuple[int, int], padding: int, dilation: int, act: str):
+        super().__init__()
+        self._source = [source]  # a list: not a sub-module, so its parameters are not listed twice
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.act = activation(act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        src = self._source[0]
+        conv = src.conv
+        x = F.conv2d(x, conv.weight, conv.bias, self.stride, self.padding, self.dilation, conv.groups)
+        if "bn" in src._modules:
+            x = src.bn(x)
+        return self.act(x)
+
+
+class PartialShortcut(nn.Module):
+    """``[shortcut]`` of layers with different shapes: Darknet (``shortcut_multilayer_cpu``) adds the earlier
+    output by FLAT per-image index ``i < C_from*H_from*W_from`` of the ``C*H*W`` input. With equal H x W that
+    adds the first ``min(C, C_from)`` channels and passes the rest through (CSP cfgs); with other sizes it adds
+    the earlier buffer read in this layer's order (Darknet's ResNet cfgs, which OpenCV reads the same way). The
+    output has the input's shape."""
+
+    def __init__(self, act: str = "linear"):
+        super().__init__()
+        self.act = activation(act)
+
+    def forward(self, x: Tensor, other: Tensor) -> Tensor:
+        if x.shape[2:] == other.shape[2:]:
+            k = min(x.shape[1], other.shape[1])
+            y = torch.cat((x[:, :k] + other[:, :k], x[:, k:]), 1) if k < x.shape[1] else x + other[:, :k]
+            return self.act(y)
+        b, n = x.shape[0], x[0].numel()
+        flat, add = x.reshape(b, n), other.reshape(b, -1)
+        k = min(n, add.shape[1])
+        y = torch.cat((flat[:, :k] + add[:, :k], flat[:, k:]), 1) if k < n else flat + add[:, :k]
+        return self.act(y.reshape(x.shape))
+
+
+class ScaleChannels(nn.Module):
+    """``[scale_channels]`` (squeeze-excitation): multiplies an earlier layer's output ``(B, C, H, W)`` by this
+    input. ``scale_wh=0``: the input holds one weight per channel ``(B, C, 1, 1)``; ``scale_wh=1``: one weight per
+    pixel ``(B, 1, H, W)`` (scale_channels_layer.c). Then the activation."""
+
+    def __init__(self, scale_wh: bool, act: str = "linear"):
+        super().__init__()
+        self.scale_wh = scale_wh
+        self.act = activation(act)
+
+    def forward(self, x: Tensor, other: Tensor) -> Tensor:
+        if self.scale_wh:
+            return self.act(x[:, :1] * other)
+        return self.act(x.reshape(x.shape[0], other.shape[1], 1, 1) * other)
+
+
+class Sam(nn.Module):
+    """``[sam]`` (YOLOv4's spatial attention, point-wise): ``act(input * earlier output)`` (sam_layer.c)."""
+
+    def __init__(self, act: str = "linear"):
+        super().__init__()
+        self.act = activation(act)
+
+    def forward(self, x: Tensor, other: Tensor) -> Tensor:
+        return self.act(x.reshape(other.shape) * other)
+
+
+class Softmax(nn.Module):
+    """``[softmax]``: softmax over each image's flat ``C*H*W`` values, split into ``groups`` equal chunks, of
+    ``x / temperature`` (softmax_layer.c, ``softmax_cpu``). The shape is kept."""
+
+    def __init__(self, groups: int = 1, temperature: float = 1.0):
+        super().__init__()
+        self.groups, self.temperature = groups, temperature
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x.reshape(x.shape[0], self.groups, -1)
+        if self.temperature != 1.0:
+            y = y / self.temperature
+        return torch.softmax(y, -1).reshape(x.shape)
+
+
+class Crop(nn.Module):
+    """``[crop]`` at inference: the centred ``crop_h x crop_w`` window, scaled ``x*2 - 1`` unless ``noadjust=1``
+    (crop_layer.c; training's random offsets and flips are augmentation, not part of the network)."""
+
+    def __init__(self, crop_hw: tuple[int, int], noadjust: bool):
+        super().__init__()
+        self.crop_hw, self.noadjust = crop_hw, noadjust
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        dh, dw = (h - self.crop_hw[0]) // 2, (w - self.crop_hw[1]) // 2
+        y = x[..., dh:dh + self.crop_hw[0], dw:dw + self.crop_hw[1]]
+        return y if self.noadjust else y * 2 - 1
+
+
+class LocalAvgPool(nn.Module):
+    """``[local_avgpool]``: average pooling with Darknet's maxpool geometry (``padding`` default ``size-1``,
+    ``padding//2`` on the left/top, output ``(h + padding - size)//stride + 1``), averaging only the pixels
+    inside the image (maxpool_layer.c ``forward_local_avgpool_layer``)."""
+
+    def __init__(self, size: int, stride: tuple[int, int], padding: int):
+        super().__init__()
+        self.size, self.stride, self.padding = size, stride, padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        lo = self.padding // 2
+        out_h = (h + self.padding - self.size) // self.stride[0] + 1
+        out_w = (w + self.padding - self.size) // self.stride[1] + 1
+        pad_b = max(0, (out_h - 1) * self.stride[0] + self.size - h - lo)
+        pad_r = max(0, (out_w - 1) * self.stride[1] + self.size - w - lo)
+        pad = (lo, pad_r, lo, pad_b)
+        total = F.avg_pool2d(F.pad(x, pad), self.size, self.stride, divisor_override=1)
+        ones = F.pad(x.new_ones((1, 1, h, w)), pad)
+        count = F.avg_pool2d(ones, self.size, self.stride, divisor_override=1)
+        return (total / count)[..., :out_h, :out_w]
+
+
+class Reorg3d(nn.Module):
+    """``[reorg3d]``: space-to-depth ``(B, C, H, W) -> (B, C*s*s, H/s, W/s)`` where output channel
+    ``(dy*s + dx)*C + c`` holds input pixel ``(s*j + dy, s*i + dx)`` of channel ``c`` (reorg_layer.c with
+    ``reorg_cpu(..., forward=0)`` called with the OUTPUT's sizes, unlike the old ``[reorg]``)."""
+
+    def __init__(self, stride: int = 2):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        s = self.stride
+        y = x.reshape(b, c, h // s, s, w // s, s).permute(0, 3, 5, 1, 2, 4)  # (B, dy, dx, C, H/s, W/s)
+        return y.reshape(b, s * s * c, h // s, w // s)
+
+
+class Identity(nn.Module):
+    """``[cost]`` (a training loss; identity at inference)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
