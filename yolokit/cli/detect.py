@@ -128,6 +128,9 @@ def run(args) -> int:
     s = settings(args)  # every bad value is one line, before anything is opened
     args.device = s.device
     sources = [open_source(src) for src in args.source]  # fail on a bad SOURCE before loading the model
+    from yolokit.apps.distributed import join
+
+    args.world = join(s.device)  # under torchrun: (rank, world); each rank detects its block of the images
     model = load_model(args)
     names = getattr(model, "class_names", None)
     predictor = Predictor(model, s.imgsz, s.conf, s.iou, s.max_det,
@@ -143,12 +146,18 @@ def run(args) -> int:
 def run_sources(sources, predictor, args, batch: int = 1, **pipeline_kwargs) -> int:
     """Run every source through the pipeline with the output options of :func:`add_output_arguments`;
     report timings, skipped frames and written files. Returns the exit status (130 when interrupted)."""
+    from yolokit.apps.distributed import RankPart
     from yolokit.apps.pipeline import run as run_pipeline
 
     for source in sources:
+        part = RankPart(source, *getattr(args, "world", (0, 1)))  # this rank's images (all without torchrun)
+        if part.source is None:
+            continue  # a video under torchrun: rank 0 runs it
+        source = part.source
         result = run_pipeline(source, predictor, args.out, batch=batch, save=not args.nosave,
                               save_json=args.save_json, show=args.show, max_frames=args.max_frames,
                               progress=not args.no_progress, **pipeline_kwargs)
+        result.outputs = part.merge(result.outputs)  # rank 0: one OUT/<name>.json in image order
         print(f"{source.name}: {result.timings.summary()}")
         if result.failed:
             what = "frames" if source.kind == "video" else "images"
