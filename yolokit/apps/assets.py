@@ -20,16 +20,15 @@ Command line (used by ``tools/demo.sh``)::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.request
 from pathlib import Path
 
+from yolokit.data.download import fetch, file_checksums
 from yolokit.errors import DataError
 
 DARKNET_RAW = "https://raw.githubusercontent.com/pjreddie/darknet/master"
@@ -57,12 +56,8 @@ SAMPLES = {
 
 
 def md5sum(path: str | Path) -> str:
-    """Hex md5 of a file, read in 1 MiB chunks."""
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex md5 of a file."""
+    return file_checksums(Path(path), ["md5"])["md5"]
 
 
 def _have(path: Path, md5: str) -> bool:
@@ -77,14 +72,12 @@ def _check(path: Path, md5: str, origin: str) -> None:
 
 
 def download(url: str, dest: str | Path, md5: str | None = None, timeout: float = 10.0) -> Path:
-    """Download ``url`` to ``dest`` (through ``dest.part``, so an interrupted download never
-    looks complete) and check its md5. Network errors propagate as ``OSError``."""
+    """Download ``url`` to ``dest`` with ``yolokit data get``'s downloader (through ``dest.part``, so an
+    interrupted download never looks complete, and resumed from it) and check its md5. A failure is a
+    ``DataError``."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-        shutil.copyfileobj(response, out, 1 << 20)
-    part.replace(dest)
+    fetch([url], dest, timeout=timeout)
     if md5 is not None:
         _check(dest, md5, url)
     return dest

@@ -347,15 +347,17 @@ class _Refused(Exception):
     """The bytes from this source are wrong (too many, wrong length): the part file is deleted."""
 
 
-def fetch(urls: list[str], dest: Path, size: int | None = None, progress: bool = True) -> tuple[str, str | None]:
+def fetch(urls: list[str], dest: Path, size: int | None = None, progress: bool = True,
+          timeout: float | None = None) -> tuple[str, str | None]:
     """Download the first of ``urls`` that answers into ``dest``, resuming ``dest.part``. Returns the URL and
     what proved the length (``"size"``, ``"content-length"``, ``"chunked"``; None: the server did not say,
-    so only the archive's own structure can tell a cut file)."""
+    so only the archive's own structure can tell a cut file). ``timeout``: seconds without data before a
+    source is given up (default ``$YOLOKIT_DOWNLOAD_TIMEOUT`` or 30)."""
     part = dest.with_name(dest.name + ".part")
     errors = []
     for url in urls:
         try:
-            proof = _fetch_one(url, part, size, progress)
+            proof = _fetch_one(url, part, size, progress, timeout)
         except _Refused as exc:
             part.unlink(missing_ok=True)
             errors.append(f"{url}: {exc}")
@@ -375,14 +377,14 @@ def fetch(urls: list[str], dest: Path, size: int | None = None, progress: bool =
                     + (f"; {OFFLINE_HINT}" if offline else f"; or give a copy with --mirror URL ({MIRROR_ENV})"))
 
 
-def _fetch_one(url: str, part: Path, size: int | None, progress: bool) -> str | None:
+def _fetch_one(url: str, part: Path, size: int | None, progress: bool, timeout: float | None = None) -> str | None:
     import http.client
     import urllib.error
     import urllib.request
 
     from tqdm import tqdm
 
-    timeout = _env_number(TIMEOUT_ENV, 30.0)
+    timeout = timeout or _env_number(TIMEOUT_ENV, 30.0)
     min_rate = _env_number(MIN_RATE_ENV, 1000.0)
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:
@@ -402,7 +404,7 @@ def _fetch_one(url: str, part: Path, size: int | None, progress: bool) -> str | 
             if known is None:
                 return None
             part.unlink()  # longer than the file: not a prefix of it; start over
-            return _fetch_one(url, part, size, progress)
+            return _fetch_one(url, part, size, progress, timeout)
         raise
     except http.client.HTTPException as exc:  # a malformed status line or headers
         raise ValueError(f"bad HTTP response ({type(exc).__name__}: {exc})") from None
