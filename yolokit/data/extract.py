@@ -84,6 +84,15 @@ class Extracted:
     top: list
 
 
+def _show(name: str) -> str:
+    """A member name short enough for one error line."""
+    return name if len(name) <= 100 else f"{name[:60]}...{name[-30:]}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -134,7 +143,7 @@ class _Tree:
         self.dest, self.where, self.kinds = dest, where, {}
 
     def _clash(self, parts, what):
-        raise DataError(f"{self.where}: member '{'/'.join(parts)}' {what}; refused")
+        raise DataError(f"{self.where}: member {_show('/'.join(parts))!r} {what}; refused")
 
     def parent(self, parts: tuple[str, ...]) -> Path:
         """Make the parent folders of ``parts`` (iteratively: chains thousands deep are fine)."""
@@ -148,9 +157,9 @@ class _Tree:
                     pass
                 self.kinds[parts[:i]] = "d"
             elif kind == "l":
-                self._clash(parts, f"lies inside the linked folder '{'/'.join(parts[:i])}'")
+                self._clash(parts, f"lies inside the linked folder {_show('/'.join(parts[:i]))!r}")
             elif kind != "d":
-                self._clash(parts, f"lies inside '{'/'.join(parts[:i])}', which is a file in the archive")
+                self._clash(parts, f"lies inside {_show('/'.join(parts[:i]))!r}, which is a file in the archive")
         return self.dest.joinpath(*parts)
 
     def claim(self, parts, kind: str) -> Path:
@@ -215,19 +224,22 @@ def extract(archive: Path, dest: Path, strip: int = 0, *, reserved=(), limits: L
     try:
         if zipfile.is_zipfile(archive):
             return _extract_zip(archive, dest, strip, reserved, limits, where)
+        if archive.suffix.lower() == ".zip":
+            raise ArchiveCut(f"{where}: not a whole zip archive (its central directory, at the end, is missing: "
+                             "cut short?)")
         return _extract_tar(archive, dest, strip, reserved, limits, where)
     except DataError:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, RuntimeError, NotImplementedError,
             ValueError) as exc:
-        raise ArchiveCut(f"{where}: the archive is cut short or corrupt ({exc})") from None
+        raise ArchiveCut(f"{where}: the archive is cut short or corrupt ({_one_line(exc)})") from None
     except OSError as exc:
         if exc.errno == 28:
             raise DataError(f"{where}: the disk is full while extracting into {dest}") from None
         raise DataError(f"{where}: cannot extract ({exc.strerror or exc})") from None
     except Exception as exc:  # lzma/bz2 errors have no common base
         if type(exc).__module__ in ("_lzma", "lzma", "_bz2", "bz2", "_compression"):
-            raise ArchiveCut(f"{where}: the archive is cut short or corrupt ({exc})") from None
+            raise ArchiveCut(f"{where}: the archive is cut short or corrupt ({_one_line(exc)})") from None
         raise
 
 
@@ -273,7 +285,7 @@ def _extract_tar(archive, dest, strip, reserved, limits, where) -> Extracted:
     try:
         tf = tarfile.open(archive)
     except tarfile.ReadError as exc:
-        raise ArchiveCut(f"{where}: neither a zip nor a tar archive, or cut short ({exc})") from None
+        raise ArchiveCut(f"{where}: neither a zip nor a tar archive, or cut short ({_one_line(exc)})") from None
     with tf:
         members, total = [], 0
         for m in tf:  # lazily: the limits stop a bomb at its first oversized header
@@ -283,7 +295,7 @@ def _extract_tar(archive, dest, strip, reserved, limits, where) -> Extracted:
             if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
                 kind = ("a FIFO" if m.isfifo() else "a character device" if m.ischr() else
                         "a block device" if m.isblk() else "a special file")
-                raise DataError(f"{where}: member {m.name!r} is {kind}; refused")
+                raise DataError(f"{where}: member {_show(m.name)!r} is {kind}; refused")
         # a whole tar ends with zero blocks where the next header would be; a cut one does not
         tf.fileobj.seek(tf.offset)
         end = tf.fileobj.read(1024)
@@ -301,7 +313,7 @@ def _extract_tar(archive, dest, strip, reserved, limits, where) -> Extracted:
                 try:
                     data_filter(m, str(dest))
                 except tarfile.FilterError as exc:
-                    raise DataError(f"{where}: member {m.name!r} refused ({exc})") from None
+                    raise DataError(f"{where}: member {_show(m.name)!r} refused ({_one_line(exc)[:200]})") from None
             parts = member_parts(m.name, strip, where, reserved)
             if parts is None:
                 continue
@@ -317,9 +329,12 @@ def _extract_tar(archive, dest, strip, reserved, limits, where) -> Extracted:
                     _write(path, src, m.size, where, m.name)
                 n += 1
             elif m.islnk():
-                target = member_parts(m.linkname, strip, where, reserved)
+                try:
+                    target = member_parts(m.linkname, strip, where, reserved)
+                except DataError:
+                    target = None
                 if target is None or tree.kinds.get(target) != "f":
-                    raise DataError(f"{where}: hard link {m.name!r} -> {m.linkname!r} does not name a file "
+                    raise DataError(f"{where}: hard link {_show(m.name)!r} -> {_show(m.linkname)!r} does not name a file "
                                     "extracted before it; refused")
                 path = tree.claim(parts, "f")
                 with open(dest.joinpath(*target), "rb") as src:
@@ -327,7 +342,7 @@ def _extract_tar(archive, dest, strip, reserved, limits, where) -> Extracted:
                 n += 1
             else:  # symlink: checked now, made after every file
                 if not _link_target_ok(parts, m.linkname):
-                    raise DataError(f"{where}: symlink {m.name!r} -> {m.linkname!r} points outside the "
+                    raise DataError(f"{where}: symlink {_show(m.name)!r} -> {_show(m.linkname)!r} points outside the "
                                     "extraction folder (or through '..' inside it); refused")
                 links.append((tree.claim(parts, "l"), m.linkname))
         for path, target in links:
