@@ -139,19 +139,25 @@ def read_names(value, root: Path, source: str) -> list[str] | None:
     if not path.is_file():
         raise ConfigError(f"{source}: names file {path} not found")
     try:
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            return read_names_file(path)
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read names file {path} ({exc})") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: malformed YAML: {getattr(exc, 'problem', exc)}") from None
-        names = data.get("names") if isinstance(data, dict) else None
-        if names is None:
-            raise ConfigError(f"{path}: expected a 'names' key (list or {{index: name}})")
-        return read_names(names, root, str(path))
-    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {getattr(exc, 'problem', exc)}") from None
+    names = data.get("names") if isinstance(data, dict) else None
+    if names is None:
+        raise ConfigError(f"{path}: expected a 'names' key (list or {{index: name}})")
+    return read_names(names, root, str(path))
+
+
+def read_names_file(path: str | Path) -> list[str]:
+    """Class names from a ``.names``/``.txt`` file: one per line, blank lines ignored (Darknet's format).
+    A file that cannot be read or decoded raises ``OSError``/``UnicodeDecodeError``; callers name it."""
+    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
 
 
 def load_dataset(spec, split: str = "val", *, check_images: bool = True, decode: bool = False):

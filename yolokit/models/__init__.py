@@ -48,8 +48,10 @@ def build_model(cfg: str, num_classes: int | None = None, source: str = "<cfg>")
 
 def read_names(path: str | Path) -> list[str]:
     """Class names from a Darknet ``.names`` file (one per line, blank lines ignored)."""
+    from yolokit.data.config import read_names_file
+
     try:
-        return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+        return read_names_file(path)
     except (OSError, UnicodeDecodeError) as exc:  # missing, unreadable, or a binary file
         raise ConfigError(f"{path}: cannot read class names ({exc})") from None
 
