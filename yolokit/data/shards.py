@@ -122,13 +122,16 @@ def is_url(name) -> bool:
 
 
 def expand(patterns, base: Path | None = None) -> list[str]:
-    """Shard names from a brace pattern (``train-{000000..000099}.tar``), a list of them, or a folder /
-    ``shards.json`` (its listed shards). Relative file names are taken from ``base`` (the data YAML's folder)."""
+    """Shard names from a brace pattern (``train-{000000..000099}.tar``) or a list of them; ``$VAR`` and
+    ``${VAR}`` come from the environment (``http://$NODE0:8000/...``). Relative file names are taken from
+    ``base`` (the data YAML's folder)."""
+    import os
+
     import braceexpand
 
     out = []
     for p in [patterns] if isinstance(patterns, (str, Path)) else list(patterns):
-        for name in braceexpand.braceexpand(str(p)):
+        for name in braceexpand.braceexpand(os.path.expandvars(str(p))):
             if not is_url(name) and base is not None and not Path(name).is_absolute():
                 name = str(Path(base) / name)
             out.append(name)
