@@ -164,6 +164,7 @@ class ImageSink:
         self.directory = Path(directory)
         self.draw = draw
         self.written = 0
+        self.paths: list[Path] = []
 
     def __call__(self, frame: Frame, dets) -> None:
         import cv2
@@ -173,6 +174,7 @@ class ImageSink:
         if not cv2.imwrite(str(path), self.draw(frame.image, dets)):
             raise DataError(f"{path}: OpenCV could not write it")
         self.written += 1
+        self.paths.append(path)
 
     def close(self) -> None:
         pass
@@ -262,7 +264,7 @@ class RunResult:
     timings: StageTimes
     frames: int
     failed: int
-    outputs: list[Path]
+    outputs: list[Path]  # every file written, in order
     interrupted: bool = False
 
 
@@ -300,7 +302,6 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
             outputs.append(sink.path)
         else:
             sink = ImageSink(out_dir, draw)
-            outputs.append(out_dir)
     shower = _Shower(source.name, draw) if show else None
     results = CocoResults(names, video=source.kind == "video") if save_json else None
 
@@ -373,6 +374,10 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
             timings.wall = time.perf_counter() - t_start
             if bar is not None:
                 bar.close()
+    if isinstance(sink, ImageSink):
+        outputs.extend(sink.paths)
+    elif sink is not None and not sink.written:
+        outputs.remove(sink.path)  # no frame arrived: no video file was opened
     if results is not None and out_dir is not None:
         outputs.append(results.write(out_dir / f"{source.name}.json"))
     failed = len(source.failed) if isinstance(source.failed, list) else source.failed

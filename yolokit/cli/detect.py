@@ -14,6 +14,7 @@ Annotated images keep their names; a video becomes OUT/<name>.mp4 at the input's
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 HELP = "detect on images, directories, globs, videos, webcams, streams (annotated output)"
 
@@ -49,7 +50,10 @@ def add_output_arguments(parser, default_out: str) -> None:
     parser.add_argument("--iou", type=float, help="NMS IoU threshold in [0, 1] (default: the checkpoint's, else 0.45)")
     parser.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
     parser.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes (names or indices)")
-    parser.add_argument("--out", default=default_out, help="output directory")
+    parser.add_argument("--out", help=f"run folder (default: {default_out}; one that holds files -> the next free "
+                                      f"name, {default_out}2, ...)")
+    parser.add_argument("--exist-ok", action="store_true", help="write into --out even when it holds files")
+    parser.set_defaults(_default_out=default_out)
     parser.add_argument("--no-save", dest="nosave", action="store_true", help="write no annotated images/video")
     add_alias(parser, "--nosave", "--no-save", dest="nosave", action="store_true")
     parser.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
@@ -143,18 +147,52 @@ def run(args) -> int:
     return run_sources(sources, predictor, args, batch=s.batch)
 
 
-def run_sources(sources, predictor, args, batch: int = 1, **pipeline_kwargs) -> int:
+def run_folder(args) -> Path:
+    """The run folder of this command, chosen and created once (:mod:`yolokit.apps.outputs`; under torchrun by
+    rank 0, for every rank); ``args.out`` is set to it and the choice is printed: ``run folder: PATH (why)``."""
+    from yolokit.apps.outputs import choose_run_folder
+
+    if getattr(args, "_out_chosen", False):
+        return Path(args.out)
+    rank, world = getattr(args, "world", (0, 1))
+    chosen = [None]
+    if rank == 0:
+        chosen = [choose_run_folder(args.out, args._default_out, args.exist_ok)]
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.broadcast_object_list(chosen, src=0)
+    folder, why = chosen[0]
+    args.out, args._out_chosen = str(folder), True
+    if rank == 0:
+        print(f"run folder: {folder} ({why})")
+    return folder
+
+
+def run_sources(sources, predictor, args, batch: int = 1, written: list | None = None, **pipeline_kwargs) -> int:
     """Run every source through the pipeline with the output options of :func:`add_output_arguments`;
-    report timings, skipped frames and written files. Returns the exit status (130 when interrupted)."""
+    report timings and skipped frames. The files written are appended to ``written``; when it is None they are
+    listed at the end. Returns the exit status (130 when interrupted)."""
+    from yolokit.apps.outputs import written_lines
+
+    files = [] if written is None else written
+    status = _run_sources(sources, predictor, args, batch, files, pipeline_kwargs)
+    if written is None:
+        print("\n".join(written_lines(files)))
+    return status
+
+
+def _run_sources(sources, predictor, args, batch, written, pipeline_kwargs) -> int:
     from yolokit.apps.distributed import RankPart
     from yolokit.apps.pipeline import run as run_pipeline
 
+    out = run_folder(args) if not args.nosave or args.save_json else None
     for source in sources:
         part = RankPart(source, *getattr(args, "world", (0, 1)))  # this rank's images (all without torchrun)
         if part.source is None:
             continue  # a video under torchrun: rank 0 runs it
         source = part.source
-        result = run_pipeline(source, predictor, args.out, batch=batch, save=not args.nosave,
+        result = run_pipeline(source, predictor, out, batch=batch, save=not args.nosave,
                               save_json=args.save_json, show=args.show, max_frames=args.max_frames,
                               progress=not args.no_progress, **pipeline_kwargs)
         result.outputs = part.merge(result.outputs)  # rank 0: one OUT/<name>.json in image order
@@ -166,8 +204,7 @@ def run_sources(sources, predictor, args, batch: int = 1, **pipeline_kwargs) -> 
                 print(f"  {reason}", file=sys.stderr)
         if getattr(source, "lost", 0):
             print(source.report(), file=sys.stderr)
-        for path in result.outputs:
-            print(f"{source.name}: wrote {path}")
+        written.extend(result.outputs)
         if result.interrupted:
             print(f"{source.name}: interrupted; output closed after {result.frames} frames", file=sys.stderr)
             return 130
