@@ -159,7 +159,8 @@ def _throughput(args) -> str:
     from yolokit.data import load_dataset
     from yolokit.engine import TrainConfig
     from yolokit.data import TrainDataset, build_loader
-    from yolokit.engine.trainer import build_optimizer, build_train_model, set_train_mode
+    from yolokit.engine.optim import build_optimizer
+    from yolokit.models.transfer import build_train_model, set_train_mode
     from yolokit.loss import build_loss
 
     imgsz = args.imgsz or 416
@@ -169,7 +170,7 @@ def _throughput(args) -> str:
     ds = load_dataset(data, "train")
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = build_train_model(cfg, ds.class_names).to(device)
+    model = build_train_model(cfg.model, cfg.weights, ds.class_names).to(device)
     criterion = build_loss(model.heads, box_loss="mse")
     optimizer = build_optimizer(model, cfg)
     loader = build_loader(TrainDataset(ds, imgsz, augment=True), args.batch, imgsz, train=True, workers=0,

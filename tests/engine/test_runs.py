@@ -237,7 +237,7 @@ def test_resume_with_another_model_says_what_differs(shared, half_run):
 
 def test_schedule_that_never_reaches_its_learning_rate_is_reported():
     from yolokit.engine.schedule import BurnInSchedule
-    from yolokit.engine.trainer import schedule_warning
+    from yolokit.engine.recipe import schedule_warning
 
     def warn(epochs, per_epoch, **kw):
         cfg = TrainConfig(model="m", data="d", epochs=epochs, **kw)

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import json, sys
 from tests.eval.tide_ref import coco128_dataset
-from yolokit.eval.distributed import evaluate_model_distributed, init_from_env, world
+from yolokit.engine.distributed import init_from_env
+from yolokit.eval.distributed import evaluate_model_distributed, world
 from yolokit.models import load
 from yolokit.models.predict import Predictor
 

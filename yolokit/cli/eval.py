@@ -172,8 +172,9 @@ def _run_model(args, settings, ds) -> list:
                           defaults=EVAL_DEFAULTS)
     print(f"predicting at imgsz {predictor.imgsz}, conf {predictor.conf:g}, iou {predictor.iou:g}"
           + (" (the model's saved settings)" if getattr(model, "settings", None) else ""), file=sys.stderr)
-    from yolokit.eval.distributed import init_from_env, predict_dataset_distributed
+    from yolokit.engine.distributed import init_from_env
+    from yolokit.eval.distributed import predict_dataset_distributed
 
-    if init_from_env(settings.device):  # under torchrun: each rank predicts its shard, gathered on rank 0
+    if init_from_env(settings.device).world > 1:  # under torchrun: each rank predicts its shard, gathered on rank 0
         return predict_dataset_distributed(predictor, ds, settings.batch, all_ranks=False)
     return predict_dataset(predictor, ds, settings.batch, progress=not args.json and sys.stderr.isatty())

@@ -7,7 +7,7 @@ Names are imported on first use (PEP 562) so that ``yolokit.engine.config`` stay
 __all__ = ["TrainConfig", "train", "Trainer", "validate", "NonFiniteLossError", "SaveError", "LossWeights",
            "ModelEMA", "BurnInSchedule"]
 
-_WHERE = {"TrainConfig": "config", "train": "trainer", "Trainer": "trainer", "validate": "trainer",
+_WHERE = {"TrainConfig": "config", "train": "trainer", "Trainer": "trainer", "validate": "validation",
           "NonFiniteLossError": "trainer", "SaveError": "trainer", "LossWeights": "loss_weights", "ModelEMA": "ema",
           "BurnInSchedule": "schedule"}
 

@@ -10,16 +10,24 @@
   of the series they started (and resume from its ``last.pt`` when one was written).
 * Temp files of killed atomic writes (``last.pt.XXXX.tmp``) are removed when a run starts in the folder.
 
+What a run writes there besides checkpoints: ``results.csv`` (:func:`csv_text`, one row per epoch, rebuilt from
+:class:`RunState` after a resume), TensorBoard scalars (:class:`TensorBoard`, ``tb/``) and one printed line per
+epoch (:func:`row_text`). A value that does not exist (a class with no validation box: per-class AP None) is an
+empty CSV cell, "n/a" in the printed line and no TensorBoard point.
+
 A folder is claimed by creating its ``results.csv`` exclusively (``O_EXCL``), so two runs started at the same
 moment into the same ``--out`` still get two folders.
 
-Pure Python: no torch.
+Pure Python: no torch at import (TensorBoard's writer is imported when a run opens it).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 
@@ -125,3 +133,96 @@ def clean_temp_files(folder: Path, names=RUN_FILES) -> list[Path]:
     for p in stray:
         p.unlink(missing_ok=True)
     return stray
+
+
+# ----------------------------------------------------------------------------- what a run writes
+@dataclass
+class RunState:
+    """Where a run stands; saved in every checkpoint and restored by ``--resume``."""
+
+    epoch: int = -1  # the last finished epoch (0-based); -1 before the first
+    best_map: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    rows: list = field(default_factory=list)  # every results.csv row so far (also those of resumed runs)
+
+    def to_checkpoint(self) -> dict:
+        return {"epoch": self.epoch, "best_map": self.best_map, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "results": [dict(r) for r in self.rows]}
+
+    @classmethod
+    def from_checkpoint(cls, state: dict, csv_path: Path | None = None) -> "RunState":
+        """The state a checkpoint holds. Checkpoints written before rows were carried: the rows of the
+        ``results.csv`` beside them, up to the checkpoint's epoch."""
+        epoch = int(state["epoch"])
+        rows = state.get("results")
+        if rows is None:
+            rows = []
+            if csv_path is not None and csv_path.is_file():
+                with open(csv_path, newline="") as f:
+                    rows = [{k: _number(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)
+                            if r.get("epoch", "").isdigit() and int(r["epoch"]) <= epoch + 1]
+        return cls(epoch, float(state.get("best_map", -1.0)), int(state.get("best_epoch", -1)),
+                   int(state.get("bad_epochs", 0)), [dict(r) for r in rows])
+
+
+def _number(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+CSV_COLUMNS = ("epoch", "lr", "images", "img_per_s", "train_s", "loss", "box", "obj", "noobj", "cls",
+               "map50", "map50_07", "val_s")
+
+
+def csv_text(rows: list[dict]) -> str:
+    """``results.csv``: one row per epoch, fixed columns (empty where an epoch was not validated, or a value
+    does not exist: None)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, restval="", extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    return buf.getvalue()
+
+
+def row_text(row: dict) -> str:
+    """One epoch's row as the line printed after it (``key=value``; None is ``n/a``)."""
+    def fmt(v):
+        if v is None:
+            return "n/a"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return " ".join(f"{k}={fmt(v)}" for k, v in row.items())
+
+
+class TensorBoard:
+    """TensorBoard scalars (``out/tb``), one step per epoch; a no-op when off or not installed. Values that do
+    not exist (None, NaN) are left out rather than drawn as 0."""
+
+    def __init__(self, out: Path, enabled: bool):
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(Path(out) / "tb"))
+            except ImportError:  # tensorboard is a dependency, but a trimmed install should still train
+                print("tensorboard is not installed; logging to results.csv only")
+
+    def log(self, row: dict) -> None:
+        if self.writer is None:
+            return
+        step = int(row["epoch"])
+        for k, v in row.items():
+            if k == "epoch" or isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if isinstance(v, float) and math.isnan(v):
+                continue
+            self.writer.add_scalar(k, v, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -24,27 +24,28 @@ uninterrupted run would (on the same device and thread count).
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
 import math
-import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from yolokit.engine import batches, distributed, runs
 from yolokit.engine.config import TrainConfig
-from yolokit.engine import runs
 from yolokit.engine.ema import ModelEMA
 from yolokit.engine.loss_weights import LossWeights
+from yolokit.engine.optim import build_optimizer
+from yolokit.engine.recipe import schedule_warning
 from yolokit.engine.schedule import BurnInSchedule
+from yolokit.engine.validation import validate, validation_settings
 from yolokit.errors import ConfigError, YolokitError
 from yolokit.models.checkpoint import checkpoint_state, load_checkpoint, write_atomic
+from yolokit.models.transfer import build_train_model, freeze_layers, set_train_mode, unfreeze_layers
 
 
 class NonFiniteLossError(YolokitError):
@@ -55,202 +56,13 @@ class SaveError(YolokitError):
     """A run file could not be written (disk full, permissions); the files already on disk are intact."""
 
 
-# ----------------------------------------------------------------------------- distributed helpers
-def _dist_env() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) from torchrun's environment (1 process without it)."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
-            int(os.environ.get("WORLD_SIZE", 1)))
-
-
-def _setup_distributed(device: torch.device) -> tuple[int, int, int]:
-    """Join torchrun's process group; returns ``(rank, world_size, attempt)``, ``attempt`` counting the elastic
-    restarts of the whole job (0 for the first start, and outside torchrun)."""
-    import torch.distributed as dist
-
-    rank, local_rank, world = _dist_env()
-    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-            # torchrun's workers meet in the rendezvous store, which outlives a restart, and torch keys the
-            # process group's addresses without the attempt: the restarted workers can read the addresses of the
-            # killed ones (gloo: "connectFullMesh failed ... Connection refused"). A per-attempt prefix avoids
-            # that. The attempt is counted in the store, not read from TORCHELASTIC_RESTART_COUNT, which is per
-            # agent: a node whose workers did not fail restarts them without counting (pytorch#108158).
-            from datetime import timedelta
-
-            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
-                                  timeout=timedelta(minutes=30))
-            attempt = (store.add("yolokit/workers", 1) - 1) // world
-            dist.init_process_group(backend, store=dist.PrefixStore(f"yolokit/attempt_{attempt}/", store),
-                                    rank=rank, world_size=world)
-        else:
-            dist.init_process_group(backend)
-    return rank, world, attempt
-
-
-def _resolve_device(name: str) -> torch.device:
-    name = str(name)
-    if name == "auto":  # TrainConfig's default: CUDA when available (kept as "auto" in saved train_args)
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.isdigit():
-        name = f"cuda:{name}"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-        _, local_rank, world = _dist_env()
-        if world > 1:
-            device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    return device
-
-
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-# ----------------------------------------------------------------------------- model set-up
-def build_train_model(cfg: TrainConfig, class_names: list[str], fetch_pretrained: bool = True) -> nn.Module:
-    """The model to train: from a cfg (+ Darknet weights), a yolokit checkpoint or a torchvision backbone
-    (``tv:resnet18`` ...), with its heads re-sized to the dataset's classes when they differ (the layers
-    feeding the heads are then re-initialised; every other layer keeps its weights)."""
-    from yolokit.models import load, with_num_classes
-
-    tv_state = _tv_checkpoint(cfg.model)
-    if tv_state is not None:
-        model = load(cfg.model)
-        if model.num_classes != len(class_names):
-            raise ConfigError(f"{cfg.model}: a {model.num_classes}-class torchvision-backbone checkpoint; the "
-                              f"dataset has {len(class_names)} classes")
-    elif str(cfg.model).startswith("tv:"):
-        model = load(cfg.model, cfg.weights if fetch_pretrained else None, num_classes=len(class_names))
-    else:
-        from yolokit.models.transfer import keep_box_and_objectness, prior_bias_init
-
-        model = load(cfg.model, cfg.weights)
-        pretrained = cfg.weights is not None or not str(cfg.model).endswith(".cfg")
-        if model.num_classes != len(class_names):
-            new = with_num_classes(model, len(class_names), class_names)
-            if not (pretrained and cfg.keep_head and keep_box_and_objectness(model, new)):
-                prior_bias_init(new)
-            model = new
-        elif not pretrained:
-            prior_bias_init(model)
-    model.class_names = list(class_names)
-    return model
-
-
-def _tv_checkpoint(path) -> dict | None:
-    """The ``tv_arch`` of a torchvision-backbone checkpoint at ``path``, else None."""
-    p = Path(str(path))
-    if p.suffix not in (".pt", ".pth") or not p.is_file():
-        return None
-    return load_checkpoint(p).get("tv_arch")
-
-
-def freeze_layers(model: nn.Module, n: int) -> list[str]:
-    """Freeze the first ``n`` layers (``model.layers[:n]``): no gradients; pass ``n`` to :func:`set_train_mode`
-    to keep their BatchNorm statistics fixed. Returns the frozen parameter names."""
-    if n <= 0:
-        return []
-    layers = getattr(model, "layers", None)
-    if layers is None:
-        raise ConfigError(f"--freeze {n}: this model has no 'layers' list to freeze")
-    frozen = []
-    for i, layer in enumerate(layers[:n]):
-        for name, p in layer.named_parameters():
-            p.requires_grad_(False)
-            frozen.append(f"layers.{i}.{name}")
-    return frozen
-
-
-def unfreeze_layers(model: nn.Module) -> None:
-    """Undo :func:`freeze_layers` (second stage of the transfer-learning recipe: fine-tune everything)."""
-    for p in model.parameters():
-        p.requires_grad_(True)
-
-
-def set_train_mode(model: nn.Module, frozen: int = 0) -> None:
-    """``model.train()``, except the first ``frozen`` layers (:func:`freeze_layers`), which stay in eval mode so
-    their BatchNorm running statistics do not move."""
-    model.train()
-    inner = model.module if hasattr(model, "module") else model  # DistributedDataParallel
-    for layer in list(getattr(inner, "layers", []))[:frozen]:
-        layer.eval()
-
-
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (Nesterov-free, as Darknet) or AdamW. Weight decay applies to conv/linear weights only, not to
-    BatchNorm parameters or biases (Darknet decays only weights). Frozen parameters are included: they get
-    no gradient, so the optimizer skips them until they are unfrozen (``freeze_epochs``)."""
-    decay, no_decay = [], []
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            is_weight = name == "weight" and not isinstance(module, nn.modules.batchnorm._NormBase)
-            (decay if is_weight else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
-    raise ConfigError(f"--optimizer must be sgd or adamw, got {cfg.optimizer!r}")
-
-
-# ----------------------------------------------------------------------------- validation
-def validation_settings(cfg: TrainConfig) -> dict:
-    """The prediction settings training validates with; saved in every checkpoint as ``settings``, so
-    ``yolokit eval --model best.pt`` (and ``detect``) use them by default and report the same AP50."""
-    return {"imgsz": int(cfg.imgsz), "conf": float(cfg.val_conf), "iou": float(cfg.val_iou), "max_det": 300}
-
-
-def validate(model: nn.Module, dataset, settings: dict, batch: int = 8) -> dict:
-    """VOC AP at IoU 0.5 (all-point and 07 11-point, difficult ignored) of ``model`` on ``dataset`` through
-    :func:`yolokit.eval.evaluate_model` -- the one prediction path and evaluator ``yolokit eval`` runs, with
-    ``settings`` (:func:`validation_settings`). Returns ``{"map50", "map50_07", "per_class"}``."""
-    from yolokit.eval import evaluate_model
-
-    m = evaluate_model(model, dataset, imgsz=settings["imgsz"], conf=settings["conf"], iou=settings["iou"],
-                       max_det=settings["max_det"], batch_size=batch, metrics=["voc", "voc07"])
-    return {"map50": m["voc"], "map50_07": m["voc07"],
-            "per_class": {name: float(row["voc"]) for name, row in m["per_class"].items()}}
-
-
 # ----------------------------------------------------------------------------- the loop
-def _subset(dataset, n: int):
-    """The first ``n`` images of a DetectionDataset (a shallow copy sharing the records); all when n == 0."""
-    if not n or n >= len(dataset):
-        return dataset
-    import copy
-
-    sub = copy.copy(dataset)
-    sub.records = dataset.records[:n]
-    return sub
-
-
-def _train_loader(train_set, cfg: TrainConfig, epoch: int, world: int, rank: int):
-    """This epoch's batches. Single process: yolokit.data's multi-scale batch sampler; DDP: a
-    DistributedSampler (one fixed size). Both are seeded from ``seed + epoch``, and the dataset's augmentation
-    RNG is re-seeded from torch's seed (set per epoch by the caller) -- so a resumed run replays the same
-    epochs as an uninterrupted one."""
-    from yolokit.data import build_loader, collate
-
-    train_set.reseed()
-    if world == 1:
-        loader = build_loader(train_set, cfg.batch, cfg.imgsz, train=True, workers=cfg.workers,
-                              multiscale=cfg.multiscale, seed=cfg.seed)
-        loader.batch_sampler.set_epoch(epoch)
-        return loader
-    sampler = torch.utils.data.distributed.DistributedSampler(train_set, num_replicas=world, rank=rank,
-                                                              shuffle=True, seed=cfg.seed)
-    sampler.set_epoch(epoch)
-    g = torch.Generator().manual_seed(cfg.seed + epoch)
-    return torch.utils.data.DataLoader(train_set, batch_size=cfg.batch, sampler=sampler, num_workers=cfg.workers,
-                                       collate_fn=collate, generator=g)
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
@@ -266,70 +78,9 @@ def _plain(value):
     return value
 
 
-def _broadcast(value, world: int):
-    """Rank 0's ``value`` on every rank (a picklable object; no-op in one process)."""
-    if world == 1:
-        return value
-    import torch.distributed as dist
-
-    box = [value]
-    dist.broadcast_object_list(box, 0)
-    return box[0]
-
-
 def _names(names) -> str:
     names = list(names or [])
     return ", ".join(map(str, names[:5])) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
-
-
-@dataclass
-class RunState:
-    """Where a run stands; saved in every checkpoint and restored by ``--resume``."""
-
-    epoch: int = -1  # the last finished epoch (0-based); -1 before the first
-    best_map: float = -1.0
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    rows: list = field(default_factory=list)  # every results.csv row so far (also those of resumed runs)
-
-    def to_checkpoint(self) -> dict:
-        return {"epoch": self.epoch, "best_map": self.best_map, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs, "results": [dict(r) for r in self.rows]}
-
-    @classmethod
-    def from_checkpoint(cls, state: dict, csv_path: Path | None = None) -> "RunState":
-        """The state a checkpoint holds. Checkpoints written before rows were carried: the rows of the
-        ``results.csv`` beside them, up to the checkpoint's epoch."""
-        epoch = int(state["epoch"])
-        rows = state.get("results")
-        if rows is None:
-            rows = []
-            if csv_path is not None and csv_path.is_file():
-                with open(csv_path, newline="") as f:
-                    rows = [{k: _number(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)
-                            if r.get("epoch", "").isdigit() and int(r["epoch"]) <= epoch + 1]
-        return cls(epoch, float(state.get("best_map", -1.0)), int(state.get("best_epoch", -1)),
-                   int(state.get("bad_epochs", 0)), [dict(r) for r in rows])
-
-
-def _number(text: str):
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-CSV_COLUMNS = ("epoch", "lr", "images", "img_per_s", "train_s", "loss", "box", "obj", "noobj", "cls",
-               "map50", "map50_07", "val_s")
-
-
-def _csv_text(rows: list[dict]) -> str:
-    """``results.csv``: one row per epoch, fixed columns (empty where an epoch was not validated)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, restval="", extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 class Trainer:
@@ -340,7 +91,7 @@ class Trainer:
         self.cfg = cfg
         self.frozen = 0  # how many leading layers are frozen now (freeze_layers / unfreeze_layers)
         self.on_disk: int | None = None  # the epoch out/last.pt holds (None: this run has written none)
-        self.state = RunState()
+        self.state = runs.RunState()
         self.history: list[dict] = []  # this invocation's rows
         self.stop = False
 
@@ -351,11 +102,12 @@ class Trainer:
         for flag, value in (("--epochs", cfg.epochs), ("--batch", cfg.batch), ("--nbs", cfg.nbs)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{flag} {value}: must be an integer >= 1")
-        self.device = _resolve_device(cfg.device)
-        self.rank, self.world, restart = _setup_distributed(self.device)
+        self.device = distributed.resolve_device(cfg.device)
+        dist = distributed.init_from_env(self.device)
+        self.rank, self.world, restart = dist.rank, dist.world, dist.attempt
         self.main = self.rank == 0
         folder = runs.choose(cfg.out, cfg.resume, cfg.exist_ok, restart) if self.main else None
-        self.folder = _broadcast(folder, self.world)
+        self.folder = distributed.broadcast_object(folder, self.world)
         self.out = self.folder.path
         if self.main:
             print(f"run folder: {self.out} ({self.folder.reason})", flush=True)
@@ -372,7 +124,7 @@ class Trainer:
         self._setup_optimization(resume)
         if resume is not None and self.state.epoch + 1 >= cfg.epochs:
             if self.main and self.on_disk is not None:  # its own folder: bring results.csv in line
-                self._write("results.csv", lambda f: f.write(_csv_text(self.state.rows).encode()), -1)
+                self._write("results.csv", lambda f: f.write(runs.csv_text(self.state.rows).encode()), -1)
             if self.main:
                 print(f"nothing to train: {self.folder.resume} finished epoch {self.state.epoch + 1} of "
                       f"{cfg.epochs}; pass --epochs N (more than {self.state.epoch + 1}) to extend the run")
@@ -380,9 +132,9 @@ class Trainer:
         if self.main:
             self._report()
             self._open_folder()
-        self.out = Path(_broadcast(str(self.out), self.world))
+        self.out = Path(distributed.broadcast_object(str(self.out), self.world))
         if self.main:
-            self.logger = _TensorBoard(self.out, cfg.tensorboard)
+            self.logger = runs.TensorBoard(self.out, cfg.tensorboard)
         return True
 
     def _setup_data(self) -> None:
@@ -399,8 +151,8 @@ class Trainer:
             raise ConfigError(f"{cfg.data}: split '{cfg.train_split}' has no images")
         self.class_names = train_ds.class_names
         augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
-        self.train_set = TrainDataset(_subset(train_ds, cfg.limit_train), cfg.imgsz, augment=augment)
-        self.val_set = _subset(val_ds, cfg.limit_val)
+        self.train_set = TrainDataset(batches.subset(train_ds, cfg.limit_train), cfg.imgsz, augment=augment)
+        self.val_set = batches.subset(val_ds, cfg.limit_val)
 
     def _check_resume(self, state: dict) -> None:
         """A checkpoint from other classes (other --data) is refused with what differs, before any weights are
@@ -424,7 +176,8 @@ class Trainer:
         cfg = self.cfg
         if resume is not None:
             self._check_resume(resume)
-        model = build_train_model(cfg, self.class_names, fetch_pretrained=resume is None)
+        model = build_train_model(cfg.model, cfg.weights, self.class_names, cfg.keep_head,
+                                  fetch_pretrained=resume is None)
         if resume is not None:
             try:
                 model.load_state_dict(resume.get("raw_model", resume["model"]))
@@ -476,7 +229,7 @@ class Trainer:
             if resume.get("scaler"):
                 self.scaler.load_state_dict(resume["scaler"])
             csv_path = self.folder.resume.parent / "results.csv"
-            self.state = RunState.from_checkpoint(resume, csv_path)
+            self.state = runs.RunState.from_checkpoint(resume, csv_path)
             self.resumed_epoch = self.state.epoch
             if self.folder.resume.resolve() == (self.out / "last.pt").resolve():
                 self.on_disk = self.state.epoch
@@ -502,13 +255,13 @@ class Trainer:
         results.csv in line with the checkpoint it continues from."""
         if self.folder.claim is not None:
             try:
-                claimed = runs.claim(self.folder.claim, _csv_text([]))
+                claimed = runs.claim(self.folder.claim, runs.csv_text([]))
             except OSError as exc:
                 raise SaveError(f"cannot create the run folder {self.folder.path}: {exc.strerror or exc}") from None
             if claimed != self.out:
                 print(f"run folder: {claimed} ({self.out} was taken by another run a moment ago)")
                 self.out = claimed
-        self._write("results.csv", lambda f: f.write(_csv_text(self.state.rows).encode()), -1)
+        self._write("results.csv", lambda f: f.write(runs.csv_text(self.state.rows).encode()), -1)
 
     # ------------------------------------------------------------------------------------------ epochs
     def train_epoch(self, epoch: int) -> dict:
@@ -521,7 +274,7 @@ class Trainer:
             self.scheduler.set_lr_scale(cfg.unfreeze_lr)
             if main:
                 print(f"epoch {epoch + 1}: unfreezing the first {cfg.freeze} layers, learning rate x{cfg.unfreeze_lr}")
-        loader = _train_loader(self.train_set, cfg, epoch, self.world, self.rank)
+        loader = batches.train_loader(self.train_set, cfg, epoch, self.world, self.rank)
         set_train_mode(self.train_model, self.frozen)
         sums = {"loss": 0.0, "box": 0.0, "obj": 0.0, "noobj": 0.0, "cls": 0.0}
         seen = 0
@@ -608,7 +361,7 @@ class Trainer:
             self.history.append(row)
             self.save(epoch, best=metrics is not None and st.best_epoch == epoch)
             self.logger.log(row)
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            print(runs.row_text(row), flush=True)
         if cfg.stop_at_map and metrics is not None and metrics["map50"] >= cfg.stop_at_map:
             print(f"val AP50 {metrics['map50']:.4f} reached --stop-at-map {cfg.stop_at_map}")
             self.stop = True
@@ -617,12 +370,7 @@ class Trainer:
                 print(f"early stop: no val mAP gain for {cfg.patience} epochs (best {st.best_map:.4f} at epoch "
                       f"{st.best_epoch + 1})")
             self.stop = True
-        if self.world > 1:
-            import torch.distributed as dist
-
-            flag = torch.tensor([1.0 if self.stop else 0.0], device=self.device)
-            dist.broadcast(flag, 0)
-            self.stop = bool(flag.item())
+        self.stop = distributed.broadcast_flag(self.stop, self.world, self.device)
         return self.stop
 
     # ------------------------------------------------------------------------------------------ files
@@ -650,7 +398,7 @@ class Trainer:
             self._write("best.pt", lambda f: torch.save(state, f), epoch)
         self._write("last.pt", lambda f: torch.save(state, f), epoch)
         self.on_disk = epoch
-        self._write("results.csv", lambda f: f.write(_csv_text(self.state.rows).encode()), epoch)
+        self._write("results.csv", lambda f: f.write(runs.csv_text(self.state.rows).encode()), epoch)
 
     def _write(self, name: str, write, epoch: int) -> None:
         try:
@@ -707,10 +455,7 @@ class Trainer:
             finally:
                 if self.main:
                     self.logger.close()
-            if self.world > 1:
-                import torch.distributed as dist
-
-                dist.barrier()
+            distributed.barrier(self.world)
         return {"best_map50": self.state.best_map, "best_epoch": self.state.best_epoch + 1,
                 "epochs_run": epoch + 1 - start, "out": str(self.out), "history": self.history,
                 "model": self.eval_model, "raw_model": self.model}
@@ -723,49 +468,3 @@ def train(cfg: TrainConfig) -> dict:
     Raises :class:`NonFiniteLossError` when the loss goes NaN/inf and :class:`SaveError` when a run file cannot
     be written (YolokitErrors: the CLI prints one line saying what is on disk)."""
     return Trainer(cfg).run()
-
-
-def schedule_warning(scheduler: BurnInSchedule, cfg: TrainConfig, updates_per_epoch: int) -> str | None:
-    """One line when the learning-rate schedule of the updates still to come cannot do its job: fewer updates
-    than the burn-in (so the rate never reaches ``--lr``), or a rate that stays at a tiny fraction of ``--lr``."""
-    start = scheduler.it
-    remaining = scheduler.total_steps - start
-    if cfg.max_updates:
-        remaining = min(remaining, max(0, cfg.max_updates - start))
-    peak = scheduler.peak_factor(start, start + remaining) * scheduler.lr_scale
-    plan = f"{remaining} optimizer update(s) ({cfg.epochs} epoch(s) x {updates_per_epoch}"
-    plan += ")" if not cfg.max_updates else f", --max-updates {cfg.max_updates})"
-    if start + remaining < cfg.burn_in:
-        return (f"--burn-in {cfg.burn_in} is more than this run's {plan}: the learning rate peaks at "
-                f"{peak * cfg.lr:.3g} ({peak:.2g} x --lr {cfg.lr:g}). Lower --burn-in, or --nbs/--batch for more "
-                f"updates per epoch.")
-    if cfg.lr <= 0 or peak < 0.1:
-        return (f"the learning rate stays at or below {peak * cfg.lr:.3g} ({peak:.2g} x --lr {cfg.lr:g}) for all "
-                f"{plan}: training will barely change the weights.")
-    return None
-
-
-class _TensorBoard:
-    """TensorBoard scalars (``out/tb``), one step per epoch; a no-op when off or not installed."""
-
-    def __init__(self, out: Path, enabled: bool):
-        self.writer = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(out / "tb"))
-            except ImportError:  # tensorboard is a dependency, but a trimmed install should still train
-                print("tensorboard is not installed; logging to results.csv only")
-
-    def log(self, row: dict) -> None:
-        if self.writer is not None:
-            step = int(row["epoch"])
-            for k, v in row.items():
-                if k != "epoch" and isinstance(v, (int, float)):
-                    self.writer.add_scalar(k, v, step)
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()

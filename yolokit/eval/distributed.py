@@ -4,12 +4,12 @@ are computed from the full, dataset-ordered list -- the same list, hence the sam
 
     torchrun --nproc_per_node=2 -m yolokit eval --data coco128.yaml --model yolov3-tiny.cfg --weights ...
 
-Without a process group (or with one process) everything runs locally.
+The process group is joined by :func:`yolokit.engine.distributed.init_from_env`, the one set-up training
+uses too (the command line calls it); without a process group (or with one process) everything runs locally.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
@@ -22,23 +22,6 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def init_from_env(device: str = "cpu") -> bool:
-    """Join the process group torchrun describes (``WORLD_SIZE`` > 1 in the environment) if not joined
-    yet: gloo for CPU, nccl for CUDA. Returns whether a group of more than one process is active."""
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
-        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-    if not dist.is_initialized():
-        cuda = str(device).startswith("cuda")
-        if cuda:
-            import torch
-
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return dist.get_world_size() > 1
 
 
 class Shard:

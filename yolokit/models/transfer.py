@@ -1,5 +1,6 @@
-"""Transfer learning helpers: re-using a pretrained detector's head for new classes, and a prior
-initialisation for fresh heads.
+"""Transfer learning: the model a training run starts from (:func:`build_train_model`), freezing its first
+layers (:func:`freeze_layers`, :func:`set_train_mode`), re-using a pretrained detector's head for new classes,
+and a prior initialisation for fresh heads.
 
 ``with_num_classes`` (yolokit.models) re-sizes the convolution that feeds each ``[yolo]``/``[region]`` head and
 initialises it afresh. Two things make the new head train faster:
@@ -16,9 +17,82 @@ initialises it afresh. Two things make the new head train faster:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from yolokit.errors import ConfigError
+
+
+def build_train_model(model: str, weights: str | None, class_names: list[str], keep_head: bool = True,
+                      fetch_pretrained: bool = True) -> nn.Module:
+    """The model to train: from a cfg (+ Darknet weights), a yolokit checkpoint or a torchvision backbone
+    (``tv:resnet18`` ...), with its heads re-sized to the dataset's classes when they differ (the layers
+    feeding the heads are then re-initialised, keeping the box/objectness rows when ``keep_head``; every
+    other layer keeps its weights). ``fetch_pretrained=False``: no torchvision download (a resumed run)."""
+    from yolokit.models import load, with_num_classes
+
+    if _tv_checkpoint(model) is not None:
+        net = load(model)
+        if net.num_classes != len(class_names):
+            raise ConfigError(f"{model}: a {net.num_classes}-class torchvision-backbone checkpoint; the "
+                              f"dataset has {len(class_names)} classes")
+    elif str(model).startswith("tv:"):
+        net = load(model, weights if fetch_pretrained else None, num_classes=len(class_names))
+    else:
+        net = load(model, weights)
+        pretrained = weights is not None or not str(model).endswith(".cfg")
+        if net.num_classes != len(class_names):
+            new = with_num_classes(net, len(class_names), class_names)
+            if not (pretrained and keep_head and keep_box_and_objectness(net, new)):
+                prior_bias_init(new)
+            net = new
+        elif not pretrained:
+            prior_bias_init(net)
+    net.class_names = list(class_names)
+    return net
+
+
+def _tv_checkpoint(path) -> str | None:
+    """The ``tv_arch`` of a torchvision-backbone checkpoint at ``path``, else None."""
+    from yolokit.models.checkpoint import load_checkpoint
+
+    p = Path(str(path))
+    if p.suffix not in (".pt", ".pth") or not p.is_file():
+        return None
+    return load_checkpoint(p).get("tv_arch")
+
+
+def freeze_layers(model: nn.Module, n: int) -> list[str]:
+    """Freeze the first ``n`` layers (``model.layers[:n]``): no gradients; pass ``n`` to :func:`set_train_mode`
+    to keep their BatchNorm statistics fixed. Returns the frozen parameter names."""
+    if n <= 0:
+        return []
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise ConfigError(f"--freeze {n}: this model has no 'layers' list to freeze")
+    frozen = []
+    for i, layer in enumerate(layers[:n]):
+        for name, p in layer.named_parameters():
+            p.requires_grad_(False)
+            frozen.append(f"layers.{i}.{name}")
+    return frozen
+
+
+def unfreeze_layers(model: nn.Module) -> None:
+    """Undo :func:`freeze_layers` (second stage of the transfer-learning recipe: fine-tune everything)."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+
+def set_train_mode(model: nn.Module, frozen: int = 0) -> None:
+    """``model.train()``, except the first ``frozen`` layers (:func:`freeze_layers`), which stay in eval mode so
+    their BatchNorm running statistics do not move."""
+    model.train()
+    inner = model.module if hasattr(model, "module") else model  # DistributedDataParallel
+    for layer in list(getattr(inner, "layers", []))[:frozen]:
+        layer.eval()
 
 
 def _head_convs(model: nn.Module):

@@ -1,0 +1,43 @@
+"""The batches a run trains on: a subset of a dataset, and each epoch's loader (seeded, so that a resumed run
+replays the epochs of an uninterrupted one)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from yolokit.engine.config import TrainConfig
+
+
+def subset(dataset, n: int):
+    """The first ``n`` images of a DetectionDataset (a shallow copy sharing the records); all when n == 0."""
+    if not n or n >= len(dataset):
+        return dataset
+    import copy
+
+    sub = copy.copy(dataset)
+    sub.records = dataset.records[:n]
+    return sub
+
+
+def train_loader(train_set, cfg: TrainConfig, epoch: int, world: int, rank: int):
+    """This epoch's batches. Single process: yolokit.data's multi-scale batch sampler; DDP: a
+    DistributedSampler (one fixed size). Both are seeded from ``seed + epoch``, and the dataset's augmentation
+    RNG is re-seeded from torch's seed (set per epoch by the caller) -- so a resumed run replays the same
+    epochs as an uninterrupted one."""
+    from yolokit.data import build_loader, collate
+
+    train_set.reseed()
+    if world == 1:
+        loader = build_loader(train_set, cfg.batch, cfg.imgsz, train=True, workers=cfg.workers,
+                              multiscale=cfg.multiscale, seed=cfg.seed)
+        loader.batch_sampler.set_epoch(epoch)
+        return loader
+    sampler = torch.utils.data.distributed.DistributedSampler(train_set, num_replicas=world, rank=rank,
+                                                              shuffle=True, seed=cfg.seed)
+    sampler.set_epoch(epoch)
+    g = torch.Generator().manual_seed(cfg.seed + epoch)
+    return torch.utils.data.DataLoader(train_set, batch_size=cfg.batch, sampler=sampler, num_workers=cfg.workers,
+                                       collate_fn=collate, generator=g)
