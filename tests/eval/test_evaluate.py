@@ -103,11 +103,12 @@ def test_yolo_dataset_takes_coco_results_json(shared):
     assert m["voc"] > 0.97  # YOLO txt rounds the boxes; nothing else differs
 
 
-def test_old_keyword_names_still_work_with_a_warning(rodm):
+def test_keyword_names_are_the_settings_names(rodm):
+    # report_conf / match_iou / coco_max_dets, as the settings and flags; the old names (conf, iou_thres,
+    # max_dets) read like the NMS's and are gone at 0.1.0, like any unknown keyword
     ds, dets = rodm
     new = evaluate(ds, dets, metrics=["voc"], report_conf=0.5, match_iou=0.6)
-    with pytest.warns(DeprecationWarning, match="is now"):
-        old = evaluate(ds, dets, metrics=["voc"], conf=0.5, iou_thres=0.6)
-    assert old["voc"] == new["voc"] and old["at_conf"] == new["at_conf"]
-    with pytest.raises(TypeError, match="nonsense"):
-        evaluate(ds, dets, nonsense=1)
+    assert new["at_conf"]["conf"] == 0.5 and new["protocol"]["iou"] == 0.6
+    for old in ("conf", "iou_thres", "max_dets", "nonsense"):
+        with pytest.raises(TypeError, match=old):
+            evaluate(ds, dets, **{old: 1})

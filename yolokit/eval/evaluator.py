@@ -212,16 +212,11 @@ def _num(v):
     return None if math.isnan(v) else v
 
 
-#: Old keyword names of :func:`evaluate` (one release): ``conf`` was the report threshold, which is ``--conf``'s
-#: meaning nowhere else; ``iou_thres`` / ``max_dets`` read like the NMS's settings.
-_RENAMED = {"conf": "report_conf", "iou_thres": "match_iou", "max_dets": "coco_max_dets"}
-
-
 def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
              metrics: Iterable[str] = METRICS, match_iou: float = 0.5, pixel_offset: float = 0.0,
              report_conf: float = 0.25, coco_gt=None, category_ids: Sequence[int] | None = None,
              coco_max_dets: int = 100, coco_backend: str = "pycocotools", save_dir: str | Path | None = None,
-             plots: bool = False, tide: bool = False, analysis: bool = False, worst: int = 0, **renamed) -> dict:
+             plots: bool = False, tide: bool = False, analysis: bool = False, worst: int = 0) -> dict:
     """Evaluate detections against ground truth; returns the metrics dict (module docstring).
 
     ``gt``: a dataset from :func:`yolokit.data.load_dataset`, a list of samples/records, or a
@@ -236,65 +231,88 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
     detections.json and, with ``plots``, PR-curve and confusion-matrix PNGs. ``tide``, ``analysis``,
     ``worst``: TIDE breakdown, COCO analysis bands, worst-image drawings (:mod:`yolokit.eval.explain`).
     ``match_iou``: the VOC matching IoU; ``report_conf``: the score of the precision/recall line, confusion matrix
-    and drill-down; ``coco_max_dets``: COCOeval's maxDets for AP (the old names ``iou_thres``, ``conf``,
-    ``max_dets`` still work, with a DeprecationWarning).
+    and drill-down; ``coco_max_dets``: COCOeval's maxDets for AP.
     """
-    given = {"report_conf": report_conf, "match_iou": match_iou, "coco_max_dets": coco_max_dets}
-    for old, value in renamed.items():
-        if old not in _RENAMED:
-            raise TypeError(f"evaluate() got an unexpected keyword argument {old!r}")
-        import warnings
-
-        warnings.warn(f"evaluate({old}=...) is now {_RENAMED[old]}=...", DeprecationWarning, stacklevel=2)
-        given[_RENAMED[old]] = value
-    iou_thres, conf, max_dets = given["match_iou"], given["report_conf"], given["coco_max_dets"]
     metrics = tuple(metrics)
     bad = set(metrics) - set(METRICS)
     if bad:
         raise DataError(f"unknown metric(s) {sorted(bad)}: expected {METRICS}")
     dataset = None if isinstance(gt, (GroundTruth, list)) else gt
-    class_names = list(class_names if class_names is not None else getattr(gt, "class_names", []))
-    g = ground_truth_from(gt)
-    num_classes = len(class_names) or int(max(g.labels.max(initial=-1), 0)) + 1
-    if not class_names:
-        class_names = [str(c) for c in range(num_classes)]
-    detections, source = _load_results(detections)
-    read_ids = _resolve_category_ids(category_ids, dataset, detections, class_names, source)
-    det, skipped = _as_detections(detections, g, class_names, read_ids, source)
-    category_ids = _coco_view_ids(dataset, read_ids)
-    out_of_range = (det.labels < 0) | (det.labels >= num_classes)
-    if out_of_range.any():
-        skipped["unknown_category"] = skipped.get("unknown_category", 0) + int(out_of_range.sum())
-        det = det.filter(~out_of_range)
+    g, class_names = _ground_truth_and_names(gt, class_names)
+    det, skipped, category_ids = _read_detections(detections, g, dataset, class_names, category_ids)
 
     out: dict = {"images": g.num_images, "objects": len(g), "detections": len(det),
                  "skipped": {k: v for k, v in skipped.items() if v},
-                 "protocol": {"iou": iou_thres, "pixel_offset": pixel_offset, "difficult": "ignored",
-                              "coco_backend": coco_backend, "max_dets": max_dets}}
-    voc = voc_evaluate(g, det, num_classes, iou_thres, pixel_offset)
+                 "protocol": {"iou": match_iou, "pixel_offset": pixel_offset, "difficult": "ignored",
+                              "coco_backend": coco_backend, "max_dets": coco_max_dets}}
+    voc = voc_evaluate(g, det, len(class_names), match_iou, pixel_offset)
+    pr = _voc_metrics(out, voc, metrics, report_conf)
+    coco_res = None
+    if "coco" in metrics:
+        img_ids = coco_image_ids(g.image_ids)
+        coco_gt, restrict = _coco_ground_truth(coco_gt, dataset, g, category_ids, class_names, img_ids)
+        coco_res = coco_evaluate(coco_gt, detections_to_coco(det, img_ids, category_ids), max_dets=coco_max_dets,
+                                 backend=coco_backend, image_ids=restrict)
+        out["coco"] = coco_res.stats
+    out["per_class"] = _per_class(det, voc, pr, coco_res, class_names, category_ids)
+    from yolokit.eval.explain import explain  # F1-optimal thresholds; TIDE, analysis, drill-down on request
+
+    out.update(explain(g, det, voc, class_names, category_ids, conf=report_conf, coco_gt=coco_gt,
+                       max_dets=coco_max_dets, tide=tide, analysis=analysis, worst=worst, save_dir=save_dir))
+    if save_dir is not None:
+        _save(Path(save_dir), out, g, det, voc, class_names, category_ids, plots, report_conf, match_iou)
+    return out
+
+
+def _ground_truth_and_names(gt, class_names) -> tuple[GroundTruth, list[str]]:
+    """The flat ground truth and one name per class (the dataset's, else ``"0"``, ``"1"``, ... up to the
+    largest label)."""
+    class_names = list(class_names if class_names is not None else getattr(gt, "class_names", []))
+    g = ground_truth_from(gt)
+    if not class_names:
+        class_names = [str(c) for c in range(int(max(g.labels.max(initial=-1), 0)) + 1)]
+    return g, class_names
+
+
+def _read_detections(detections, g: GroundTruth, dataset, class_names: list[str], category_ids):
+    """``(Detections, skipped counts, COCO-view category ids)`` from any form :func:`evaluate` takes; a
+    detection of a class outside ``class_names`` is counted as ``unknown_category`` and left out."""
+    detections, source = _load_results(detections)
+    read_ids = _resolve_category_ids(category_ids, dataset, detections, class_names, source)
+    det, skipped = _as_detections(detections, g, class_names, read_ids, source)
+    out_of_range = (det.labels < 0) | (det.labels >= len(class_names))
+    if out_of_range.any():
+        skipped["unknown_category"] = skipped.get("unknown_category", 0) + int(out_of_range.sum())
+        det = det.filter(~out_of_range)
+    return det, skipped, _coco_view_ids(dataset, read_ids)
+
+
+def _voc_metrics(out: dict, voc, metrics: tuple, report_conf: float) -> dict:
+    """VOC mAPs (all-point and 11-point) and the precision/recall line at ``report_conf`` into ``out``;
+    returns that line's per-class figures."""
     if "voc07" in metrics:
         out["voc07"] = _num(voc.map07)
     if "voc" in metrics:
         out["voc"] = _num(voc.map)
-    pr = voc.precision_recall_at(conf)
+    pr = voc.precision_recall_at(report_conf)
     out["at_conf"] = {k: _num(pr[k]) for k in ("precision", "recall", "f1")} | {
-        "conf": conf, "tp": pr["tp"], "fp": pr["fp"]}
+        "conf": report_conf, "tp": pr["tp"], "fp": pr["fp"]}
+    return pr
 
-    coco_res = None
-    if "coco" in metrics:
-        img_ids = coco_image_ids(g.image_ids)
-        if coco_gt is None and getattr(dataset, "coco", None) is not None:
-            coco_gt = dataset.coco
-        restrict = None
-        if coco_gt is None:
-            coco_gt = ground_truth_to_coco(g, category_ids, class_names, img_ids)
-        else:
-            restrict = img_ids  # a split of a bigger file: score only this split's images
-        results = detections_to_coco(det, img_ids, category_ids)
-        coco_res = coco_evaluate(coco_gt, results, max_dets=max_dets, backend=coco_backend, image_ids=restrict)
-        out["coco"] = coco_res.stats
 
-    n_det = np.bincount(det.labels, minlength=num_classes)[:num_classes]
+def _coco_ground_truth(coco_gt, dataset, g: GroundTruth, category_ids, class_names, img_ids):
+    """``(COCO ground truth, image ids to score or None)``: the caller's, else the dataset's own file (a split
+    of a bigger file: only this split's images are scored), else one built from ``g`` (box areas)."""
+    if coco_gt is None and getattr(dataset, "coco", None) is not None:
+        coco_gt = dataset.coco
+    if coco_gt is None:
+        return ground_truth_to_coco(g, category_ids, class_names, img_ids), None
+    return coco_gt, img_ids
+
+
+def _per_class(det: Detections, voc, pr: dict, coco_res, class_names: list[str], category_ids) -> dict:
+    """One row of counts, VOC APs, precision/recall (and COCO AP/AP50) per class name."""
+    n_det = np.bincount(det.labels, minlength=len(class_names))[:len(class_names)]
     per_class = {}
     for c, name in enumerate(class_names):
         row = {"n_gt": int(voc.npos[c]), "n_det": int(n_det[c]),
@@ -305,29 +323,25 @@ def evaluate(gt, detections, class_names: Sequence[str] | None = None, *,
             row["coco_AP"] = _num(pc.get("AP", float("nan")))
             row["coco_AP50"] = _num(pc.get("AP50", float("nan")))
         per_class[name] = row
-    out["per_class"] = per_class
-    from yolokit.eval.explain import explain  # F1-optimal thresholds; TIDE, analysis, drill-down on request
+    return per_class
 
-    out.update(explain(g, det, voc, class_names, category_ids, conf=conf, coco_gt=coco_gt, max_dets=max_dets,
-                       tide=tide, analysis=analysis, worst=worst, save_dir=save_dir))
 
-    if save_dir is not None:
-        save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(save_dir / "metrics.json", json.dumps(out, indent=2))
-        write_text_atomic(save_dir / "metrics.txt", format_table(out) + "\n")
-        save_coco_results(save_dir / "detections.json",
-                          detections_to_coco(det, coco_image_ids(g.image_ids), category_ids))
-        if plots:
-            from yolokit.eval.confusion import confusion_matrix
-            from yolokit.eval.plots import plot_confusion_matrix, plot_pr_curves
+def _save(save_dir: Path, out: dict, g: GroundTruth, det: Detections, voc, class_names: list[str], category_ids,
+          plots: bool, report_conf: float, match_iou: float) -> None:
+    """metrics.json, metrics.txt, detections.json and, with ``plots``, PR curves and the confusion matrix."""
+    save_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(save_dir / "metrics.json", json.dumps(out, indent=2))
+    write_text_atomic(save_dir / "metrics.txt", format_table(out) + "\n")
+    save_coco_results(save_dir / "detections.json", detections_to_coco(det, coco_image_ids(g.image_ids), category_ids))
+    if plots:
+        from yolokit.eval.confusion import confusion_matrix
+        from yolokit.eval.plots import plot_confusion_matrix, plot_pr_curves
 
-            plot_pr_curves(voc, class_names, save_dir / "pr")
-            cm = confusion_matrix(g, det, num_classes, conf=conf, iou_thres=iou_thres)
-            plot_confusion_matrix(cm, class_names, save_dir / "confusion_matrix.png")
-            np.savetxt(save_dir / "confusion_matrix.csv", cm, fmt="%d", delimiter=",",
-                       header=",".join(class_names + ["background"]))
-    return out
+        plot_pr_curves(voc, class_names, save_dir / "pr")
+        cm = confusion_matrix(g, det, len(class_names), conf=report_conf, iou_thres=match_iou)
+        plot_confusion_matrix(cm, class_names, save_dir / "confusion_matrix.png")
+        np.savetxt(save_dir / "confusion_matrix.csv", cm, fmt="%d", delimiter=",",
+                   header=",".join(class_names + ["background"]))
 
 
 def save_detections(gt, detections, path: str | Path, class_names: Sequence[str] | None = None,
