@@ -29,6 +29,8 @@ def train_loader(train_set, cfg: TrainConfig, epoch: int, world: int, rank: int)
     epochs as an uninterrupted one."""
     from yolokit.data import build_loader, collate
 
+    if hasattr(train_set, "loader"):  # a TrainStream (shards): it splits and seeds each epoch itself
+        return train_set.loader(epoch)
     train_set.reseed()
     if world == 1:
         loader = build_loader(train_set, cfg.batch, cfg.imgsz, train=True, workers=cfg.workers,

@@ -44,7 +44,8 @@ from yolokit.engine.recipe import schedule_warning
 from yolokit.engine.schedule import BurnInSchedule
 from yolokit.engine.validation import validate, validation_settings
 from yolokit.errors import ConfigError, YolokitError
-from yolokit.models.checkpoint import checkpoint_state, load_checkpoint, write_atomic
+from yolokit.fileio import write_atomic
+from yolokit.models.checkpoint import checkpoint_state, load_checkpoint
 from yolokit.models.transfer import build_train_model, freeze_layers, set_train_mode, unfreeze_layers
 
 
@@ -140,8 +141,17 @@ class Trainer:
     def _setup_data(self) -> None:
         from yolokit.data import TrainDataset, load_dataset
         from yolokit.data.augment import AugmentConfig
+        from yolokit.data.stream import is_stream_spec, stream_data
 
         cfg = self.cfg
+        if is_stream_spec(cfg.data):  # a `format: shards` YAML: batches streamed, split across ranks and workers
+            augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
+            self.train_set, self.val_set = stream_data(
+                cfg.data, cfg.train_split, cfg.val_split, size=cfg.imgsz, batch=cfg.batch, augment=augment,
+                multiscale=cfg.multiscale, seed=cfg.seed, workers=cfg.workers, limit_train=cfg.limit_train,
+                limit_val=cfg.limit_val, rank=self.rank, world=self.world)
+            self.class_names = self.train_set.class_names
+            return
         train_ds = load_dataset(cfg.data, cfg.train_split, decode=True)  # bad images: reported, left out
         val_ds = load_dataset(cfg.data, cfg.val_split, decode=True)
         for ds in (train_ds, val_ds):
@@ -215,7 +225,8 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg)
         self.ema = ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         self.accumulate = max(1, round(cfg.nbs / (cfg.batch * self.world)))
-        self.batches_per_epoch = math.ceil(math.ceil(len(self.train_set) / self.world) / cfg.batch)
+        self.batches_per_epoch = getattr(self.train_set, "batches", None) or \
+            math.ceil(math.ceil(len(self.train_set) / self.world) / cfg.batch)  # TrainStream: its own count
         self.updates_per_epoch = math.ceil(self.batches_per_epoch / self.accumulate)
         self.scheduler = BurnInSchedule(self.optimizer, cfg.epochs * self.updates_per_epoch, cfg.schedule,
                                         cfg.burn_in, steps=cfg.steps, scale=cfg.scale)
