@@ -74,9 +74,9 @@ def test_old_spellings_are_hidden_but_accepted(capsys):
     text = capsys.readouterr().out
     for old in ("--iou-thres", "--max-dets", "--save-dir"):
         assert old not in text
-    args = build_parser().parse_args(["eval", "--iou-thres", "0.75", "--max-dets", "10", "--save-dir", "d"])
-    assert (args.match_iou, args.coco_max_dets, args.save_dir) == (0.75, 10, "d")
-    assert "--iou-thres is deprecated, use --match-iou" in capsys.readouterr().err
+    args = build_parser().parse_args(["eval", "--max-dets", "10", "--save-dir", "d"])
+    assert (args.coco_max_dets, args.save_dir) == (10, "d")
+    assert "--max-dets is deprecated, use --coco-max-dets" in capsys.readouterr().err
     args = build_parser().parse_args(["eval"])
     assert (args.match_iou, args.coco_max_dets) == (0.5, 100)  # the alias leaves the defaults alone
     args = build_parser().parse_args(["detect", "x.jpg", "--model", "m", "--nosave"])

@@ -157,6 +157,105 @@ def default_omp_wait_policy() -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
+#: Spellings of YOLOv5 / ultralytics -> what yolokit calls the same thing. ``--iou-thres`` is YOLOv5's NMS IoU
+#: everywhere (detect.py, val.py): it maps to --iou, never to eval's matching IoU (README "Command-line names and
+#: checks" says why it is refused rather than taken).
+FOREIGN_FLAGS = {
+    "--conf-thres": "use --conf (the detector's score threshold, YOLOv5's --conf-thres)",
+    "--conf-threshold": "use --conf (the detector's score threshold)",
+    "--iou-thres": "use --iou (the NMS IoU, as YOLOv5's --iou-thres; eval's AP matching IoU is --match-iou)",
+    "--iou-threshold": "use --iou (the NMS IoU; eval's AP matching IoU is --match-iou)",
+    "--img-size": "use --imgsz (the network input side)",
+    "--img": "use --imgsz (the network input side)",
+    "--source": "the source needs no flag, it is the first word: yolokit detect photo.jpg --model ...",
+    "--project": "use --out (the run folder; runs/detect, runs/detect2, ... by default)",
+    "--name": "use --out (the run folder; runs/detect, runs/detect2, ... by default)",
+    "--view-img": "use --show",
+    "--save-txt": "use --save-json (COCO results, as `yolokit eval --pred` reads them)",
+    "--cfg": "use --model (a Darknet .cfg is given as --model)",
+    "--track-thresh": "use --track-conf (ByteTrack's track_thresh)",
+    "--match-thresh": "use --match-iou (ByteTrack's match_thresh is a cost, 1 - IoU: 0.8 there is --match-iou 0.2)",
+    "--track-buffer": "use --max-age (frames a lost track is kept)",
+}
+#: ultralytics' ``key=value`` words -> the flag.
+FOREIGN_WORDS = {"conf": "--conf", "iou": "--iou", "imgsz": "--imgsz", "source": "the first word",
+                 "model": "--model", "device": "--device", "batch": "--batch", "epochs": "--epochs",
+                 "data": "--data", "classes": "--classes", "project": "--out", "name": "--out"}
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    """The visible ``--`` option strings of ``parser`` (hidden aliases left out)."""
+    return [s for a in parser._actions if a.help is not argparse.SUPPRESS for s in a.option_strings
+            if s.startswith("--")]
+
+
+def _subparser(parser: argparse.ArgumentParser, argv: list[str]):
+    """The sub-command parser that ``argv`` selects (``hog detect``: the deepest) and its command words."""
+    words = []
+    for word in argv:
+        if word.startswith("-"):
+            continue
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            break
+        if word in subs[0].choices:
+            parser = subs[0].choices[word]
+            words.append(word)
+        else:
+            break
+    return parser, words
+
+
+def unknown_flag_hint(flag: str, options: list[str]) -> str:
+    """The hint after ``unrecognized argument FLAG``: the yolokit spelling of a YOLOv5/ultralytics flag, else the
+    closest flags of the command (difflib), else a pointer to ``--help``."""
+    import difflib
+
+    name = flag.split("=", 1)[0]
+    if name in FOREIGN_FLAGS:
+        return FOREIGN_FLAGS[name]
+    bare = name.lstrip("-")  # --confidence -> --conf: a prefix either way is the best guess
+    prefix = [o for o in options if bare.startswith(o.lstrip("-")) or o.lstrip("-").startswith(bare)]
+    close = list(dict.fromkeys(prefix + difflib.get_close_matches(name, options, n=3, cutoff=0.7)))[:3]
+    return f"did you mean {', '.join(close)}?" if close else "see --help for this command's flags"
+
+
+def _foreign_words(argv: list[str]) -> str | None:
+    """One error line for spellings argparse would accept but misread: ultralytics' ``conf=0.3`` (taken as a
+    source named ``conf=0.3``) and ``--weights best.pt`` (yolokit's --weights is a Darknet .weights file)."""
+    for i, word in enumerate(argv):
+        key, _, value = word.partition("=")
+        if value and not word.startswith("-") and key in FOREIGN_WORDS:
+            flag = FOREIGN_WORDS[key]
+            fix = f"{flag} {value}" if flag.startswith("--") else f"give {value} as {flag}"
+            return f"{word}: yolokit takes flags, not key=value words: {fix}"
+        if word == "--weights" and i + 1 < len(argv) and argv[i + 1].lower().endswith((".pt", ".pth")):
+            return (f"--weights {argv[i + 1]}: a checkpoint is the model itself, give it as --model {argv[i + 1]} "
+                    f"(--weights is for a Darknet .weights file beside a --model .cfg)")
+    return None
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """``parser.parse_args(argv)``, except that an unknown flag is reported by its sub-command with a hint
+    (``yolokit detect: error: unrecognized argument --conf-thres: yolokit spells it --conf ...``) and two
+    foreign spellings argparse would misread are refused (:func:`_foreign_words`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sub, words = _subparser(parser, argv)
+    problem = _foreign_words(argv) if words else None
+    if problem is None:
+        args, extra = parser.parse_known_args(argv)
+        if not extra:
+            return args
+        unknown = [w for w in extra if w.startswith("-")]
+        if unknown:
+            problem = f"unrecognized argument {unknown[0]}: {unknown_flag_hint(unknown[0], _options(sub))}"
+        else:
+            problem = f"unrecognized arguments: {' '.join(extra)}"
+    sub.print_usage(sys.stderr)
+    print(f"{sub.prog}: error: {problem}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
@@ -177,7 +276,7 @@ def _main(argv: list[str] | None = None) -> int:
     from yolokit.errors import YolokitError
 
     default_omp_wait_policy()
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), argv)
     try:
         _merge_data(args)
         return int(args._run(args) or 0)

@@ -55,7 +55,6 @@ def add_arguments(p):
     m.add_argument("--metrics", default="voc07,voc,coco", help="comma list of voc07, voc, coco")
     m.add_argument("--match-iou", type=float, default=0.5,
                    help="VOC: least IoU of a detection with a ground-truth box to count as a match (in [0, 1])")
-    add_alias(m, "--iou-thres", "--match-iou", dest="match_iou", type=float)
     m.add_argument("--pixel-offset", type=float, default=0.0, choices=(0.0, 1.0),
                    help="VOC IoU pixel convention: 0 continuous, 1 VOC devkit '+1'")
     m.add_argument("--report-conf", type=float, default=0.25,
