@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 from pathlib import Path
 
@@ -27,13 +26,10 @@ from yolokit.ops.boxes_np import xywh_to_xyxy, xyxy_to_xywh
 
 def load_json(path: Path) -> dict:
     """``json.load`` with errors that name the file, line and column."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: annotation file not found") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from exc
+    from yolokit.fileio import load_json as parse, read_bytes
+
+    # a regular file (not /dev/zero, not a FIFO) of at most 4 GB; deep nesting and huge numbers are one line
+    return parse(read_bytes(path, "annotation file", 4 << 30), str(path))
 
 
 def _int(v) -> bool:
@@ -55,6 +51,9 @@ def _image_fault(im) -> str | None:
         return f"id {im['id']!r} is not an integer"
     if not isinstance(im["file_name"], str) or not im["file_name"]:
         return f"file_name {im['file_name']!r} is not a file name"
+    rel = Path(im["file_name"].replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts or "\0" in im["file_name"]:
+        return f"file_name {im['file_name'][:80]!r} points outside the images folder"
     for k in ("width", "height"):
         if k in im and not (_int(im[k]) and im[k] > 0):
             return f"{k} {im[k]!r} is not a positive integer"

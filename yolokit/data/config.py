@@ -41,20 +41,12 @@ _SPLIT_KEYS = {"images", "annotations", "labels", "list"}
 
 def read_spec(spec) -> tuple[dict, Path, str]:
     """Parse a description (path or dict) into ``(spec_dict, root, source_name)``, validated."""
-    import yaml
+    from yolokit.fileio import read_yaml
 
     if isinstance(spec, (str, Path)):
         path = Path(spec)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: dataset description not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, or a binary file
-            raise ConfigError(f"{path}: cannot read the dataset description ({exc})") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{where}: malformed YAML: {getattr(exc, 'problem', exc)}") from exc
+        # a regular file of at most 16 MB, aliases bounded: /dev/zero or a FIFO is refused, not read forever
+        data = read_yaml(path, "dataset description")
         base, source = path.resolve().parent, str(path)
     elif isinstance(spec, dict):
         data, base, source = dict(spec), Path.cwd(), "<dict>"
@@ -126,37 +118,50 @@ def resolve(root: Path, p) -> Path | None:
 
 
 def read_names(value, root: Path, source: str) -> list[str] | None:
-    """Class names from a list, a dict {index: name}, or a file (.names/.txt lines, or YAML with ``names``)."""
-    import yaml
-
+    """Class names from a list, a dict {index: name}, or a file (.names/.txt lines, or YAML with ``names``).
+    A name with a line break or another control character is refused (it would split into two classes in
+    every one-name-a-line file); commas and slashes are kept, and escaped by the writers."""
     if value is None:
         return None
     if isinstance(value, dict):
-        return [str(value[k]) for k in sorted(value)]
+        try:
+            return check_names([str(value[k]) for k in sorted(value)], source)
+        except TypeError:
+            raise ConfigError(f"{source}: 'names' as a mapping needs integer keys 0..N-1") from None
     if isinstance(value, list):
-        return [str(v) for v in value]
+        return check_names([str(v) for v in value], source)
     path = resolve(root, value)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{source}: names file {path} not found")
     try:
         if path.suffix.lower() not in (".yaml", ".yml"):
             return read_names_file(path)
-        text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read names file {path} ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {getattr(exc, 'problem', exc)}") from None
+    from yolokit.fileio import read_yaml
+
+    data = read_yaml(path, "names file")
     names = data.get("names") if isinstance(data, dict) else None
     if names is None:
         raise ConfigError(f"{path}: expected a 'names' key (list or {{index: name}})")
     return read_names(names, root, str(path))
 
 
+def check_names(names: list[str], source: str) -> list[str]:
+    """``names`` unchanged, or one error line for a name that is empty or holds a control character."""
+    for k, name in enumerate(names):
+        if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ConfigError(f"{source}: class name {k} {name[:40]!r} is empty or holds a line break/control "
+                              "character")
+    return names
+
+
 def read_names_file(path: str | Path) -> list[str]:
     """Class names from a ``.names``/``.txt`` file: one per line, blank lines ignored (Darknet's format).
     A file that cannot be read or decoded raises ``OSError``/``UnicodeDecodeError``; callers name it."""
+    from yolokit.fileio import check_regular
+
+    check_regular(path, "names file", 64 << 20, ConfigError)  # /dev/zero or a FIFO: one line, not a hang
     return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
 
 

@@ -164,14 +164,14 @@ def resolve_yaml(target) -> Path:
 
 def available() -> list[str]:
     """Names ``yolokit data get`` accepts: presets with a ``download:`` list, then data/ descriptors."""
-    import yaml
+    from yolokit.fileio import read_yaml
 
     names = []
     for folder in (PRESETS, DESCRIPTORS):
         for p in sorted(folder.glob("*.yaml")):
             try:
-                data = yaml.safe_load(p.read_text())
-            except yaml.YAMLError:
+                data = read_yaml(p, "dataset YAML")
+            except ConfigError:
                 continue
             if isinstance(data, dict) and data.get("download") and p.stem not in names:
                 names.append(p.stem)
@@ -196,15 +196,11 @@ def read_target(target, data_root: str | None = None) -> tuple[Path, list[Archiv
     ``data_root`` stands for ``${YOLOKIT_DATA_ROOT}`` in the YAML's root (``--dir``); a YAML whose root
     does not use the variable cannot be redirected (that is an error, not a silent no-op).
     """
-    import yaml
-
     from yolokit.data.config import expand_root, read_spec
+    from yolokit.fileio import read_yaml
 
     path = resolve_yaml(target)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {exc}") from exc
+    raw = read_yaml(path, "dataset YAML")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping")
     if "format" in raw:

@@ -45,6 +45,13 @@ def parse_voc_xml(path: Path) -> dict:
     Each object is ``{"name", "box": [x1, y1, x2, y2] (yolokit convention), "difficult": bool}``.
     Raises ``_Malformed`` with the line (and object) at fault.
     """
+    from yolokit.errors import DataError
+    from yolokit.fileio import check_regular
+
+    try:
+        check_regular(path, "VOC XML file", 64 << 20)  # a FIFO would block ET.parse for ever
+    except DataError as exc:
+        raise _Malformed(str(exc).split(": ", 1)[-1]) from None
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -141,8 +148,11 @@ def read_voc(annotations: Path, images: Path, ids: list[str] | None, names: list
             continue  # malformed, already reported
         image = image_files.get(stem)
         if image is None and ann is not None and ann["filename"]:
-            alt = images / ann["filename"]
-            image = alt if alt.is_file() else None
+            alt = _confined(images, ann["filename"])
+            if alt is None:
+                report.add(xml, "bad_record", f"<filename> {ann['filename'][:80]!r} points outside {images}; "
+                                              "ignored (a file name inside the images folder is expected)")
+            image = alt if alt is not None and alt.is_file() else None
         if image is None:
             if xml is not None:
                 report.add(xml, "label_without_image", f"no image '{stem}.*' in {images}")
@@ -177,6 +187,20 @@ def read_voc(annotations: Path, images: Path, ids: list[str] | None, names: list
         records.append(Record(image, stem, size, boxes[keep], np.asarray(labels, np.int64)[keep],
                               np.asarray(difficult, bool)[keep], np.zeros(int(keep.sum()), bool), xml))
     return records, list(names)
+
+
+def _confined(images: Path, filename: str) -> Path | None:
+    """``images/<filename>`` when ``filename`` is a relative path that stays inside ``images`` (no absolute
+    path, no ``..``, no link out of it), else None."""
+    rel = Path(filename.replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts or "\0" in filename:
+        return None
+    cand = images / rel
+    try:
+        cand.resolve().relative_to(images.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return None
+    return cand
 
 
 def _num(v: float) -> str:

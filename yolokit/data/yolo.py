@@ -16,6 +16,11 @@ import numpy as np
 
 from yolokit.data.images import checked_size, is_image, probe_image
 from yolokit.data.sample import ProblemReport, Record, empty_record, sanitize_boxes
+
+#: Without a names list, class indices are the names: a bound keeps a stray "1000000000" from becoming a
+#: billion-name list (15 GB). With names, the names are the bound.
+MAX_UNNAMED_CLASSES = 10_000
+MAX_LABEL_BYTES = 64 << 20
 from yolokit.ops.boxes_np import cxcywh_to_xyxy, xyxy_to_cxcywh
 
 
@@ -32,11 +37,14 @@ def label_path_for(image: Path, labels: Path | None) -> Path:
 
 def parse_yolo_txt(path: Path, report: ProblemReport) -> list[tuple[int, list[float], int]]:
     """``[(class, [cx, cy, w, h] normalised, line_number), ...]``; bad lines are reported and skipped."""
+    from yolokit.errors import DataError
+    from yolokit.fileio import read_bytes
+
     out = []
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        report.add(path, "malformed", f"cannot read ({exc.strerror})")
+        raw = read_bytes(path, "label file", MAX_LABEL_BYTES)  # not a FIFO or /dev/zero; bounded
+    except DataError as exc:
+        report.add(path, "malformed", str(exc).split(": ", 1)[-1])
         return out
     for n, bline in enumerate(raw.splitlines(), start=1):
         try:
@@ -103,6 +111,10 @@ def read_yolo(images: Path | list[Path], labels: Path | None, names: list[str] |
         for cls, (cx, cy, bw, bh), n in lines:
             if nc is not None and cls >= nc:
                 report.add(lab, "unknown_class", f"line {n}: class {cls} but only {nc} names")
+                continue
+            if nc is None and cls >= MAX_UNNAMED_CLASSES:
+                report.add(lab, "unknown_class", f"line {n}: class {cls} with no names list (without 'names:' "
+                                                 f"class ids must be below {MAX_UNNAMED_CLASSES})")
                 continue
             top = max(top, cls)
             boxes.append([cx, cy, bw, bh])
