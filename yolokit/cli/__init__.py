@@ -283,8 +283,8 @@ def _main(argv: list[str] | None = None) -> int:
     except YolokitError as exc:
         print(f"yolokit {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"yolokit {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a command may say what is on disk and how to continue (train: --resume)
+        print(f"yolokit {args.command}: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
 
 

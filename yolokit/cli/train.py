@@ -123,11 +123,35 @@ def run(args) -> int:
         from yolokit.data.download import ensure
 
         ensure(cfg.data)
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except KeyboardInterrupt:  # Ctrl-C: say what is on disk and how to continue, as the disk-full message does
+        raise KeyboardInterrupt(interrupted_text(cfg)) from None
     if result["best_epoch"] > 0:
         print(f"best val AP50 {result['best_map50']:.4f} at epoch {result['best_epoch']}; "
               f"weights in {result['out']}/best.pt")
     return 0
+
+
+def interrupted_text(cfg) -> str:
+    """After Ctrl-C: the run's ``last.pt`` (the last finished epoch) and the ``--resume`` command that continues
+    it. The folder is the one :func:`yolokit.engine.runs.choose` gave this run: the checkpoint's own for a
+    resume in place, else the newest run of the ``--out`` series (this run claimed it at its start)."""
+    from pathlib import Path
+
+    from yolokit.engine import runs
+
+    if cfg.resume and runs.is_own_last(Path(cfg.resume)) and cfg.out is None:
+        folder = Path(cfg.resume).parent
+    else:
+        base = Path(cfg.out or runs.DEFAULT_OUT)
+        folder = base if cfg.exist_ok else runs.newest_run(base)
+    last = folder / "last.pt"
+    if last.is_file():
+        return f"{last} holds the last finished epoch; continue with: yolokit train --resume {last}"
+    if cfg.resume:
+        return f"no epoch finished since the resume; continue with: yolokit train --resume {cfg.resume}"
+    return f"no epoch finished, so there is nothing to resume ({last} is written at the end of each epoch)"
 
 
 def _pairs(items: list[str]) -> dict:
