@@ -31,6 +31,9 @@ from yolokit.errors import ConfigError
 #: The device value that means "CUDA when this torch sees one, else cpu" (the default of every command).
 AUTO = "auto"
 STRIDE = 32
+#: The largest input side a setting may ask for (flags, checkpoints' saved settings, ONNX metadata alike):
+#: 4096 is past any published YOLO input; 2**20 would allocate terabytes.
+MAX_IMGSZ = 4096
 
 
 def flag(key: str) -> str:
@@ -72,10 +75,13 @@ def check_fraction(key: str, value: float) -> float:
 
 
 def check_imgsz(key: str, value: int) -> int:
-    """A network input side: a positive multiple of the YOLO stride (32)."""
+    """A network input side: a positive multiple of the YOLO stride (32), at most :data:`MAX_IMGSZ`."""
     value = _number(key, value, integer=True)
     if value <= 0 or value % STRIDE:
         _fail(key, value, f"must be a positive multiple of {STRIDE} (the YOLO stride), e.g. 320, 416, 640")
+    if value > MAX_IMGSZ:
+        _fail(key, value, f"must be at most {MAX_IMGSZ} (one {value}x{value} input would need over "
+                          f"{3 * 4 * value * value / 1e9 * 16:.0f} GB in the first layer alone)")
     return value
 
 

@@ -115,10 +115,9 @@ def load_coco(source, backend: str = "pycocotools"):
     coco_cls = _backend(backend)[0]
     if isinstance(source, (str, Path)):
         path = Path(source)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: cannot read COCO annotation JSON ({exc})") from exc
+        from yolokit.fileio import load_json, read_bytes
+
+        data = load_json(read_bytes(path, "COCO annotation JSON", 4 << 30), str(path))  # any depth/digits: one line
         source = data
     if not isinstance(source, dict) and not isinstance(source, coco_cls):
         source = source.dataset  # a COCO object of the other backend: rebuild from its dict

@@ -156,10 +156,10 @@ def infer_category_ids(seen: set, class_names: Sequence[str], source: str = "det
 def _load_results(detections):
     """A results path is read here; anything else is returned as is."""
     if isinstance(detections, (str, Path)):
-        try:
-            data = json.loads(Path(detections).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{detections}: cannot read detections JSON ({exc})") from exc
+        from yolokit.fileio import load_json, read_bytes
+
+        # a regular file; nesting 200,000 deep or a 5,000-digit id is one line, not a traceback
+        data = load_json(read_bytes(detections, "detections JSON", 4 << 30), str(detections))
         if not (isinstance(data, dict) or (isinstance(data, list) and all(isinstance(r, dict) for r in data))):
             raise DataError(f"{detections}: expected a COCO results list [{{image_id, category_id, bbox, score}}, "
                             f"...] or a COCO dict, got {type(data).__name__} {str(data)[:40]}")

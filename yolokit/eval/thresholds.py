@@ -7,7 +7,6 @@ the last of equal scores); on equal F1 the higher threshold wins (fewer detectio
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Sequence
@@ -39,10 +38,9 @@ def load_class_thresholds(path: str | Path, class_names: Sequence[str], default:
     """Per-class score thresholds ``[C]`` (model class order) from a ``metrics.json`` of ``yolokit eval``
     (its ``"thresholds"``), or a plain ``{name: conf}`` JSON. A class the file has no threshold for
     gets ``default`` (the command's ``--conf``). Classes are matched by name."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read thresholds JSON ({exc})") from exc
+    from yolokit.fileio import load_json, read_bytes
+
+    data = load_json(read_bytes(path, "thresholds JSON", 256 << 20), str(path))
     if isinstance(data, dict) and "thresholds" in data:
         data = {k: v.get("conf") for k, v in data["thresholds"]["per_class"].items()}
     if not isinstance(data, dict):

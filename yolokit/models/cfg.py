@@ -304,11 +304,10 @@ def parse_cfg(text: str, source: str = "<cfg>") -> list[Section]:
 
 def read_cfg(path: str | Path) -> tuple[str, list[Section]]:
     """Read and parse a cfg file; returns ``(text, sections)``."""
+    from yolokit.fileio import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read cfg ({exc})") from None
+    text = read_text(path, "cfg", 16 << 20, ConfigError)  # a regular file of at most 16 MB (not /dev/zero)
     return text, parse_cfg(text, str(path))
 
 

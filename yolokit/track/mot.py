@@ -17,17 +17,18 @@ from yolokit.errors import DataError
 from yolokit.fileio import write_text_atomic
 from yolokit.ops.boxes_np import xywh_to_xyxy, xyxy_to_xywh
 
+MAX_FRAME = 10_000_000  # about four days of video at 30 fps
+
 
 def read_mot(path: str | Path) -> np.ndarray:
     """All lines of a MOTChallenge file as ``[L, 7+]`` float rows ``frame, id, x, y, w, h, score, ...``.
 
     Raises DataError naming the file and line for a line that is not at least 7 numbers, a frame < 1,
     or a negative width/height."""
+    from yolokit.fileio import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    text = read_text(path, "MOT file", 1 << 30)  # a regular file (not /dev/zero), at most 1 GB
     rows = []
     width = None
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -44,6 +45,9 @@ def read_mot(path: str | Path) -> np.ndarray:
                             f"got {len(values)}")
         if values[0] < 1 or values[0] != int(values[0]):
             raise DataError(f"{path}:{lineno}: frame {values[0]:g} is not an integer >= 1 (MOT frames are 1-based)")
+        if values[0] > MAX_FRAME:  # every frame up to the last gets a slot: 10**9 would take 15 GB
+            raise DataError(f"{path}:{lineno}: frame {values[0]:.0f} is past the last frame yolokit tracks "
+                            f"({MAX_FRAME})")
         if values[4] < 0 or values[5] < 0:
             raise DataError(f"{path}:{lineno}: negative box size w={values[4]:g} h={values[5]:g}")
         width = len(values) if width is None else min(width, len(values))
