@@ -40,7 +40,8 @@ import time
 from pathlib import Path
 from yolokit.models import build_model, config_path
 from yolokit.models import save_weights
-from yolokit.models.checkpoint import save_checkpoint, write_atomic
+from yolokit.fileio import write_atomic
+from yolokit.models.checkpoint import save_checkpoint
 ROWS = {rows}
 path = Path(sys.argv[1])
 

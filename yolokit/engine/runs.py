@@ -128,7 +128,7 @@ def claim(base: Path, header: str) -> Path:
 
 def clean_temp_files(folder: Path, names=RUN_FILES) -> list[Path]:
     """Remove the temp files that killed atomic writes of ``names`` (default: the run files) left in ``folder``
-    (:func:`yolokit.models.checkpoint.write_atomic` names them ``NAME.<random>.tmp``); returns them."""
+    (:func:`yolokit.fileio.write_atomic` names them ``NAME.<random>.tmp``); returns them."""
     stray = [p for name in names for p in Path(folder).glob(f"{name}.*.tmp") if p.is_file()]
     for p in stray:
         p.unlink(missing_ok=True)

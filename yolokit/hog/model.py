@@ -139,7 +139,7 @@ class HogSvmDetector:
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` of plain arrays (no pickled objects; loads with ``allow_pickle=False``), atomically."""
-        from yolokit.models.checkpoint import write_atomic
+        from yolokit.fileio import write_atomic
 
         path = Path(path)
         p = self.params

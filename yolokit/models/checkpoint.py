@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from yolokit.errors import WeightsError
-from yolokit.fileio import write_atomic  # noqa: F401  (re-exported: the trainer's import)
+from yolokit.fileio import write_atomic
 
 
 def checkpoint_state(model, weights: dict | None = None, **extra) -> dict:

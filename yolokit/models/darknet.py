@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from yolokit.errors import ConfigError, WeightsError
+from yolokit.fileio import write_atomic
 from yolokit.models import layers as L
 from yolokit.models.base import Detector
 from yolokit.models.cfg import Section, format_cfg, parse_cfg
@@ -499,8 +500,6 @@ def save_weights(model: DarknetModel, path: str | Path, upto: int | None = None)
     for _, _, _, tensors in _weight_tensors(model, upto):
         for t in tensors:
             chunks.append(t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())
-    from yolokit.models.checkpoint import write_atomic
-
     write_atomic(path, lambda f: f.write(b"".join(chunks)))
 
 
