@@ -122,6 +122,38 @@ def _head(d: dict) -> HeadSpec:
     return HeadSpec(**d)
 
 
+def _checked_metadata(text: str, path) -> dict:
+    """The file's yolokit metadata, checked like flags before anything is sized from it: JSON (any depth or
+    digit count is one line), an object, ``input_size`` two valid input sides (:func:`check_imgsz`),
+    ``class_names`` a list of strings (a string would be taken letter by letter), ``heads`` a list of objects."""
+    from yolokit.fileio import load_json
+    from yolokit.settings import check_imgsz
+
+    if len(text) > 64 << 20:
+        raise WeightsError(f"{path}: the '{META_KEY}' metadata is {len(text)} characters; refused")
+    meta = load_json(text, f"{path}: the '{META_KEY}' metadata", WeightsError)
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{path}: the '{META_KEY}' metadata is a JSON {type(meta).__name__}, expected an object")
+    size = meta.get("input_size")
+    if size is not None:
+        if not (isinstance(size, list) and len(size) == 2):
+            raise WeightsError(f"{path}: metadata input_size {str(size)[:40]} is not [height, width]")
+        try:
+            meta["input_size"] = [check_imgsz("imgsz", v) for v in size]
+        except ConfigError as exc:
+            raise WeightsError(f"{path}: metadata input_size: {str(exc).split(' ', 1)[-1]}") from None
+    names = meta.get("class_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise WeightsError(f"{path}: metadata class_names must be a list of strings, got "
+                           f"{type(names).__name__} {str(names)[:40]!r}")
+    heads = meta.get("heads")
+    if heads is not None and not (isinstance(heads, list) and all(isinstance(h, dict) for h in heads)):
+        raise WeightsError(f"{path}: metadata heads must be a list of objects")
+    if not isinstance(meta.get("settings") or {}, dict):
+        raise WeightsError(f"{path}: metadata settings must be an object")
+    return meta
+
+
 class _OnCpu(Detector):
     """What the ONNX Runtime modules share: they run on the CPU only (``cpu_only`` says how to get elsewhere)
     and detect through the one :class:`yolokit.models.predict.Predictor`. Parameter-free ``nn.Module`` s, so every
@@ -163,7 +195,7 @@ class OnnxModel(_OnCpu):
                               f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]} (a graph "
                               f"exported with --nms cannot run here: export without --nms)")
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
-        meta = json.loads(self.session.get_modelmeta().custom_metadata_map.get(META_KEY, "{}"))
+        meta = _checked_metadata(self.session.get_modelmeta().custom_metadata_map.get(META_KEY, "{}"), path)
         self.meta = meta
         shape = inputs[0].shape
         if meta.get("input_size"):
@@ -172,7 +204,11 @@ class OnnxModel(_OnCpu):
             self.input_size = (shape[2], shape[3])
         else:
             self.input_size = (416, 416)
-        self.heads = [_head(h) for h in meta.get("heads") or []] or None
+        try:
+            self.heads = [_head(h) for h in meta.get("heads") or []] or None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"{path}: the '{META_KEY}' metadata's heads are not yolokit's ({type(exc).__name__}: "
+                               f"{str(exc)[:80]})") from None
         self.class_names = meta.get("class_names")
         self.settings = dict(meta.get("settings") or {})
         self.settings.setdefault("imgsz", self.input_size[0])
