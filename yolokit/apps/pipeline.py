@@ -130,7 +130,8 @@ def batched(frames: Iterable[Frame], size: int):
 
 # --------------------------------------------------------------------------------------- sinks
 class VideoSink:
-    """Annotated video at the input's fps and frame size (mp4v in .mp4; .avi gets MJPG)."""
+    """Annotated video at the input's fps and frame size: H.264 in .mp4 when PyAV is installed (browsers play it),
+    else OpenCV's mp4v with a one-line note (:mod:`yolokit.apps.video`); .avi gets MJPG."""
 
     def __init__(self, path: str | Path, fps: float, draw: Callable[[np.ndarray, object], np.ndarray]):
         self.path = Path(path)
@@ -140,21 +141,18 @@ class VideoSink:
         self.written = 0
 
     def __call__(self, frame: Frame, dets) -> None:
-        import cv2
+        from yolokit.apps.video import open_video_writer
 
         if self.writer is None:
             h, w = frame.image.shape[:2]
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
-            if not self.writer.isOpened():
-                raise DataError(f"{self.path}: OpenCV cannot open a video writer for it")
+            self.writer = open_video_writer(self.path, self.fps, (w, h))
         self.writer.write(self.draw(frame.image, dets))
         self.written += 1
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.release()  # writes the index / moov atom: the file is playable after this
+            self.writer.close()  # flushes the encoder and writes the index: the file is playable after this
 
 
 class ImageSink:
