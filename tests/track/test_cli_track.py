@@ -109,6 +109,12 @@ def test_track_with_a_hog_svm_model(shared, tmp_path, capsys):
     rows = np.loadtxt(out / "seq.txt", delimiter=",", ndmin=2)
     assert rows[:, 0].tolist() == [1, 2, 3] and set(rows[:, 1]) == {1}   # one box per frame, one id
     assert (out / "001.jpg").is_file()                                    # annotated frames
+    # detect takes the same .npz as track (and hog detect): the same box on the same photo
+    det = tmp_path / "det"
+    assert main(["detect", str(seq / "000.jpg"), "--model", str(model), "--conf", "0.01", "--max-det", "1",
+                 "--out", str(det), "--save-json", "--no-progress"]) == 0
+    box = json.loads((det / "000.json").read_text())[0]["bbox"]
+    np.testing.assert_allclose(box, [rows[0, 2], rows[0, 3], rows[0, 4], rows[0, 5]], atol=0.01)
 
 
 def test_dets_with_raw_negative_scores_are_all_used_unless_conf_is_given(tmp_path, capsys):

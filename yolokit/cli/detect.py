@@ -35,9 +35,18 @@ def add_arguments(parser) -> None:
 
 
 def settings(args):
-    """The validated :class:`yolokit.settings.PredictSettings` of these flags (one line per bad value)."""
-    from yolokit.settings import PredictSettings
+    """The validated :class:`yolokit.settings.PredictSettings` of these flags (one line per bad value). A HOG+SVM
+    ``--model M.npz`` runs on the CPU and its --imgsz is the longer image side (any size >= 32)."""
+    from yolokit.errors import ConfigError
+    from yolokit.settings import PredictSettings, check_int
 
+    problem = model_file_problem(Path(str(args.model))) if args.model is not None else None
+    if problem:  # a results.csv or a bare .weights as --model: said before any source is opened
+        raise ConfigError(problem)
+    if args.model is not None and is_hog_model(args):
+        s = PredictSettings.from_args(args, imgsz=None, device="cpu")
+        s.imgsz = None if args.imgsz is None else check_int("imgsz", args.imgsz, 32)
+        return s
     return PredictSettings.from_args(args)
 
 
@@ -81,13 +90,55 @@ def require_weights(args) -> None:
     from pathlib import Path
 
     from yolokit.errors import ConfigError
-    from yolokit.models import _is_checkpoint
+    from yolokit.models import is_checkpoint
 
     src = Path(str(args.model))
+    problem = model_file_problem(src)
+    if problem:
+        raise ConfigError(problem)
     if args.weights is None and not getattr(args, "random_weights", False) \
-            and not (src.is_file() and (_is_checkpoint(src) or src.suffix.lower() == ".onnx")):
+            and not (src.is_file() and (is_checkpoint(src) or src.suffix.lower() == ".onnx")):
         raise ConfigError(f"--model {args.model}: no trained weights (a cfg or model name needs --weights W, "
                           f"or a checkpoint .pt); pass --random-weights to run it randomly initialised")
+
+
+#: What --model takes, for the messages below.
+MODEL_KINDS = ("a Darknet .cfg with --weights W.weights, a checkpoint .pt (e.g. runs/train/best.pt), an exported "
+               ".onnx, a HOG+SVM .npz, or a model name from configs/models")
+
+
+def model_file_problem(path: Path) -> str | None:
+    """A one-line error when ``--model PATH`` is a file of the wrong kind (Darknet weights without their cfg, a
+    results table, an image...); None when it may be a model."""
+    suffix = path.suffix.lower()
+    if suffix == ".weights":
+        cfgs = sorted(path.parent.glob("*.cfg"))
+        cfg = next((c for c in cfgs if c.stem == path.stem), cfgs[0] if len(cfgs) == 1 else None)
+        example = f"--model {cfg} --weights {path}" if cfg else f"--model NAME.cfg --weights {path}"
+        return (f"--model {path}: a Darknet .weights file holds the weights only; the network is its .cfg: "
+                f"{example}")
+    if suffix in (".csv", ".json", ".txt", ".yaml", ".yml", ".log", ".jpg", ".jpeg", ".png", ".mp4", ".avi",
+                  ".names", ".xml", ".html"):
+        hint = ""
+        if suffix == ".csv" and (path.parent / "best.pt").is_file():  # results.csv of a training run
+            hint = f" (this run's model is {path.parent / 'best.pt'})"
+        return f"--model {path}: a {suffix} file is not a model{hint}; --model takes {MODEL_KINDS}"
+    return None
+
+
+def is_hog_model(args) -> bool:
+    """``--model`` names a HOG+SVM ``.npz`` (``yolokit hog train``): detect and track run it like a YOLO model."""
+    return Path(str(args.model)).suffix.lower() == ".npz"
+
+
+def hog_predictor(args, s):
+    """The HOG+SVM detector of ``--model M.npz`` behind the same predictor interface as YOLO's."""
+    from yolokit.hog import HogSvmDetector
+    from yolokit.hog.predict import HogPredictor
+
+    model = HogSvmDetector.load(args.model)
+    return HogPredictor(model, s.imgsz, s.conf, s.iou, s.max_det,
+                        classes=parse_classes(args.classes, model.class_names))
 
 
 def load_model(args):
@@ -135,11 +186,19 @@ def run(args) -> int:
     from yolokit.apps.distributed import join
 
     args.world = join(s.device)  # under torchrun: (rank, world); each rank detects its block of the images
-    model = load_model(args)
-    names = getattr(model, "class_names", None)
-    predictor = Predictor(model, s.imgsz, s.conf, s.iou, s.max_det,
-                          classes=parse_classes(args.classes, names), device=s.device, tta=s.tta,
-                          tta_scales=s.tta_scales, bgr=True)  # OpenCV frames are BGR
+    if is_hog_model(args):  # a HOG+SVM .npz: the same file `yolokit track` and `yolokit hog detect` take
+        if s.tta:
+            from yolokit.errors import ConfigError
+
+            raise ConfigError("--tta applies to YOLO models, not to a HOG+SVM .npz")
+        predictor = hog_predictor(args, s)
+        names = predictor.class_names
+    else:
+        model = load_model(args)
+        names = getattr(model, "class_names", None)
+        predictor = Predictor(model, s.imgsz, s.conf, s.iou, s.max_det,
+                              classes=parse_classes(args.classes, names), device=s.device, tta=s.tta,
+                              tta_scales=s.tta_scales, bgr=True)  # OpenCV frames are BGR
     if args.conf_file:  # predict at the lowest class threshold, then keep each class above its own
         from yolokit.eval.thresholds import apply_class_thresholds
 

@@ -169,11 +169,32 @@ def _run_model(args, settings, ds) -> list:
     predictor = Predictor(model, settings.imgsz, settings.conf, settings.iou, settings.max_det,
                           device=settings.device, tta=settings.tta, tta_scales=settings.tta_scales,
                           defaults=EVAL_DEFAULTS)
-    print(f"predicting at imgsz {predictor.imgsz}, conf {predictor.conf:g}, iou {predictor.iou:g}"
-          + (" (the model's saved settings)" if getattr(model, "settings", None) else ""), file=sys.stderr)
+    print(settings_origin_line(predictor, model, settings), file=sys.stderr)
     from yolokit.engine.distributed import init_from_env
     from yolokit.eval.distributed import predict_dataset_distributed
 
     if init_from_env(settings.device).world > 1:  # under torchrun: each rank predicts its shard, gathered on rank 0
         return predict_dataset_distributed(predictor, ds, settings.batch, all_ranks=False)
     return predict_dataset(predictor, ds, settings.batch, progress=not args.json and sys.stderr.isatty())
+
+
+def settings_origin_line(predictor, model, settings) -> str:
+    """``predicting at imgsz 416 (--imgsz), conf 0.005 (the model's), iou 0.6 (eval default), max_det 300 (...)``:
+    each value and where it came from -- a flag, the checkpoint's saved settings, or evaluation's default."""
+    from yolokit.models.predict import model_settings
+
+    saved = model_settings(model)
+    parts = []
+    for key, value in (("imgsz", predictor.imgsz), ("conf", predictor.conf), ("iou", predictor.iou),
+                       ("max_det", predictor.max_det)):
+        if getattr(settings, key, None) is not None:
+            origin = "--" + key.replace("_", "-")
+        elif saved.get(key) is not None:
+            origin = "the model's saved setting"
+        elif key == "imgsz":
+            origin = "the cfg's [net] size"
+        else:
+            origin = "eval default"
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{key} {shown} ({origin})")
+    return "predicting at " + ", ".join(parts)

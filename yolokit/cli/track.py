@@ -193,18 +193,12 @@ def track_summary(name: str, per_frame: dict, seconds: float, tracker: str) -> s
 
 
 def _settings(args, hog: bool):
-    """Detect's validated :class:`~yolokit.settings.PredictSettings` (HOG: --imgsz is the longer image
-    side, any size; CPU)."""
-    from yolokit.settings import PredictSettings, check_int
-
-    if hog:
-        s = PredictSettings.from_args(args, imgsz=None, device="cpu")
-        s.imgsz = None if args.imgsz is None else check_int("imgsz", args.imgsz, 32)
-        return s
+    """Detect's validated :class:`~yolokit.settings.PredictSettings` (a HOG model: CPU, --imgsz the longer side)."""
     from yolokit.cli.detect import settings
 
     s = settings(args)
-    args.device = s.device
+    if not hog:
+        args.device = s.device
     return s
 
 
@@ -218,10 +212,6 @@ def _yolo_predictor(args, s):
 
 
 def _hog_predictor(args, s):
-    from yolokit.cli.detect import parse_classes
-    from yolokit.hog import HogSvmDetector
-    from yolokit.hog.predict import HogPredictor
+    from yolokit.cli.detect import hog_predictor
 
-    model = HogSvmDetector.load(args.model)
-    return HogPredictor(model, s.imgsz, s.conf, s.iou, s.max_det,
-                        classes=parse_classes(args.classes, model.class_names))
+    return hog_predictor(args, s)
