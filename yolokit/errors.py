@@ -18,3 +18,17 @@ class WeightsError(YolokitError):
 
 class DataError(YolokitError):
     """An annotation, image or video that cannot be read; the message names the file."""
+
+
+class WriteError(YolokitError, OSError):
+    """A file yolokit writes could not be written (disk full, quota, read-only, permissions). Still an
+    ``OSError`` (``errno``, ``strerror``, ``filename``), so code that maps OSErrors keeps working, and one line
+    at the CLI: ``cannot write PATH: the disk is full``."""
+
+    REASONS = {28: "the disk is full", 122: "the disk quota is exceeded", 30: "read-only file system",
+               13: "permission denied", 1: "permission denied", 27: "file too large"}
+
+    def __str__(self) -> str:
+        why = self.REASONS.get(self.errno, self.strerror or "write failed")
+        return f"cannot write {self.filename}: {why}"
+

@@ -11,22 +11,54 @@ from pathlib import Path
 
 def write_atomic(path: str | Path, write) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path`` (binary mode), fsync it, then ``os.replace`` it
-    onto ``path``. On an exception the temporary file is removed and ``path`` is untouched. Killed writes leave
-    ``NAME.<random>.tmp`` files, which the trainer cleans at its next start."""
+    onto ``path``. On an exception the temporary file is removed and ``path`` is
+    untouched; a failed write (disk full, quota, read-only) is a :class:`yolokit.errors.WriteError`, an
+    ``OSError`` that the CLI prints as one line. Killed writes leave ``NAME.<random>.tmp`` files, which the
+    trainer cleans at its next start."""
+    from yolokit.errors import WriteError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = None
+    f = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the mode open() would give it
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as raw:
+            f = _Recorder(raw)
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        # torch.save's C++ writer turns the disk-full OSError or the Ctrl-C raised inside f.write into a
+        # RuntimeError; the callers map the original (SaveError, "interrupted"), so that is what is raised
+        cause = f.error if f is not None and f.error is not None and f.error is not exc else exc
+        if isinstance(cause, OSError) and not isinstance(cause, WriteError):
+            raise WriteError(cause.errno, cause.strerror, str(path)) from None  # still an OSError; one CLI line
+        if cause is not exc:
+            raise cause from None
         raise
     return path
+
+
+class _Recorder:
+    """A file that remembers the exception its ``write`` raised (see :func:`write_atomic`)."""
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self._f.write(data)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
 
 
 def _umask() -> int:
