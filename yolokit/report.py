@@ -20,6 +20,15 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def human_size(n: float) -> str:
+    """A byte count for people: ``"512 B"``, ``"1.5 MB"`` (decimal units, as download sizes are given)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
 def machine_line() -> str:
     """One line naming the hardware and library versions a figure was measured with."""
     import torch

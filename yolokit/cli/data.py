@@ -56,7 +56,8 @@ def list_datasets() -> None:
     ``coco2017``; ``voc`` = ``voc2007`` + ``voc2012``) share it, the size is the sum of the archives'
     published sizes ("unknown" where a publisher gives none, as GitHub's archives), the state is what the
     markers and files say."""
-    from yolokit.data.download import _human, _started, available, marker_ok, read_target
+    from yolokit.data.download import available, download_started, marker_ok, read_target
+    from yolokit.report import human_size
 
     rows = {}
     for name in available():
@@ -69,13 +70,13 @@ def list_datasets() -> None:
     for root, row in rows.items():
         archives = list(row["archives"].values())
         sizes = [a.size for a in archives]
-        size = _human(sum(sizes)) if all(sizes) else "unknown" if not any(sizes) else f">= {_human(sum(s or 0 for s in sizes))}"
+        size = human_size(sum(sizes)) if all(sizes) else "unknown" if not any(sizes) else f">= {human_size(sum(s or 0 for s in sizes))}"
         done = sum(marker_ok(root, a) for a in archives)
         part = sum(p.stat().st_size for p in (root / ".yolokit" / "downloads").glob("*.part")) \
             if (root / ".yolokit" / "downloads").is_dir() else 0
         state = ("complete" if done == len(archives) else
-                 f"partial ({done}/{len(archives)} archives" + (f", {_human(part)} downloaded)" if part else ")")
-                 if done or part or _started(root) else
+                 f"partial ({done}/{len(archives)} archives" + (f", {human_size(part)} downloaded)" if part else ")")
+                 if done or part or download_started(root) else
                  "present (not fetched by yolokit)" if root.is_dir() and any(root.iterdir()) else "absent")
         names = row["names"][0] + (f" ({', '.join(row['names'][1:])})" if row["names"][1:] else "")
         table.append((names, size, state, str(root)))

@@ -46,11 +46,11 @@ def summary(model_arg: str, imgsz: tuple[int, int] | None = None):
     import torch
 
     from yolokit.errors import ConfigError
-    from yolokit.models import DarknetModel, _is_checkpoint, config_path, load_checkpoint
+    from yolokit.models import DarknetModel, is_checkpoint, config_path, load_checkpoint
     from yolokit.models.cfg import read_cfg, set_net_size
 
     path = Path(model_arg)
-    if path.is_file() and _is_checkpoint(path):
+    if path.is_file() and is_checkpoint(path):
         state = load_checkpoint(path)  # one line for a foreign, empty, truncated or pickled file
         text = state.get("cfg")
         if not isinstance(text, str):

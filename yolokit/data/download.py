@@ -57,6 +57,7 @@ from pathlib import Path, PurePosixPath
 
 from yolokit.data.extract import ArchiveCut, extract, merge_tree as _merge, rmtree
 from yolokit.errors import ConfigError, DataError
+from yolokit.report import human_size
 
 DATA_ROOT_ENV = "YOLOKIT_DATA_ROOT"
 MIRROR_ENV = "YOLOKIT_DATA_MIRROR"
@@ -228,7 +229,7 @@ def _state(root: Path) -> Path:
     return root / STATE
 
 
-def _started(root: Path) -> bool:
+def download_started(root: Path) -> bool:
     """A yolokit download into ``root`` has begun: its state folder holds a marker, a download or a
     half-done extraction (a lock file alone is a ``get`` running right now)."""
     try:
@@ -304,7 +305,7 @@ def require_files(data: dict, root: Path, source: str, split: str) -> None:
     are missing, or when a yolokit download into ``root`` was left unfinished."""
     archives = parse_download(data["download"], source)
     missing = [p for p in split_paths(data, root, split) if not p.exists()]
-    unfinished = _started(root) and not all(marker_ok(root, a) for a in archives)
+    unfinished = download_started(root) and not all(marker_ok(root, a) for a in archives)
     if not missing and not unfinished:
         return
     if missing and (why := _mismatch(root, archives, missing[0])):
@@ -312,20 +313,12 @@ def require_files(data: dict, root: Path, source: str, split: str) -> None:
     size = sum(a.size or 0 for a in archives)
     what = f"{missing[0]} not found" if missing else f"the download into {root} is unfinished"
     raise DatasetMissing(f"{source}: dataset files missing ({what}); get them with: {get_command(source)}"
-                      + (f"  ({_human(size)})" if size else "")
+                      + (f"  ({human_size(size)})" if size else "")
                       + (f", or set {DATA_ROOT_ENV} to a folder that holds them" if DATA_ROOT_ENV in
                          str(data.get("root", "")) else ""))
 
 
 # --------------------------------------------------------------------------------------------- transfer
-def _human(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 def _env_number(name: str, default: float) -> float:
     value = os.environ.get(name)
     if not value:
@@ -585,7 +578,7 @@ def get(target, data_root: str | None = None, *, yes: bool = False, confirm=None
     todo = [a for a in archives if not marker_ok(root, a)]
     missing = missing_paths()
     there = not missing if data else (root.is_dir() and any(root.iterdir()))
-    if todo and not force and there and not _started(root):
+    if todo and not force and there and not download_started(root):
         log(f"{path.stem}: every file is already in {root} (not fetched by yolokit, so not verified); "
             "nothing to do (--force fetches it anyway)")
         return {"root": root, "yaml": path, "archives": {a.file: "present" for a in archives}}
@@ -619,10 +612,10 @@ def _get_locked(root, archives, path, data, missing_paths, mirror, yes, confirm,
     downloads = _state(root) / "downloads"
     need = sum((a.size or 0) for a in todo if not (downloads / a.file).is_file())
     log(f"{path.stem}: {len(todo)} archive(s) into {root}: "
-        + ", ".join(f"{a.file} ({_human(a.size) if a.size else 'size unknown'})" for a in todo))
+        + ", ".join(f"{a.file} ({human_size(a.size) if a.size else 'size unknown'})" for a in todo))
     if need > CONFIRM_BYTES and not yes:
-        if confirm is None or not confirm(f"download {_human(need)}?"):
-            raise ConfigError(f"{path.stem} needs {_human(need)} of downloads; pass --yes to fetch it")
+        if confirm is None or not confirm(f"download {human_size(need)}?"):
+            raise ConfigError(f"{path.stem} needs {human_size(need)} of downloads; pass --yes to fetch it")
     for a in todo:
         arch = downloads / a.file
         proof = "kept archive"

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from yolokit.errors import DataError
+from yolokit.report import human_size
 
 MAX_BYTES_ENV = "YOLOKIT_EXTRACT_MAX_BYTES"
 MAX_RATIO_ENV = "YOLOKIT_EXTRACT_MAX_RATIO"
@@ -91,14 +92,6 @@ def _show(name: str) -> str:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 def member_parts(name: str, strip: int, where: str, reserved=()) -> tuple[str, ...] | None:
@@ -192,10 +185,10 @@ def _check_limits(where: str, total: int, count: int, archive_size: int, limits:
         raise DataError(f"{where}: more than {limits.max_files} members; refused (raise {MAX_FILES_ENV} "
                         f"if the archive is genuine)")
     if total > limits.max_bytes:
-        raise DataError(f"{where}: expands to more than {_human(limits.max_bytes)}; refused (raise "
+        raise DataError(f"{where}: expands to more than {human_size(limits.max_bytes)}; refused (raise "
                         f"{MAX_BYTES_ENV} if the archive is genuine)")
     if total > RATIO_FLOOR and total > limits.max_ratio * max(archive_size, 1):
-        raise DataError(f"{where}: expands to {_human(total)} from {_human(archive_size)}, over "
+        raise DataError(f"{where}: expands to {human_size(total)} from {human_size(archive_size)}, over "
                         f"{limits.max_ratio:g}x; refused as a decompression bomb (raise {MAX_RATIO_ENV} "
                         f"if the archive is genuine)")
 
@@ -206,7 +199,7 @@ def _check_space(where: str, dest: Path, total: int) -> None:
     except OSError:
         return
     if total + SPACE_MARGIN > free:
-        raise DataError(f"{where}: needs {_human(total)} to extract, {_human(free)} free on {dest}; "
+        raise DataError(f"{where}: needs {human_size(total)} to extract, {human_size(free)} free on {dest}; "
                         "free some space (or use --dir on another disk)")
 
 

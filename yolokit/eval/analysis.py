@@ -155,7 +155,7 @@ def plot_bands(result: dict, out_dir: str | Path, per_class: bool = True) -> lis
     """PNGs under ``out_dir``: ``overall.png`` and one per supercategory (4 panels: all, small, medium,
     large areas) and, with ``per_class``, ``class_<name>.png`` (all areas) for each class with ground truth.
     The stacked bands are mmdetection's ``makeplot``."""
-    from yolokit.eval.plots import _figure, _safe
+    from yolokit.eval.plots import new_figure, safe_filename
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -170,25 +170,25 @@ def plot_bands(result: dict, out_dir: str | Path, per_class: bool = True) -> lis
         groups += [(f"super_{s}", ks) for s, ks in sups.items()]
     written = []
     for name, ks in groups:
-        fig = _figure(figsize=(13, 9), dpi=90)
+        fig = new_figure(figsize=(13, 9), dpi=90)
         for a, area in enumerate(AREAS):
             sel = ps[:, :, ks, a]  # [7, R, k]
             ax = fig.add_subplot(2, 2, a + 1)
             _draw(ax, rs, list(sel.mean(axis=2)), [float(s.mean()) for s in sel],
                   f"{name} ({len(ks)} classes), {area} areas")
         fig.tight_layout()
-        path = out_dir / f"{_safe(name)}.png"
+        path = out_dir / f"{safe_filename(name)}.png"
         fig.savefig(path)
         written.append(path)
     if per_class:
         for k in have:
-            fig = _figure(figsize=(7, 4.6), dpi=85)
+            fig = new_figure(figsize=(7, 4.6), dpi=85)
             ax = fig.add_subplot(1, 1, 1)
             sel = ps[:, :, k, 0]
             _draw(ax, rs, list(sel), [float(s.mean()) for s in sel],
                   f"{result['names'][k]} ({int(result['n_gt'][k])} boxes), all areas")
             fig.tight_layout()
-            path = out_dir / f"class_{_safe(result['names'][k])}.png"
+            path = out_dir / f"class_{safe_filename(result['names'][k])}.png"
             fig.savefig(path)
             written.append(path)
     return written

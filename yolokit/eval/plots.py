@@ -16,7 +16,8 @@ from yolokit.errors import YolokitError
 from yolokit.eval.voc import VocResult
 
 
-def _figure(**kwargs):
+def new_figure(**kwargs):
+    """A matplotlib ``Figure`` (no pyplot state, no display); a clear error when matplotlib is missing."""
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
@@ -24,7 +25,8 @@ def _figure(**kwargs):
     return Figure(**kwargs)
 
 
-def _safe(name: str) -> str:
+def safe_filename(name: str) -> str:
+    """``name`` (a class name) as a file-name part: runs of other characters become ``_``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "class"
 
 
@@ -34,7 +36,7 @@ def plot_pr_curves(result: VocResult, class_names: Sequence[str], out_dir: str |
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    fig_all = _figure(figsize=(8, 6))
+    fig_all = new_figure(figsize=(8, 6))
     ax_all = fig_all.add_subplot()
     for c, curve in enumerate(result.curves):
         if curve.npos == 0:
@@ -43,7 +45,7 @@ def plot_pr_curves(result: VocResult, class_names: Sequence[str], out_dir: str |
         label = f"{name} AP={result.ap[c]:.3f}"
         rec = np.concatenate(([0.0], curve.recall))
         prec = np.concatenate(([1.0], curve.precision))
-        fig = _figure(figsize=(5, 4))
+        fig = new_figure(figsize=(5, 4))
         ax = fig.add_subplot()
         ax.plot(rec, prec, label="precision")
         env = np.maximum.accumulate(prec[::-1])[::-1]
@@ -51,7 +53,7 @@ def plot_pr_curves(result: VocResult, class_names: Sequence[str], out_dir: str |
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
                title=f"{label} (IoU {result.iou_thres:g}, {curve.npos} objects)")
         ax.legend(loc="lower left")
-        path = out_dir / f"pr_{_safe(name)}.png"
+        path = out_dir / f"pr_{safe_filename(name)}.png"
         fig.savefig(path, dpi=80)
         written.append(path)
         ax_all.plot(rec, prec, linewidth=1, label=label if len(result.curves) <= 30 else None)
@@ -78,7 +80,7 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
         m = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     n = len(names)
     size = max(6, 0.3 * n + 2)
-    fig = _figure(figsize=(size, size * 0.85))
+    fig = new_figure(figsize=(size, size * 0.85))
     ax = fig.add_subplot()
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046)

@@ -65,7 +65,8 @@ def _find_names(model: DarknetModel, *dirs: Path) -> list[str] | None:
     return None
 
 
-def _is_checkpoint(path: Path) -> bool:
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a yolokit checkpoint (a ``.pt``/``.pth``/``.ckpt`` name, or torch.save's zip format)."""
     if path.suffix in {".pt", ".pth", ".ckpt"}:
         return True
     try:
@@ -104,7 +105,7 @@ def load(cfg_or_checkpoint: str | Path, weights: str | Path | None = None, names
         if weights is not None:
             raise ConfigError(f"{src}: an ONNX file already holds its weights; do not pass weights={weights}")
         return load_onnx(src, names=names, device=device)
-    if src.is_file() and _is_checkpoint(src):
+    if src.is_file() and is_checkpoint(src):
         if weights is not None:
             raise ConfigError(f"{src}: a checkpoint already holds its weights; do not pass weights={weights}")
         model = model_from_checkpoint(load_checkpoint(src, map_location=device), str(src))
