@@ -283,6 +283,14 @@ def _main(argv: list[str] | None = None) -> int:
     except YolokitError as exc:
         print(f"yolokit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk (or quota, read-only file system) under any writer: one line, not a traceback
+        if exc.errno not in (28, 122, 30):
+            raise
+        from yolokit.errors import WriteError
+
+        print(f"yolokit {args.command}: error: {WriteError(exc.errno, exc.strerror, exc.filename or '?')}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:  # a command may say what is on disk and how to continue (train: --resume)
         print(f"yolokit {args.command}: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130

@@ -126,13 +126,10 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
         """A preset (``configs/train/*.yaml``: TrainConfig keys) with ``overrides`` on top."""
-        import yaml
+        from yolokit.fileio import read_yaml
 
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read training preset ({exc})") from None
+        data = read_yaml(path, "training preset") or {}  # a regular file (not /dev/zero), aliases bounded
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a training preset is a mapping of option: value")
         unknown = sorted(set(data) - {f.name for f in fields(cls)})

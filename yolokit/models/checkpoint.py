@@ -49,9 +49,10 @@ def save_checkpoint(model, path: str | Path, *, weights: dict | None = None, **e
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Read a checkpoint with ``weights_only=True`` (no pickled code runs). Raises :class:`WeightsError` naming
     the file when it is missing, empty, truncated, pickled or not a yolokit checkpoint."""
+    from yolokit.fileio import check_regular
+
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: checkpoint not found")
+    check_regular(path, "checkpoint", None, WeightsError)  # /dev/zero or a FIFO: one line, not 12 GB read
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
@@ -105,5 +106,24 @@ def model_from_checkpoint(state: dict, source: str = "<checkpoint>"):
         first = str(exc).strip().splitlines()[0]
         raise WeightsError(f"{source}: weights do not fit {what} ({first})") from None
     model.class_names = list(state.get("class_names") or []) or None
-    model.settings = dict(state.get("settings") or {})
+    model.settings = _checked_settings(state.get("settings"), source)
     return model.eval()
+
+
+def _checked_settings(settings, source: str) -> dict:
+    """A checkpoint's saved settings, checked like the flags they stand for (``imgsz`` 2**20 would allocate
+    terabytes at the first image)."""
+    from yolokit.errors import ConfigError
+    from yolokit.settings import check_imgsz
+
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise WeightsError(f"{source}: saved settings are a {type(settings).__name__}, expected a dict")
+    settings = dict(settings)
+    if settings.get("imgsz") is not None:
+        try:
+            settings["imgsz"] = check_imgsz("imgsz", settings["imgsz"])
+        except ConfigError as exc:
+            raise WeightsError(f"{source}: saved settings.imgsz {str(exc).split(' ', 1)[-1]}") from None
+    return settings

@@ -462,11 +462,13 @@ def load_weights(model: DarknetModel, path: str | Path, upto: int | None = None)
     Raises:
         WeightsError: the file ends inside a layer (the message names it) or has values left over.
     """
+    from yolokit.fileio import read_bytes
+
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"{path}: cannot read ({exc})") from None
+    # a regular file (/dev/zero is one line, not 12 GB read), at most twice the model's float32 values (a
+    # backbone file read with ``upto`` may hold a classifier head the model lacks)
+    limit = 2 * 4 * sum(p.numel() for p in model.state_dict().values()) + (64 << 20)
+    data = read_bytes(path, "Darknet .weights file", limit, WeightsError)
     header, offset = read_header(data, str(path))
     if (len(data) - offset) % 4:
         raise WeightsError(f"{path}: {len(data) - offset} bytes after the header is not a whole number of float32")
