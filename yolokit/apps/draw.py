@@ -61,14 +61,24 @@ class LabelPlacer:
         return None
 
 
-def draw_box(image: np.ndarray, box, label: str, color, thickness: int, font_scale: float,
+def draw_box(image: np.ndarray, box, label: str | None, color, thickness: int, font_scale: float,
              placer: LabelPlacer | None = None) -> None:
-    """One xyxy ``box`` and its filled ``label`` tag, placed by ``placer`` (default: a placer for this box only)."""
+    """One xyxy ``box`` and, unless ``label`` is None, its tag (:func:`draw_label`)."""
     import cv2
 
     x1, y1, x2, y2 = box
     cv2.rectangle(image, (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2))), color, thickness,
                   cv2.LINE_AA)
+    if label is not None:
+        draw_label(image, box, label, color, thickness, font_scale, placer)
+
+
+def draw_label(image: np.ndarray, box, label: str, color, thickness: int, font_scale: float,
+               placer: LabelPlacer | None = None) -> None:
+    """The filled ``label`` tag of xyxy ``box``, placed by ``placer`` (default: a placer for this box only).
+    Drawn after every box, so no box line crosses a tag."""
+    import cv2
+
     text_thickness = max(1, thickness - 1) if font_scale < 0.6 else max(1, round(font_scale * 1.5))
     (tw, th), base = cv2.getTextSize(label, _FONT, font_scale, text_thickness)
     pad = max(1, round(th * 0.2))
@@ -93,10 +103,12 @@ def draw_detections(image: np.ndarray, dets, class_names: list[str] | None = Non
     dets = dets[np.argsort(-dets[:, 4], kind="stable")]
     thickness, font_scale = line_style(image)
     placer = LabelPlacer(image.shape[1], image.shape[0])
+    for x1, y1, x2, y2, score, cls in dets:  # boxes first, then the tags on top of them
+        draw_box(image, (x1, y1, x2, y2), None, class_color(int(cls)), thickness, font_scale)
     for x1, y1, x2, y2, score, cls in dets:
         c = int(cls)
-        draw_box(image, (x1, y1, x2, y2), f"{label_of(c, class_names)} {score:.2f}", class_color(c), thickness,
-                 font_scale, placer)
+        draw_label(image, (x1, y1, x2, y2), f"{label_of(c, class_names)} {score:.2f}", class_color(c), thickness,
+                   font_scale, placer)
     return image
 
 
@@ -138,7 +150,10 @@ class TrackDrawer:
                 cv2.polylines(image, [np.array(self.points[tid], dtype=np.int32)], False, self.colors[tid],
                               thickness, cv2.LINE_AA)
         placer = LabelPlacer(image.shape[1], image.shape[0])
-        for x1, y1, x2, y2, score, cls, tid in tracks[np.argsort(-tracks[:, 4], kind="stable")]:
+        ordered = tracks[np.argsort(-tracks[:, 4], kind="stable")]
+        for x1, y1, x2, y2, _score, _cls, tid in ordered:  # boxes first, then the tags on top of them
+            draw_box(image, (x1, y1, x2, y2), None, self.colors[int(tid)], thickness, font_scale)
+        for x1, y1, x2, y2, score, cls, tid in ordered:
             label = f"#{int(tid)} {label_of(int(cls), self.class_names)} {score:.2f}"
-            draw_box(image, (x1, y1, x2, y2), label, self.colors[int(tid)], thickness, font_scale, placer)
+            draw_label(image, (x1, y1, x2, y2), label, self.colors[int(tid)], thickness, font_scale, placer)
         return image
