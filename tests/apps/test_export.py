@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from yolokit.apps.export import export_onnx, run_onnx
-from yolokit.data.transforms import letterbox
+from yolokit.ops.letterbox import letterbox
 from yolokit.postprocess import postprocess
 
 pytest.importorskip("onnxruntime")

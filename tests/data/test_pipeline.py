@@ -9,7 +9,7 @@ import torch
 from yolokit.data import load_dataset
 from yolokit.data.augment import AugmentConfig, mosaic
 from yolokit.data.loader import MultiScaleBatchSampler, TrainDataset, build_loader, collate
-from yolokit.data.transforms import unletterbox_boxes
+from yolokit.ops.letterbox import unletterbox_boxes
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 

@@ -2,23 +2,18 @@
 
 ``load_dataset(yaml_or_dict, split)`` returns a dataset whose items are :class:`Sample`
 (uint8 RGB image, float32 xyxy pixel boxes, int64 labels, flags). See ``yolokit/data/config.py`` for the
-description format and ``configs/data/*.yaml`` for examples. Train-time augmentation, letterbox and
-collate live in ``yolokit.data.transforms`` and ``yolokit.data.loader`` (imported on first use: they
-pull in albumentations).
+description format and ``configs/data/*.yaml`` for examples. Train-time augmentation and collate live in
+``yolokit.data.augment`` and ``yolokit.data.loader`` (imported on first use: they pull in albumentations); the
+letterbox is :mod:`yolokit.ops.letterbox`, the one shared by training, prediction and the apps.
 """
 
 from yolokit.data.config import load_dataset
 from yolokit.data.sample import Problem, ProblemReport, Record, Sample
 
-__all__ = ["Sample", "Record", "Problem", "ProblemReport", "load_dataset", "letterbox", "unletterbox_boxes",
-           "collate", "build_loader", "TrainDataset"]
+__all__ = ["Sample", "Record", "Problem", "ProblemReport", "load_dataset", "collate", "build_loader", "TrainDataset"]
 
 
 def __getattr__(name):
-    if name in ("letterbox", "unletterbox_boxes"):
-        from yolokit.data import transforms
-
-        return getattr(transforms, name)
     if name in ("collate", "build_loader", "TrainDataset"):
         from yolokit.data import loader
 

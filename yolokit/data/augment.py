@@ -5,7 +5,7 @@ Order for one training image of network size ``S`` (see :class:`yolokit.data.loa
 1. decode and resize so the long side is ``S`` (everything after runs at network resolution, cheap);
 2. with probability ``mosaic``: four images around a random centre (YOLOv4, sec. 3.3), cropped to S x S;
 3. albumentations: box-keeping crop, scale/translate affine, horizontal flip, colour jitter;
-4. letterbox to ``S x S`` (:func:`yolokit.data.transforms.letterbox`, Darknet grey);
+4. letterbox to ``S x S`` (:func:`yolokit.ops.letterbox.letterbox`, Darknet grey);
 5. with probability ``mixup``: blend with another image processed the same way (Zhang et al. 2018),
    ratio ~ Beta(32, 32), boxes of both kept.
 

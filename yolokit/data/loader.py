@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from yolokit.data.augment import AugmentConfig, build_albumentations, mixup, mosaic, resize_long_side
-from yolokit.data.transforms import PAD_VALUE, letterbox, letterbox_boxes
+from yolokit.ops.letterbox import PAD_VALUE, letterbox, letterbox_boxes
 
 
 class TrainDataset:

@@ -409,7 +409,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         s = sample_of(key, files, self.decode)
         if not self.decode or self.size is None:
             return s
-        from yolokit.data.transforms import letterbox, letterbox_boxes
+        from yolokit.ops.letterbox import letterbox, letterbox_boxes
 
         keep = np.ones(len(s.labels), bool)
         if self.drop_crowd:

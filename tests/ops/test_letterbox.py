@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from yolokit.data.transforms import letterbox, letterbox_boxes, unletterbox_boxes
+from yolokit.ops.letterbox import letterbox, letterbox_boxes, unletterbox_boxes
 
 
 def test_letterbox_wide_image_hand_computed():
