@@ -6,11 +6,12 @@ nms_xyxy`), with the same ``conf`` / ``iou`` / ``max_det`` / ``classes`` meaning
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from yolokit.hog.model import HogSvmDetector
+if TYPE_CHECKING:  # HogSvmDetector.predict builds a HogPredictor: at run time only the model imports this module
+    from yolokit.hog.model import HogSvmDetector
 
 
 class HogPredictor:
