@@ -147,6 +147,16 @@ def read_text(path: str | Path, what: str = "file", limit: int | None = MAX_TEXT
         raise error(f"{path}: cannot read the {what}: not UTF-8 text (byte {exc.start})") from None
 
 
+def read_names_file(path: str | Path) -> list[str]:
+    """Class names from a ``.names``/``.txt`` file: one per line, blank lines ignored (Darknet's format); the
+    one reader behind a dataset YAML's ``names:`` file and ``yolokit.load``'s ``.names``. A file that cannot be
+    read or decoded raises ``OSError``/``UnicodeDecodeError``; callers name it."""
+    from yolokit.errors import ConfigError
+
+    check_regular(path, "names file", 64 << 20, ConfigError)  # /dev/zero or a FIFO: one line, not a hang
+    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
 def load_json(text: str | bytes, source: str, error=None):
     """``json.loads`` whose every failure is one ``error`` line naming ``source``: bad syntax (line, column),
     nesting too deep for Python (a 200,000-deep document), a number too long to convert (a 5,000-digit id)."""

@@ -135,6 +135,8 @@ def read_names(value, root: Path, source: str) -> list[str] | None:
         raise ConfigError(f"{source}: names file {path} not found")
     try:
         if path.suffix.lower() not in (".yaml", ".yml"):
+            from yolokit.fileio import read_names_file
+
             return read_names_file(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read names file {path} ({exc})") from None
@@ -154,15 +156,6 @@ def check_names(names: list[str], source: str) -> list[str]:
             raise ConfigError(f"{source}: class name {k} {name[:40]!r} is empty or holds a line break/control "
                               "character")
     return names
-
-
-def read_names_file(path: str | Path) -> list[str]:
-    """Class names from a ``.names``/``.txt`` file: one per line, blank lines ignored (Darknet's format).
-    A file that cannot be read or decoded raises ``OSError``/``UnicodeDecodeError``; callers name it."""
-    from yolokit.fileio import check_regular
-
-    check_regular(path, "names file", 64 << 20, ConfigError)  # /dev/zero or a FIFO: one line, not a hang
-    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
 
 
 def load_dataset(spec, split: str = "val", *, check_images: bool = True, decode: bool = False):

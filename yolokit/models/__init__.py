@@ -48,7 +48,7 @@ def build_model(cfg: str, num_classes: int | None = None, source: str = "<cfg>")
 
 def read_names(path: str | Path) -> list[str]:
     """Class names from a Darknet ``.names`` file (one per line, blank lines ignored)."""
-    from yolokit.data.config import read_names_file
+    from yolokit.fileio import read_names_file
 
     try:
         return read_names_file(path)
