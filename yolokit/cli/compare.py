@@ -11,6 +11,10 @@ image, and AP per 100K parameters, for every model at every --imgsz (the plot sh
 
 from __future__ import annotations
 
+#: Printed under the table: compare's AP is COCO's, eval's headline AP50 is VOC's; the same model differs.
+AP_NOTE = ("AP50 and AP above: COCO protocol (pycocotools, 101-point interpolation, detections at conf 0.001). "
+           "`yolokit eval` heads its table with the VOC all-point AP at IoU 0.5, a different definition: for the "
+           "same model the two AP50s differ by a point or more (eval prints both as AP50 and cocoAP50).")
 HELP = "side-by-side AP / FPS / params / FLOPs of HOG+SVM and YOLO models on a dataset split"
 
 
@@ -96,6 +100,7 @@ def run(args) -> int:
         results += compare.evaluate(entry, samples, args.sizes, index, names[index])
     md = compare.table(results, args.table_size)
     print(md)
+    print(AP_NOTE)
     if args.plot:
         title = f"{Path(args.data).stem} {args.split} ({n} images): AP50 vs FPS at input {args.sizes}"
         print(f"wrote {compare.plot(results, args.plot, title)}")

@@ -60,7 +60,7 @@ def analyze(gt_dict: dict, results: list[dict], img_ids: Sequence[int], max_dets
     its categories is used when present, else each class is its own supercategory).
 
     Returns ``{"precision": [7, R, K, A] (0 where undefined), "recall": [R], "cat_ids": [K],
-    "names": [K], "supercategories": [K], "n_gt": [K], "lrp": oLRP (:func:`yolokit.eval.lrp.lrp_from_cocoeval`)}``."""
+    "names": [K], "supercategories": [K], "n_gt": [K], "n_gt_area": [K, A] (boxes per area range), "lrp": oLRP (:func:`yolokit.eval.lrp.lrp_from_cocoeval`)}``."""
     cats = gt_dict["categories"]
     cat_ids = [c["id"] for c in cats]
     names = [str(c.get("name", c["id"])) for c in cats]
@@ -76,6 +76,14 @@ def analyze(gt_dict: dict, results: list[dict], img_ids: Sequence[int], max_dets
     for r in results:
         by_cat.setdefault(r["category_id"], []).append(r)
     n_gt = np.array([sum(1 for a in anns if a["category_id"] == c and not a.get("iscrowd", 0)) for c in cat_ids])
+    n_gt_area = np.zeros((len(cat_ids), len(AREAS)), np.int64)  # [K, A]: pycocotools' area ranges
+    index = {c: k for k, c in enumerate(cat_ids)}
+    for a in anns:
+        if a.get("iscrowd", 0) or a["category_id"] not in index:
+            continue
+        area = a.get("area", a["bbox"][2] * a["bbox"][3])
+        size = 1 if area < 32 ** 2 else 2 if area < 96 ** 2 else 3
+        n_gt_area[index[a["category_id"]], [0, size]] += 1
     for k, cid in enumerate(cat_ids):
         dets = by_cat.get(cid, [])
         if not dets:
@@ -102,7 +110,7 @@ def analyze(gt_dict: dict, results: list[dict], img_ids: Sequence[int], max_dets
     from pycocotools.cocoeval import Params
 
     return {"precision": ps, "recall": Params(iouType="bbox").recThrs, "cat_ids": cat_ids, "names": names,
-            "supercategories": sup, "n_gt": n_gt, "lrp": lrp}
+            "supercategories": sup, "n_gt": n_gt, "n_gt_area": n_gt_area, "lrp": lrp}
 
 
 def band_aps(result: dict, which: Sequence[int] | None = None, area: int = 0) -> dict:
@@ -151,6 +159,16 @@ def _draw(ax, rs, ps_curve: list, aps: list, title: str):
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the axes: bands stay visible
 
 
+def _draw_empty(ax, title: str, text: str):
+    """A panel for an area range without ground truth: pycocotools has no AP there (-1), not an all-FN curve."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(title, fontsize=10)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=14, color="0.4")
+
+
 def plot_bands(result: dict, out_dir: str | Path, per_class: bool = True) -> list[Path]:
     """PNGs under ``out_dir``: ``overall.png`` and one per supercategory (4 panels: all, small, medium,
     large areas) and, with ``per_class``, ``class_<name>.png`` (all areas) for each class with ground truth.
@@ -172,8 +190,11 @@ def plot_bands(result: dict, out_dir: str | Path, per_class: bool = True) -> lis
     for name, ks in groups:
         fig = new_figure(figsize=(13, 9), dpi=90)
         for a, area in enumerate(AREAS):
-            sel = ps[:, :, ks, a]  # [7, R, k]
             ax = fig.add_subplot(2, 2, a + 1)
+            if "n_gt_area" in result and not result["n_gt_area"][ks, a].sum():
+                _draw_empty(ax, f"{name} ({len(ks)} classes), {area} areas", f"n/a: no {area} objects")
+                continue
+            sel = ps[:, :, ks, a]  # [7, R, k]
             _draw(ax, rs, list(sel.mean(axis=2)), [float(s.mean()) for s in sel],
                   f"{name} ({len(ks)} classes), {area} areas")
         fig.tight_layout()

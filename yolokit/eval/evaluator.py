@@ -388,16 +388,33 @@ def format_table(metrics: dict) -> str:
                  f"recall {pct(a['recall']).strip()}%, F1 {pct(a['f1']).strip()}%  (TP {a['tp']}, FP {a['fp']})")
     if has_coco:
         c = metrics["coco"]
+        def stat(k):  # pycocotools' -1: no object of that kind (e.g. APs without small objects)
+            return "n/a" if c[k] is None or c[k] < 0 else f"{c[k]:.4f}"
+
         lines.append(f"COCO ({p['coco_backend']} COCOeval, maxDets {p['max_dets']}): " +
-                     "  ".join(f"{k} {c[k]:.4f}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
-        lines.append("    " + "  ".join(f"{k} {c[k]:.4f}" for k in ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")))
+                     "  ".join(f"{k} {stat(k)}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
+        lines.append("    " + "  ".join(f"{k} {stat(k)}" for k in ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")))
     if "tide" in metrics or "analysis" in metrics:
         from yolokit.eval.explain import format_explain
 
         lines.append(format_explain(metrics))
     lines.append(f"{metrics['images']} images, {metrics['objects']} objects, {metrics['detections']} detections"
-                 + (f"; skipped {metrics['skipped']}" if metrics.get("skipped") else ""))
+                 + (f"; {skipped_text(metrics['skipped'])}" if metrics.get("skipped") else ""))
     return "\n".join(lines)
+
+
+#: What each count of ``metrics["skipped"]`` means, for people.
+SKIPPED_WHY = {"unknown_image": "for images outside this split",
+               "unknown_category": "of classes this dataset does not have"}
+
+
+def skipped_text(skipped: dict) -> str:
+    """``{"unknown_image": 3277}`` -> ``3,277 detections not scored (for images outside this split)``."""
+    why = {k: SKIPPED_WHY.get(k, k.replace("_", " ")) for k, n in skipped.items() if n}
+    total = f"{sum(skipped.values()):,} detections not scored"
+    if len(why) == 1:
+        return f"{total} ({next(iter(why.values()))})"
+    return f"{total} ({'; '.join(f'{skipped[k]:,} {w}' for k, w in why.items())})"
 
 
 # ----------------------------------------------------------------------------- run a model

@@ -87,10 +87,13 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     ax.set_xticks(range(n), names, rotation=90, fontsize=7 if n > 20 else 9)
     ax.set_yticks(range(n), names, fontsize=7 if n > 20 else 9)
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix" + (" (row-normalised)" if normalize else ""))
-    if n <= 25:
+    if n <= 40:
+        # counts sized to the cell: ~40% of its height in points, 6..16 pt; thousands with a separator
+        cell_pt = 72 * size * 0.8 / n
+        fontsize = float(np.clip(0.4 * cell_pt, 6, 16))
         for (i, j), v in np.ndenumerate(matrix):
             if v:
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{int(v):,}", ha="center", va="center", fontsize=fontsize,
                         color="white" if m[i, j] > 0.5 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
