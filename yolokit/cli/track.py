@@ -5,7 +5,7 @@ Examples:
   yolokit track traffic.avi --model best.pt --tracker sort --save-json
   yolokit track street.avi --model runs/hog/people.npz         # a HOG+SVM model works the same
   yolokit track --dets MOT15/TUD-Campus/det/det.txt --out runs/track/TUD-Campus.txt
-  yolokit track --dets det.txt --out res.txt --gt gt.txt --track-conf 0.7 --new-track-conf 0.95
+  yolokit track --dets det.txt --out res.txt --gt gt.txt
 
 On a video (same pipeline and prediction path as `yolokit detect`): OUT/<name>.mp4 with a colour per
 track id and short trails, OUT/<name>.txt in the MOTChallenge format (frame,id,x,y,w,h,score,-1,-1,-1;
@@ -52,9 +52,10 @@ def add_tracker_arguments(parser) -> None:
     g.add_argument("--tracker", choices=("bytetrack", "sort"), default="bytetrack", help="default: %(default)s")
     g.add_argument("--track-conf", type=float,
                    help="ByteTrack: boxes at or above are associated first and may start tracks; weaker ones "
-                        "only continue tracks (default 0.5)")
+                        "only continue tracks (default 0.6, the ByteTrack paper's)")
     g.add_argument("--new-track-conf", type=float,
-                   help="ByteTrack: least score of a box that starts a track (default --track-conf + 0.1)")
+                   help="ByteTrack: least score of a box that starts a track (default --track-conf + 0.1: 0.7, "
+                        "the paper's)")
     g.add_argument("--match-iou", type=float, help="least IoU of a match (SORT 0.3; ByteTrack 0.2, IoU x score)")
     g.add_argument("--max-age", type=int,
                    help="frames a track survives without a match (SORT 1; ByteTrack 30)")
