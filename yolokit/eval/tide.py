@@ -156,40 +156,68 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
     """TIDE's breakdown of ``det`` against ``gt`` (see the module docstring); tidecv 1.0.1's numbers.
 
     Difficult and crowd boxes are ignore regions of their class (neither counted nor missed)."""
-    n_img = gt.num_images
     if num_classes is None:
         num_classes = int(max(gt.labels.max(initial=-1), det.labels.max(initial=-1))) + 1
-    D = len(det)
-    status = np.full(D, DROPPED, np.int64)
-    error = np.full(D, NONE, np.int64)
-    target = np.full(D, -1, np.int64)
-
-    # --- the max_dets best detections of each image, in tidecv's order (image, -score, input order)
-    order = np.lexsort((np.arange(D), -det.scores, det.image))
-    img_sorted = det.image[order]
-    rank = np.arange(D) - np.searchsorted(img_sorted, img_sorted, "left")
-    kept = order[rank < max_dets]  # [K] original indices; position in kept = tidecv's push order
-    K = len(kept)
+    kept, k_rank = _top_detections(det, max_dets)
     k_img, k_cls, k_box = det.image[kept], det.labels[kept], det.boxes[kept]
-    k_rank = rank[rank < max_dets]
-
     ignore = gt.difficult | gt.iscrowd
     normal = np.flatnonzero(~ignore)  # [G'] into gt
     g_img, g_cls, g_box = gt.image[normal], gt.labels[normal], gt.boxes[normal]
-    g_used = np.zeros(len(normal), bool)
-    k_match = np.full(K, -1, np.int64)  # index into normal
 
-    # --- all (kept detection, box of its image) pairs, detection-major
-    pa, pb, seg_start, count = _image_pairs(k_img, g_img, n_img)
+    # all (kept detection, box of its image) pairs, detection-major
+    pairs = _image_pairs(k_img, g_img, gt.num_images)
+    pa, pb = pairs[0], pairs[1]
     iou = elementwise_iou(k_box[pa], g_box[pb])  # [P]
     same = k_cls[pa] == g_cls[pb]
+    k_match, g_used = _greedy_match(pa, pb, iou, same, k_rank, len(normal), pos_thresh)
+    k_tp = k_match >= 0
+    k_ign = _in_ignore_regions(k_img, k_cls, k_box, k_tp, gt, ignore, pos_thresh)
+    k_err, k_tgt = _error_types(k_tp, k_match, pairs, iou, same, g_used, pos_thresh, bg_thresh)
+    k_best, g_missed = _fixable(k_err, k_tgt, g_used)
 
-    # --- greedy matching, one score rank at a time: a rank holds at most one detection per image, so
-    # the detections of one rank never compete and each round is vectorised over all images.
+    npos = np.bincount(g_cls, minlength=num_classes)[:num_classes]
+    k_fp = ~k_tp & ~k_ign
+    points = _Points(k_cls, det.scores[kept], k_tp, k_fp, k_err, k_tgt, k_best, g_cls, npos)
+    ap = points.map()
+    main = {name: max(points.fixed_map(name, g_missed) - ap, 0.0) for name in MAIN_ERRORS}
+    fn_npos = np.bincount(g_cls[g_used], minlength=num_classes)[:num_classes]
+    special = {"FalsePos": points.map(score=k_tp.astype(float), fixed_order=True) - ap,
+               "FalseNeg": points.map(npos=fn_npos, fixed_order=True) - ap}
+
+    D = len(det)
+    status, error, target = np.full(D, DROPPED, np.int64), np.full(D, NONE, np.int64), np.full(D, -1, np.int64)
+    status[kept] = np.where(k_tp, TP, np.where(k_ign, IGNORED, FP))
+    error[kept] = k_err
+    target[kept] = _take(normal, k_tgt, -1)
+    gt_matched, gt_missed = np.zeros(len(gt), bool), np.zeros(len(gt), bool)
+    gt_matched[normal[g_used]] = True
+    gt_missed[normal[g_missed]] = True
+    counts = {name: int((k_err == c).sum()) for c, name in enumerate(DET_ERRORS)} | {"Miss": int(g_missed.sum())}
+    counts = {name: counts[name] for name in MAIN_ERRORS} | {"TP": int(k_tp.sum()), "FP": int(k_fp.sum())}
+    return TideResult(ap=ap, main=main, special=special, counts=counts, status=status, error=error,
+                      target=target, gt_matched=gt_matched, gt_missed=gt_missed, gt_ignored=ignore.copy(),
+                      pos_thresh=pos_thresh, bg_thresh=bg_thresh)
+
+
+def _top_detections(det: Detections, max_dets: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``max_dets`` best detections of each image in tidecv's order (image, -score, input order):
+    ``(kept [K] indices into det -- position in kept = tidecv's push order --, their rank in their image)``."""
+    D = len(det)
+    order = np.lexsort((np.arange(D), -det.scores, det.image))
+    img_sorted = det.image[order]
+    rank = np.arange(D) - np.searchsorted(img_sorted, img_sorted, "left")
+    return order[rank < max_dets], rank[rank < max_dets]
+
+
+def _greedy_match(pa, pb, iou, same, k_rank, n_gt: int, pos_thresh: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching of detections to same-class boxes (IoU >= ``pos_thresh``): ``(k_match [K] index of the
+    matched box or -1, g_used [G'])``. One score rank at a time: a rank holds at most one detection per image, so
+    the detections of one rank never compete and each round is vectorised over all images."""
+    g_used = np.zeros(n_gt, bool)
+    k_match = np.full(len(k_rank), -1, np.int64)
     cand = np.flatnonzero(same & (iou >= pos_thresh))
     cand = cand[np.lexsort((pb[cand], -iou[cand], pa[cand], k_rank[pa[cand]]))]
-    cand_rank = k_rank[pa[cand]]
-    for lo, hi in zip(*_runs(cand_rank)):
+    for lo, hi in zip(*_runs(k_rank[pa[cand]])):
         p = cand[lo:hi]
         p = p[~g_used[pb[p]]]
         if not len(p):
@@ -197,13 +225,16 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
         first = p[np.r_[True, pa[p][1:] != pa[p][:-1]]]  # best free box of each detection
         k_match[pa[first]] = pb[first]
         g_used[pb[first]] = True
-    k_tp = k_match >= 0
+    return k_match, g_used
 
-    # --- ignore regions: an unmatched detection inside a same-class crowd/difficult box (over its own area)
-    k_ign = np.zeros(K, bool)
+
+def _in_ignore_regions(k_img, k_cls, k_box, k_tp, gt: GroundTruth, ignore, pos_thresh: float) -> np.ndarray:
+    """``[K]``: an unmatched detection inside a same-class crowd/difficult box (intersection over the
+    detection's own area > ``pos_thresh``)."""
+    k_ign = np.zeros(len(k_img), bool)
     ign = np.flatnonzero(ignore)
     if len(ign):
-        ia, ib, _, _ = _image_pairs(k_img, gt.image[ign], n_img)
+        ia, ib, _, _ = _image_pairs(k_img, gt.image[ign], gt.num_images)
         ok = (gt.labels[ign][ib] == k_cls[ia]) & ~k_tp[ia]
         ia, ib = ia[ok], ib[ok]
         a, b = k_box[ia], gt.boxes[ign][ib]
@@ -212,9 +243,14 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
         area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
         crowd_iou = np.divide(iw * ih, area, out=np.zeros_like(area), where=area > 0)
         k_ign[ia[crowd_iou > pos_thresh]] = True
+    return k_ign
 
-    # --- error type of every detection that is not a TP (ignored ones included, as in tidecv)
-    k_err = np.full(K, NONE, np.int64)
+
+def _error_types(k_tp, k_match, pairs, iou, same, g_used, pos_thresh: float, bg_thresh: float):
+    """``(k_err [K], k_tgt [K])``: the error type of every detection that is not a TP (ignored ones included,
+    as in tidecv) and the box it points at (-1: none)."""
+    pa, pb, seg_start, count = pairs
+    k_err = np.full(len(k_tp), NONE, np.int64)
     k_tgt = np.where(k_tp, k_match, -1)
     wrong = ~k_tp
     has_gt = count > 0
@@ -237,58 +273,62 @@ def tide(gt: GroundTruth, det: Detections, pos_thresh: float = 0.5, bg_thresh: f
                 k_tgt[segs[sel]] = pb[arg[sel]]
             todo &= ~hit
         k_err[segs[todo]] = BOTH
+    return k_err, k_tgt
 
-    # --- Cls/Loc fixes: per untaken box, the first (highest-scoring) error pointing at it is fixable
+
+def _fixable(k_err, k_tgt, g_used) -> tuple[np.ndarray, np.ndarray]:
+    """Cls/Loc fixes: per untaken box, the first (highest-scoring) error pointing at it is fixable.
+    Returns ``(k_best [K] the fixable errors, g_missed [G'] boxes that nothing matched or could fix)``."""
     fixable_err = np.flatnonzero(((k_err == CLS) | (k_err == LOC)) & ~_take(g_used, k_tgt, True))
-    usable = np.zeros(len(normal), bool)
+    usable = np.zeros(len(g_used), bool)
     usable[k_tgt[fixable_err]] = True
     _, first = np.unique(k_tgt[fixable_err], return_index=True)  # kept order = score order per image
-    k_best = np.zeros(K, bool)
+    k_best = np.zeros(len(k_err), bool)
     k_best[fixable_err[first]] = True
-    g_missed = ~g_used & ~usable
+    return k_best, ~g_used & ~usable
 
-    # --- AP and dAPs
-    npos = np.bincount(g_cls, minlength=num_classes)[:num_classes]
-    k_score = det.scores[kept]
-    k_fp = wrong & ~k_ign
-    base_pts = k_tp | k_fp
-    ap = tide_map(k_cls[base_pts], k_score[base_pts], k_tp[base_pts], np.arange(K)[base_pts], npos)
-    # points of a "fixed" run: error points first among equal scores, then true positives
-    fix_key = np.where(k_tp, K, 0) + np.arange(K)
 
-    def fixed_map(code) -> float:
-        keep = k_tp | (k_fp & (k_err != code))
-        pts_cls, tp = k_cls.copy(), k_tp.copy()
-        n = npos
+@dataclass
+class _Points:
+    """The scored points of the kept detections, and the mAP of the original and of each "fixed" run."""
+
+    cls: np.ndarray
+    score: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    err: np.ndarray
+    tgt: np.ndarray
+    best: np.ndarray
+    g_cls: np.ndarray
+    npos: np.ndarray
+
+    def map(self, score=None, npos=None, fixed_order: bool = False) -> float:
+        """mAP of the true and false positives (``score``/``npos`` replaced for the special errors); the
+        tie-break is push order, or with ``fixed_order`` that of a fixed run."""
+        keep = self.tp | self.fp
+        score = self.score if score is None else score
+        return tide_map(self.cls[keep], score[keep], self.tp[keep], self._key(fixed_order)[keep],
+                        self.npos if npos is None else npos)
+
+    def _key(self, fixed_order: bool) -> np.ndarray:
+        k = len(self.cls)
+        # points of a "fixed" run: error points first among equal scores, then true positives
+        return np.where(self.tp, k, 0) + np.arange(k) if fixed_order else np.arange(k)
+
+    def fixed_map(self, name: str, g_missed: np.ndarray) -> float:
+        """mAP once the errors of type ``name`` are fixed (tidecv's oracles)."""
+        code = {"Cls": CLS, "Loc": LOC, "Both": BOTH, "Dupe": DUPE, "Bkg": BKG, "Miss": None}[name]
+        keep = self.tp | (self.fp & (self.err != code)) if code is not None else self.tp | self.fp
+        pts_cls, tp, n = self.cls.copy(), self.tp.copy(), self.npos
         if code in (CLS, LOC):
-            promote = (k_err == code) & k_best
+            promote = (self.err == code) & self.best
             keep |= promote
             tp |= promote
             if code == CLS:
-                pts_cls = np.where(promote, _take(g_cls, k_tgt, -1), pts_cls)
-        elif code == "Miss":
-            n = npos - np.bincount(g_cls[g_missed], minlength=num_classes)[:num_classes]
-        return tide_map(pts_cls[keep], k_score[keep], tp[keep], fix_key[keep], n)
-
-    codes = {"Cls": CLS, "Loc": LOC, "Both": BOTH, "Dupe": DUPE, "Bkg": BKG, "Miss": "Miss"}
-    main = {name: max(fixed_map(codes[name]) - ap, 0.0) for name in MAIN_ERRORS}
-    fp_run = tide_map(k_cls[base_pts], k_tp[base_pts].astype(float), k_tp[base_pts], fix_key[base_pts], npos)
-    fn_npos = np.bincount(g_cls[g_used], minlength=num_classes)[:num_classes]
-    fn_run = tide_map(k_cls[base_pts], k_score[base_pts], k_tp[base_pts], fix_key[base_pts], fn_npos)
-    special = {"FalsePos": fp_run - ap, "FalseNeg": fn_run - ap}
-
-    status[kept] = np.where(k_tp, TP, np.where(k_ign, IGNORED, FP))
-    error[kept] = k_err
-    target[kept] = _take(normal, k_tgt, -1)
-    gt_matched = np.zeros(len(gt), bool)
-    gt_matched[normal[g_used]] = True
-    gt_missed_all = np.zeros(len(gt), bool)
-    gt_missed_all[normal[g_missed]] = True
-    counts = {name: int((k_err == c).sum()) for c, name in enumerate(DET_ERRORS)} | {"Miss": int(g_missed.sum())}
-    counts = {name: counts[name] for name in MAIN_ERRORS} | {"TP": int(k_tp.sum()), "FP": int(k_fp.sum())}
-    return TideResult(ap=ap, main=main, special=special, counts=counts, status=status, error=error,
-                      target=target, gt_matched=gt_matched, gt_missed=gt_missed_all, gt_ignored=ignore.copy(),
-                      pos_thresh=pos_thresh, bg_thresh=bg_thresh)
+                pts_cls = np.where(promote, _take(self.g_cls, self.tgt, -1), pts_cls)
+        elif name == "Miss":
+            n = self.npos - np.bincount(self.g_cls[g_missed], minlength=len(self.npos))[:len(self.npos)]
+        return tide_map(pts_cls[keep], self.score[keep], tp[keep], self._key(True)[keep], n)
 
 
 def _take(values: np.ndarray, index: np.ndarray, fill) -> np.ndarray:
