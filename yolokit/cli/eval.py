@@ -65,10 +65,16 @@ def add_arguments(p):
     add_alias(m, "--max-dets", "--coco-max-dets", dest="coco_max_dets", type=int)
     m.add_argument("--coco-backend", choices=("pycocotools", "faster"), default="pycocotools",
                    help="COCOeval implementation: pycocotools, or faster (faster-coco-eval, if installed)")
-    m.add_argument("--out", dest="save_dir", metavar="DIR", help="write metrics.json, metrics.txt, detections.json "
-                                                                 "there")
+    m.add_argument("--out", dest="save_dir", metavar="DIR", help="run folder for metrics.json, metrics.txt, "
+                   "detections.json, plots (one that holds files -> the next free name, DIR2, ...; --report "
+                   "without --out: runs/eval)")
     add_alias(m, "--save-dir", "--out", dest="save_dir")
     m.add_argument("--plots", action="store_true", help="with --out: PR curves and confusion matrix PNGs")
+    m.add_argument("--report", action="store_true",
+                   help="write report.html in the run folder: one self-contained page (metrics, PR curves, TIDE, "
+                        "thresholds, worst images) readable offline; turns on --plots and --tide, and --worst 6 "
+                        "unless given")
+    m.add_argument("--exist-ok", action="store_true", help="write into --out even when it holds files")
     m.add_argument("--save-pred", metavar="JSON", help="write the detections as a COCO results JSON")
     m.add_argument("--tide", action="store_true",
                    help="TIDE error breakdown (dAP of Cls, Loc, Both, Dupe, Bkg, Miss; FalsePos, FalseNeg), as tidecv; "
@@ -109,6 +115,7 @@ def load_ground_truth(args):
 def run(args) -> int:
     import json
     import sys
+    from pathlib import Path
 
     from yolokit.errors import ConfigError
     from yolokit.eval import evaluate, format_table, save_detections
@@ -133,6 +140,16 @@ def run(args) -> int:
         dets = _run_model(args, settings, ds)
         if dets is None:  # a torchrun worker: rank 0 scores the gathered detections (yolokit.eval.distributed)
             return 0
+    if args.report:
+        args.plots = args.tide = True
+        args.worst = args.worst or 6
+    folder = None
+    if args.save_dir is not None or args.report:  # a run folder, as detect and train (rank 0 only gets here)
+        from yolokit.apps.outputs import choose_run_folder
+
+        folder, why = choose_run_folder(args.save_dir, "runs/eval", args.exist_ok)
+        args.save_dir = str(folder)
+        print(f"run folder: {folder} ({why})", file=sys.stderr if args.json else sys.stdout)
     cat_ids = None if args.category_ids == "auto" else args.category_ids
     result = evaluate(ds, dets, metrics=metrics, match_iou=settings.match_iou, pixel_offset=args.pixel_offset,
                       category_ids=cat_ids, report_conf=settings.report_conf, coco_max_dets=settings.coco_max_dets,
@@ -140,12 +157,24 @@ def run(args) -> int:
                       analysis=args.analysis, worst=args.worst)
     if args.save_pred:
         save_detections(ds, dets, args.save_pred, category_ids=cat_ids)
+    if args.report:
+        from yolokit.eval.report import write_report
+
+        what = args.model or args.pred
+        data = args.data or args.annotations
+        lines = [line for line in (getattr(args, "_settings_line", None),
+                                   f"matching IoU {settings.match_iou:g}, report score {settings.report_conf:g}, "
+                                   f"COCO maxDets {settings.coco_max_dets}") if line]
+        write_report(folder, result, f"{Path(what).name} on {Path(str(data)).name} [{args.split}]", lines)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_table(result))
-        if args.save_dir:
-            print(f"results saved to {args.save_dir}")
+    if folder is not None:
+        from yolokit.apps.outputs import written_lines
+
+        files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name != "report.html", p))
+        print("\n".join(written_lines(files)), file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -169,7 +198,8 @@ def _run_model(args, settings, ds) -> list:
     predictor = Predictor(model, settings.imgsz, settings.conf, settings.iou, settings.max_det,
                           device=settings.device, tta=settings.tta, tta_scales=settings.tta_scales,
                           defaults=EVAL_DEFAULTS)
-    print(settings_origin_line(predictor, model, settings), file=sys.stderr)
+    args._settings_line = settings_origin_line(predictor, model, settings)
+    print(args._settings_line, file=sys.stderr)
     from yolokit.engine.distributed import init_from_env
     from yolokit.eval.distributed import predict_dataset_distributed
 
