@@ -35,7 +35,7 @@ def run(args) -> int:
     print("images".ljust(width) + "".join(f"{v['images']:>8}" for v in parts.values()))
     for n in names:
         print(n.ljust(width) + "".join(f"{v['per_class'][n]:>8}" for v in parts.values()))
-    print(f"wrote {', '.join(str(Path(out) / (p + '.txt')) for p in parts)} and {result['yaml']}")
+    print(f"wrote {', '.join(str(v['list']) for v in result['parts'].values())} and {result['yaml']}")
     if len(result.get("problems", ())):
         import sys
 

@@ -78,10 +78,33 @@ def _repair(label_sets, part, k, classes):
             part[best] = p
 
 
+def _write_list(out, name: str, files: list[str]):
+    """``<name>.txt`` (one file name a line, Darknet's list format) when every name is plain; else
+    ``<name>.csv`` with a ``filename`` column written by the csv module, so a name holding spaces, a comma or a
+    line break reads back whole (:func:`yolokit.data.voc.read_list` takes both). The other form of an earlier
+    run is removed, so a folder never holds two lists for one part."""
+    import csv
+    import io
+
+    plain = all(f and not any(c.isspace() or ord(c) < 32 for c in f) and not f.startswith("#") for f in files)
+    lst, other = (out / f"{name}.txt", out / f"{name}.csv") if plain else (out / f"{name}.csv", out / f"{name}.txt")
+    if plain:
+        write_text_atomic(lst, "".join(f + "\n" for f in files))
+    else:
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["filename"])
+        w.writerows([f] for f in files)
+        write_text_atomic(lst, buf.getvalue())
+    other.unlink(missing_ok=True)
+    return lst
+
+
 def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = None) -> dict:
     """Split the images of ``spec`` (all splits merged, or ``splits``) into lists under ``out_dir``.
 
-    Writes ``<part>.txt`` (image file names, one per line) and ``data.yaml`` (the source description with
+    Writes ``<part>.txt`` (image file names, one per line; ``<part>.csv`` when a name holds a space or a line
+    break) and ``data.yaml`` (the source description with
     these parts as its splits). Returns ``{"parts": {name: {"images", "per_class"}}, "yaml": Path}``.
     """
     import os
@@ -130,13 +153,12 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
     desc["splits"] = {}
     for p, name in enumerate(part_names):
         chosen = sorted((r for r, q in zip(records, parts) if q == p), key=lambda r: r.path.name)
-        lst = out / f"{name}.txt"
-        write_text_atomic(lst, "".join(r.path.name + "\n" for r in chosen))
+        lst = _write_list(out, name, [r.path.name for r in chosen])
         per_class = {n: 0 for n in class_names}
         for r in chosen:
             for v in set(int(x) for x in r.labels):
                 per_class[class_names[v]] += 1
-        result["parts"][name] = {"images": len(chosen), "per_class": per_class}
+        result["parts"][name] = {"images": len(chosen), "per_class": per_class, "list": lst}
         desc["splits"][name] = dict(defs[0], list=os.path.relpath(lst.resolve(), root))
     write_text_atomic(result["yaml"], yaml.safe_dump(desc, sort_keys=False))
     return result

@@ -91,10 +91,10 @@ def read_list(path: Path) -> list[str]:
 
     from yolokit.errors import DataError
 
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the split list ({exc})") from None
+    from yolokit.fileio import read_text
+
+    # bounded, a regular file, and no newline translation: a quoted name in a .csv keeps its "\r"
+    text = read_text(path, "split list", 1 << 30, DataError)
     if path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
         if rows and "filename" not in rows[0]:
