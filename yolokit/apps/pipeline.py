@@ -282,65 +282,14 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
     thread) and its rows are what is drawn (by ``draw(image, rows)``, default boxes and labels) and saved:
     ``yolokit track`` passes its tracker here ([K, 6] -> [M, 7] with track ids).
     """
-    from yolokit.apps.draw import draw_detections
-
     names = class_names if class_names is not None else getattr(predictor, "class_names", None)
     timings = StageTimes()
-    out_dir = Path(out_dir) if out_dir is not None else None
-
-    if draw is None:
-        def draw(image, dets):
-            return draw_detections(image, dets, names)
-
-    sink = None
-    outputs: list[Path] = []
-    if out_dir is not None and save:
-        if source.kind == "video":
-            sink = VideoSink(out_dir / f"{source.name}.mp4", source.fps, draw)
-            outputs.append(sink.path)
-        else:
-            sink = ImageSink(out_dir, draw)
-    shower = _Shower(source.name, draw) if show else None
-    results = CocoResults(names, video=source.kind == "video") if save_json else None
-
-    def prepare(frame: Frame):                      # reader thread
-        t0 = time.perf_counter()
-        b = predictor.preprocess([frame.image])
-        timings.add("preprocess", time.perf_counter() - t0)
-        return frame, b
-
-    def finish(frames: list[Frame], pred, b) -> None:  # writer thread (main thread with --show)
-        t0 = time.perf_counter()
-        dets = [d.cpu().numpy() for d in predictor.postprocess(pred, b)]
-        if stage is not None:
-            dets = [stage(f, d) for f, d in zip(frames, dets)]
-        t1 = time.perf_counter()
-        timings.add("postprocess", t1 - t0)
-        for frame, d in zip(frames, dets):
-            if results is not None:
-                results.add(frame, d)
-            if sink is not None:
-                sink(frame, d)                      # draws in place, then encodes
-            if shower is not None:
-                shower.show(frame.image if sink is not None else draw(frame.image, d))
-        timings.add("draw/encode", time.perf_counter() - t1)
-
-    total = None
-    try:
-        total = len(source)
-    except TypeError:
-        pass
-    if max_frames is not None:
-        total = min(total, max_frames) if total is not None else max_frames
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="frame", desc=source.name, leave=False)
-
+    out = _Outputs(source, Path(out_dir) if out_dir is not None else None, names, save, save_json, show, draw)
     frames_in = itertools.islice(source, max_frames) if max_frames is not None else source
-    reader = ThreadedReader(frames_in, maxsize=queue_size, timings=timings, prepare=prepare)
-    worker = Worker(finish, queue_size) if shower is None else None
+    reader = ThreadedReader(frames_in, maxsize=queue_size, timings=timings, prepare=_timed_preprocess(predictor, timings))
+    finish = _finisher(predictor, stage, out, timings)
+    worker = Worker(finish, queue_size) if out.shower is None else None  # --show: windows on the main thread
+    bar = _progress_bar(source, max_frames) if progress else None
     interrupted = False
     t_start = time.perf_counter()
     try:
@@ -350,10 +299,7 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
             t0 = time.perf_counter()
             pred = predictor.infer(b)
             timings.add("infer", time.perf_counter() - t0)
-            if worker is not None:
-                worker.submit(frames, pred, b)
-            else:
-                finish(frames, pred, b)
+            (worker.submit if worker is not None else finish)(frames, pred, b)
             timings.frames += len(frames)
             if bar is not None:
                 bar.update(len(frames))
@@ -365,21 +311,93 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
             if worker is not None:
                 worker.close()
         finally:
-            if sink is not None:
-                sink.close()
-            if shower is not None:
-                shower.close()
+            out.close()
             timings.wall = time.perf_counter() - t_start
             if bar is not None:
                 bar.close()
-    if isinstance(sink, ImageSink):
-        outputs.extend(sink.paths)
-    elif sink is not None and not sink.written:
-        outputs.remove(sink.path)  # no frame arrived: no video file was opened
-    if results is not None and out_dir is not None:
-        outputs.append(results.write(out_dir / f"{source.name}.json"))
     failed = len(source.failed) if isinstance(source.failed, list) else source.failed
-    return RunResult(timings, timings.frames, failed, outputs, interrupted)
+    return RunResult(timings, timings.frames, failed, out.paths(), interrupted)
+
+
+class _Outputs:
+    """Where a run's detections go: the annotated video or images (``sink``), a window (``shower``) and the
+    COCO results (``results``); ``draw(image, rows)`` annotates (default: boxes and ``name score`` labels)."""
+
+    def __init__(self, source, out_dir: Path | None, names, save: bool, save_json: bool, show: bool, draw):
+        from yolokit.apps.draw import draw_detections
+
+        if draw is None:
+            def draw(image, dets):
+                return draw_detections(image, dets, names)
+
+        self.source, self.out_dir, self.draw = source, out_dir, draw
+        self.sink = None
+        if out_dir is not None and save:
+            self.sink = (VideoSink(out_dir / f"{source.name}.mp4", source.fps, draw) if source.kind == "video"
+                         else ImageSink(out_dir, draw))
+        self.shower = _Shower(source.name, draw) if show else None
+        self.results = CocoResults(names, video=source.kind == "video") if save_json else None
+
+    def emit(self, frame: Frame, dets) -> None:
+        if self.results is not None:
+            self.results.add(frame, dets)
+        if self.sink is not None:
+            self.sink(frame, dets)                      # draws in place, then encodes
+        if self.shower is not None:
+            self.shower.show(frame.image if self.sink is not None else self.draw(frame.image, dets))
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+        if self.shower is not None:
+            self.shower.close()
+
+    def paths(self) -> list[Path]:
+        """The files written (after :meth:`close`): the video (if a frame arrived) or the images, then the JSON."""
+        outputs: list[Path] = []
+        if isinstance(self.sink, ImageSink):
+            outputs.extend(self.sink.paths)
+        elif self.sink is not None and self.sink.written:  # no frame arrived: no video file was opened
+            outputs.append(self.sink.path)
+        if self.results is not None and self.out_dir is not None:
+            outputs.append(self.results.write(self.out_dir / f"{self.source.name}.json"))
+        return outputs
+
+
+def _timed_preprocess(predictor, timings: StageTimes):
+    def prepare(frame: Frame):                      # reader thread
+        t0 = time.perf_counter()
+        b = predictor.preprocess([frame.image])
+        timings.add("preprocess", time.perf_counter() - t0)
+        return frame, b
+    return prepare
+
+
+def _finisher(predictor, stage, out: _Outputs, timings: StageTimes):
+    """Post-processing, the optional ``stage`` and the outputs of one batch (writer thread; main with --show)."""
+    def finish(frames: list[Frame], pred, b) -> None:
+        t0 = time.perf_counter()
+        dets = [d.cpu().numpy() for d in predictor.postprocess(pred, b)]
+        if stage is not None:
+            dets = [stage(f, d) for f, d in zip(frames, dets)]
+        t1 = time.perf_counter()
+        timings.add("postprocess", t1 - t0)
+        for frame, d in zip(frames, dets):
+            out.emit(frame, d)
+        timings.add("draw/encode", time.perf_counter() - t1)
+    return finish
+
+
+def _progress_bar(source, max_frames: int | None):
+    from tqdm import tqdm
+
+    try:
+        total = len(source)
+    except TypeError:
+        total = None
+    if max_frames is not None:
+        total = min(total, max_frames) if total is not None else max_frames
+    return tqdm(total=total, unit="frame", desc=source.name, leave=False)
 
 
 class _Shower:
@@ -395,8 +413,10 @@ class _Shower:
         except cv2.error as exc:
             from yolokit.errors import ConfigError
 
-            raise ConfigError("--show needs an OpenCV build with a GUI (pip install opencv-python); "
-                              f"this one has none ({str(exc).strip().splitlines()[-1]})") from None
+            raise ConfigError("--show needs an OpenCV build with a GUI, and yolokit's opencv-python-headless has "
+                              "none (installing opencv-python beside it breaks cv2: both provide it); drop --show "
+                              "and open the written video or images instead "
+                              f"({str(exc).strip().splitlines()[-1]})") from None
 
     def show(self, image: np.ndarray) -> None:
         import cv2
