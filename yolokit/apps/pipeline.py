@@ -286,7 +286,8 @@ def run(source: ImageSource | VideoSource, predictor, out_dir: str | Path | None
     timings = StageTimes()
     out = _Outputs(source, Path(out_dir) if out_dir is not None else None, names, save, save_json, show, draw)
     frames_in = itertools.islice(source, max_frames) if max_frames is not None else source
-    reader = ThreadedReader(frames_in, maxsize=queue_size, timings=timings, prepare=_timed_preprocess(predictor, timings))
+    reader = ThreadedReader(frames_in, maxsize=queue_size, timings=timings,
+                            prepare=_timed_preprocess(predictor, timings))
     finish = _finisher(predictor, stage, out, timings)
     worker = Worker(finish, queue_size) if out.shower is None else None  # --show: windows on the main thread
     bar = _progress_bar(source, max_frames) if progress else None
