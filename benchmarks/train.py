@@ -5,9 +5,12 @@
 * ``--task overfit`` -- a YOLOv1-style model (configs/train/yolov1-overfit.cfg) and YOLOv3-tiny, both from
   scratch, trained on a handful of real images until AP50 on those same images reaches the target: proves
   the losses and the target encoding (a wrong encoding cannot be overfit).
-* ``--task throughput`` -- training images/s (forward, loss, backward, SGD step, data pipeline included) at
-  416 x 416, batch 16, on coco128, yolov3-tiny from scratch; ultralytics is compared in the same run when
-  it is importable.
+* ``--task throughput`` -- training images/s (forward, loss, backward, SGD step) at 416 x 416, batch 16, on the
+  same real coco128 batches: yolokit in fp32 NCHW (the old path) and as ``yolokit train`` runs by default (bf16
+  autocast where the CPU has it, channels_last, fused SGD), and PyTorch-YOLOv3 (``pytorchyolo``, same cfg) in
+  the same run when it is installed; the fraction of the CPU's fp32 peak.
+
+``yolokit bench finetune`` (benchmarks/finetune.py) runs the default recipe across seeds.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, SHARED_DATA as SHARED
 
-HELP = "training: fine-tune wall clock + AP50 (raccoon), overfit checks, train img/s (coco128)"
+HELP = "training: fine-tune wall clock + AP50 (raccoon), overfit checks, train img/s vs pytorchyolo (coco128)"
 
 
 def add_arguments(parser):
@@ -152,68 +155,171 @@ def _overfit(args) -> str:
     ])
 
 
-def _throughput(args) -> str:
+def _conv_flops(model, imgsz: int) -> float:
+    """Forward FLOPs (2 x multiply-accumulates of every convolution) of one ``imgsz`` image."""
     import torch
 
-    from yolokit.report import markdown_table
-    from yolokit.data import load_dataset
-    from yolokit.engine import TrainConfig
-    from yolokit.data import TrainDataset, build_loader
-    from yolokit.engine.optim import build_optimizer
-    from yolokit.models.transfer import build_train_model, set_train_mode
-    from yolokit.loss import build_loss
+    total = [0.0]
 
-    imgsz = args.imgsz or 416
-    data = str(ROOT / "configs" / "data" / "coco128_yolo.yaml")
-    cfg = TrainConfig(model=str(ROOT / "configs" / "models" / "yolov3-tiny.cfg"), data=data, imgsz=imgsz,
-                      batch=args.batch, device=args.device)
-    ds = load_dataset(data, "train")
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = build_train_model(cfg.model, cfg.weights, ds.class_names).to(device)
-    criterion = build_loss(model.heads, box_loss="mse")
-    optimizer = build_optimizer(model, cfg)
-    loader = build_loader(TrainDataset(ds, imgsz, augment=True), args.batch, imgsz, train=True, workers=0,
-                          drop_last=True)
-    set_train_mode(model)
+    def hook(m, _inp, out):
+        k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+        total[0] += 2.0 * k * out.numel()
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, imgsz, imgsz))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def _cpu_peak_gflops(threads: int) -> tuple[float, str]:
+    """fp32 peak of ``threads`` cores: AVX-512 with two FMA pipes = 64 FLOP per cycle per core (Zen 4/5, Intel
+    server cores), at the clock /proc/cpuinfo reports; AVX2 machines: 32. bf16 dot products double it."""
+    import torch
+
+    mhz = 0.0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                mhz = max(mhz, float(line.split(":")[1]))
+    except OSError:
+        pass
+    per_cycle = 64 if "AVX512" in torch.backends.cpu.get_cpu_capability() else 32
+    ghz = mhz / 1000 or 2.5
+    return threads * ghz * per_cycle, f"{threads} core(s) x {ghz:.2f} GHz x {per_cycle} fp32 FLOP/cycle"
+
+
+def _pytorchyolo_step(cfg_path: str, imgsz: int):
+    """PyTorch-YOLOv3's (pytorchyolo, eriklindernoren) Darknet model, loss and SGD step, or None when it is not
+    installed. Its training-only dependency imgaug is stubbed: model and loss do not use it."""
+    import sys
+    import types
+
+    import torch
+
+    try:
+        import pytorchyolo  # noqa: F401
+    except ImportError:
+        return None
+    for name in ("imgaug", "imgaug.augmenters", "imgaug.augmentables", "imgaug.augmentables.bbs"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    bbs = sys.modules["imgaug.augmentables.bbs"]
+    bbs.BoundingBox = bbs.BoundingBoxesOnImage = object
+    from pytorchyolo.models import Darknet
+    from pytorchyolo.utils.loss import compute_loss
+
+    model = Darknet(cfg_path).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
 
     def step(images, targets):
-        loss, _ = criterion(model(images.to(device)), targets.to(device))
+        # its targets: [batch_index, class, cx, cy, w, h] normalised to the input
+        t = targets.clone()
+        xy1, xy2 = targets[:, 2:4], targets[:, 4:6]
+        t[:, 2:4], t[:, 4:6] = (xy1 + xy2) / 2 / imgsz, (xy2 - xy1) / imgsz
+        loss, _ = compute_loss(model(images), t, model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    it = iter(loader)
-    step(*next(it)[:2])  # warm-up (allocations, first-call overheads)
-    t0 = time.perf_counter()
-    n = 0
-    for _ in range(args.steps):
-        try:
-            images, targets, _ = next(it)
-        except StopIteration:
-            it = iter(loader)
-            images, targets, _ = next(it)
-        step(images, targets)
-        n += images.shape[0]
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    rate = n / (time.perf_counter() - t0)
-    rows = [["yolokit yolov3-tiny (from scratch, 80 classes)", imgsz, args.batch, args.steps, f"{rate:.2f}"]]
-    try:
-        import ultralytics  # noqa: F401
+    return step
 
-        peer = "ultralytics is importable, but its timing is not implemented in this bench yet."
-    except ImportError:
-        peer = ("ultralytics is not installed in this environment, so no same-run comparison with "
-                "`yolov3-tinyu.yaml` could be made (the issue quotes 3.3 img/s for yolov3-tinyu and 6.3 img/s "
-                "for yolov8n measured on another machine; those figures are not comparable with this one).")
+
+def _yolokit_step(cfg, class_names, imgsz: int, fast: bool):
+    """yolokit's training step (forward, loss, backward, fused SGD) in fp32 NCHW or, ``fast``, as ``yolokit
+    train`` runs it by default: bf16 autocast where the CPU has it, channels_last."""
+    import torch
+
+    from yolokit.engine.optim import build_optimizer
+    from yolokit.engine.precision import autocast_dtype
+    from yolokit.loss import build_loss
+    from yolokit.models.transfer import build_train_model, set_train_mode
+
+    torch.manual_seed(0)
+    model = build_train_model(cfg.model, cfg.weights, class_names)
+    dtype = autocast_dtype(torch.device("cpu")) if fast else None
+    fmt = torch.channels_last if fast else torch.contiguous_format
+    model.to(memory_format=fmt)
+    criterion = build_loss(model.heads, img_size=(imgsz, imgsz), box_loss="mse")
+    optimizer = build_optimizer(model, cfg)
+    set_train_mode(model)
+
+    def step(images, targets):
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            outputs = model(images.contiguous(memory_format=fmt))
+        loss, _ = criterion([o.float() for o in outputs], targets, img_size=(imgsz, imgsz))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, dtype
+
+
+def _throughput(args) -> str:
+    import statistics
+
+    import torch
+
+    from yolokit.data import TrainDataset, build_loader, load_dataset
+    from yolokit.engine import TrainConfig
+    from yolokit.report import markdown_table
+
+    imgsz = args.imgsz or 416
+    data = str(ROOT / "configs" / "data" / "coco128_yolo.yaml")
+    cfg_path = str(SHARED / "yolov3_tiny_darknet" / "yolov3-tiny.cfg")
+    cfg = TrainConfig(model=cfg_path, data=data, imgsz=imgsz, batch=args.batch, device="cpu", lr=1e-4,
+                      momentum=0.9, weight_decay=5e-4)
+    ds = load_dataset(data, "train")
+    loader = build_loader(TrainDataset(ds, imgsz, augment=True), args.batch, imgsz, train=True, workers=0,
+                          drop_last=True)
+    it = iter(loader)
+    batches = [next(it)[:2] for _ in range(2)]  # the same real batches for every contender (data time excluded)
+    fp32, _ = _yolokit_step(cfg, ds.class_names, imgsz, fast=False)
+    fast, dtype = _yolokit_step(cfg, ds.class_names, imgsz, fast=True)
+    contenders = {"yolokit, fp32 NCHW (before)": fp32,
+                  f"yolokit default ({'bf16 autocast, ' if dtype else 'fp32, '}channels_last, fused SGD)": fast}
+    peer = _pytorchyolo_step(cfg_path, imgsz)
+    if peer is not None:
+        contenders["pytorchyolo 1.8 (PyTorch-YOLOv3), fp32"] = peer
+    names = list(contenders)
+    for name in names:  # warm-up: allocations, oneDNN kernel selection
+        contenders[name](*batches[0])
+    times = {name: [] for name in names}
+    for r in range(args.steps):  # interleaved, the order rotating every round: a busy spell hits every contender
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            images, targets = batches[r % len(batches)]
+            t0 = time.perf_counter()
+            contenders[name](images, targets)
+            times[name].append(time.perf_counter() - t0)
+    flops = 3 * _conv_flops(_model_for_flops(cfg_path), imgsz)
+    threads = torch.get_num_threads()
+    peak, peak_text = _cpu_peak_gflops(threads)
+    rate = {name: args.batch / statistics.median(times[name]) for name in names}
+    peer_name = names[-1] if peer is not None else None
+    rows = []
+    for name in names:
+        gflops = rate[name] * flops / 1e9
+        rows.append([name, f"{rate[name]:.2f}", f"{gflops / peak:.0%}",
+                     f"{rate[name] / rate[peer_name]:.2f}x" if peer_name else "n/a"])
+    if peer is None:
+        note = "pytorchyolo is not installed (`pip install --no-deps pytorchyolo`), so no same-run comparison."
+    else:
+        note = (f"pytorchyolo runs the same cfg ({Path(cfg_path).name}, 80 classes) with its own loss on the same "
+                "batches, fp32 (it has no CPU mixed precision).")
     return "\n".join([
-        f"Training throughput on coco128 (YOLO txt, train2017, 128 images): images per second through the whole "
-        "training step -- data loading and augmentation (yolokit.data defaults: crop, affine, flip, colour, "
-        f"mosaic 0.5), forward, loss, backward, SGD step -- at {imgsz}x{imgsz}, batch {args.batch}, timed over "
-        f"{args.steps} steps after one warm-up step, single process.",
+        f"Training throughput, yolov3-tiny at {imgsz}x{imgsz}, batch {args.batch}, {threads} thread(s): images/s of "
+        "the training step (forward, loss, backward, SGD step) on the same 2 real coco128 batches (yolokit.data "
+        f"augmentation) for every contender, median of {args.steps} steps taken in rotating order (one step of "
+        "each per round), so that other jobs on the machine slow every contender alike.",
         "",
-        markdown_table(["model", "imgsz", "batch", "timed steps", "img/s"], rows),
+        markdown_table(["contender", "img/s", "of fp32 peak", "vs pytorchyolo"], rows),
         "",
-        peer,
+        f"Work per image: {flops / 1e9:.1f} GFLOP (3 x the {flops / 3e9:.2f} GFLOP of the convolutions' forward "
+        f"pass); fp32 peak {peak:.0f} GFLOP/s ({peak_text}); bf16 dot products have twice that peak. {note}",
     ])
+
+
+def _model_for_flops(cfg_path: str):
+    from yolokit.models import load
+
+    return load(cfg_path)

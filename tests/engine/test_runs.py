@@ -153,7 +153,7 @@ def test_resume_of_a_copied_last_pt_does_not_touch_the_original(shared, half_run
 ])
 def test_a_failed_save_keeps_the_last_good_epoch_and_resume_continues(shared, half_run, tmp_path, monkeypatch,
                                                                       name, nth, code, says, on_disk):
-    import yolokit.engine.trainer as trainer
+    import yolokit.engine.checkpoints as trainer
 
     run = tmp_path / "run"
     shutil.copytree(half_run, run)
@@ -186,7 +186,7 @@ def test_a_failed_save_keeps_the_last_good_epoch_and_resume_continues(shared, ha
 
 
 def test_disk_full_after_an_epoch_says_which_epoch_is_on_disk(shared, tmp_path, monkeypatch):
-    import yolokit.engine.trainer as trainer
+    import yolokit.engine.checkpoints as trainer
 
     real = trainer.write_atomic
     calls = {"last.pt": 0}
@@ -235,30 +235,33 @@ def test_resume_with_another_model_says_what_differs(shared, half_run):
         train(_cfg(shared, None, model=other, weights=None, epochs=2, resume=str(half_run / "last.pt")))
 
 
-def test_schedule_that_never_reaches_its_learning_rate_is_reported():
+def test_schedule_that_never_reaches_its_learning_rate_is_an_error_with_the_fix():
+    from yolokit.engine.recipe import check_schedule
     from yolokit.engine.schedule import BurnInSchedule
-    from yolokit.engine.recipe import schedule_warning
 
-    def warn(epochs, per_epoch, **kw):
-        cfg = TrainConfig(model="m", data="d", epochs=epochs, **kw)
+    def check(epochs, per_epoch, resumed=False, **kw):
+        cfg = TrainConfig(model="m", data="d", epochs=epochs, lr=1e-3, schedule="cosine", **kw)
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
         sched = BurnInSchedule(opt, epochs * per_epoch, cfg.schedule, cfg.burn_in)
-        return schedule_warning(sched, cfg, per_epoch)
+        return check_schedule(sched, cfg, per_epoch, resumed)
 
     # the case: 2 updates per epoch, 30 epochs, burn-in 100. The warm-up (it/100)^4 and the cosine meet
     # lowest at update 41: (42/100)^4 * (0.01 + 0.99 * (1 + cos(pi * 41/60)) / 2) = 0.0311 * 0.2353 = 0.0073
-    msg = warn(30, 2, burn_in=100)
+    with pytest.raises(ConfigError) as info:
+        check(30, 2, burn_in=100)
+    msg = str(info.value)
     assert "--burn-in 100 is more than this run's 60 optimizer update(s) (30 epoch(s) x 2)" in msg
-    assert "peaks at 7.33e-06 (0.0073 x --lr 0.001)" in msg
-    assert warn(30, 10, burn_in=100) is None  # 300 updates: the burn-in completes
-    assert "(5 epoch(s) x 100, --max-updates 10)" in warn(5, 100, burn_in=100, max_updates=10)
-    # resumed near the end of a cosine schedule: the rate stays near its floor
-    cfg = TrainConfig(model="m", data="d", epochs=30, burn_in=1)
+    assert "peaks at 7.33e-06 (0.0073 x --lr 0.001)" in msg and "Lower --burn-in" in msg
+    assert check(30, 10, burn_in=100) is None  # 300 updates: the burn-in completes
+    with pytest.raises(ConfigError, match=r"\(5 epoch\(s\) x 100, --max-updates 10\)"):
+        check(5, 100, burn_in=100, max_updates=10)
+    # resumed near the end of a cosine schedule: the rate is meant to be low, a warning (returned), not an error
+    cfg = TrainConfig(model="m", data="d", epochs=30, burn_in=1, lr=1e-3, schedule="cosine")
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
     sched = BurnInSchedule(opt, 300, "cosine", 1)
     sched.load_state_dict({"it": 290})
     assert "the learning rate stays at or below 1.27e-05 (0.013 x --lr 0.001) for all 10" in \
-        schedule_warning(sched, cfg, 10)
+        check_schedule(sched, cfg, 10, resumed=True)
 
 
 def test_trainer_refuses_to_train_on_nothing(shared, tmp_path):

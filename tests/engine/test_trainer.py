@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from yolokit.engine import NonFiniteLossError, TrainConfig, train
+from yolokit.errors import ConfigError
 from yolokit.models import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +52,14 @@ def test_train_writes_checkpoints_logs_and_resumes_exactly(shared, tmp_path):
 
     model = load(tmp_path / "a" / "best.pt")
     assert model.num_classes == 1 and model.class_names == ["raccoon"]
+    # best.pt is what a user ships: weights only (fp16 when the val AP allowed it), no resume state
+    best = load_checkpoint(tmp_path / "a" / "best.pt")
+    assert not {"optimizer", "scheduler", "raw_model", "train_args"} & set(best)
+    assert (tmp_path / "a" / "best.pt").stat().st_size < (tmp_path / "a" / "last.pt").stat().st_size / 2
+    if best.get("half"):
+        assert all(v.dtype == torch.float16 for v in best["model"].values() if v.is_floating_point())
+    with pytest.raises(ConfigError, match="holds weights only, no resume state; resume from the run's last.pt"):
+        train(_cfg(shared, tmp_path / "c", resume=str(tmp_path / "a" / "best.pt")))
 
 
 def test_darknet_to_checkpoint_to_darknet_weights(shared, tmp_path):

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HELP = "speed/accuracy benchmarks (nms, infer, data, eval, train, video, hog); from a source checkout"
-BENCHES = ("nms", "infer", "data", "eval", "train", "video", "hog", "tta", "track", "scale")
+BENCHES = ("nms", "infer", "data", "eval", "train", "finetune", "video", "hog", "tta", "track", "scale")
 MISSING = ("yolokit bench: the benchmarks are not installed with yolokit; run them from a source checkout "
            "(git clone, then `pip install -e .` and `yolokit bench ...` there)")
 

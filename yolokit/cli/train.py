@@ -3,6 +3,9 @@
   yolokit train --model yolov3-tiny.cfg --weights yolov3-tiny.weights --data configs/data/raccoon.yaml \\
       --epochs 30 --imgsz 416 --batch 16 --device cpu --out runs/raccoon
   yolokit train --resume runs/raccoon/last.pt            # continue exactly where it stopped
+  yolokit train --model yolov3-tiny.cfg --weights yolov3-tiny.weights --data my.yaml   # the default recipe:
+      # epochs, nominal batch, warm-up and EMA from the dataset size; lr, momentum, decay, schedule from the
+      # cfg's [net]; the first lines say which value came from where
   yolokit train --config configs/train/raccoon-finetune.yaml   # a preset; flags given beside it win
   torchrun --nproc_per_node=2 tools/train.py ...         # DDP (gloo on CPU, NCCL on CUDA)
 
@@ -21,6 +24,7 @@ def add_arguments(p) -> None:
     import argparse
 
     from yolokit.engine.config import TrainConfig
+    from yolokit.engine.recipe import RECIPE_FIELDS
 
     defaults = TrainConfig(model="", data="")
 
@@ -32,6 +36,9 @@ def add_arguments(p) -> None:
         if default not in (None, "", {}) and kw.get("action") not in ("store_true", "store_false") \
                 and "(default" not in kw.get("help", ""):
             kw["help"] = (kw.get("help", "") + f" (default: {default})").strip()
+        elif dest in RECIPE_FIELDS and "(default" not in kw.get("help", ""):
+            kw["help"] = (kw.get("help", "") + " (default: the recipe's, from the dataset size and the cfg; "
+                          "printed as 'recipe: ...' at the start)").strip()
         group.add_argument(*flags, default=argparse.SUPPRESS, **kw)
 
     g = p.add_argument_group("what to train")
@@ -56,6 +63,8 @@ def add_arguments(p) -> None:
     add(g, "--weight-decay", type=float)
     add(g, "--schedule", choices=("cosine", "step", "constant"))
     add(g, "--burn-in", type=int, help="warm-up optimizer updates (Darknet burn_in)")
+    add(g, "--warmup-epochs", type=float, help="the recipe's warm-up in epochs when --burn-in is not given "
+                                               "(at least 10 updates, at most a quarter of the run)")
     add(g, "--patience", type=int, help="early stop after N epochs without val gain")
     add(g, "--stop-at-map", type=float, help="stop once val AP50 reaches this")
     add(g, "--freeze", type=int, help="freeze the first N layers")
@@ -87,8 +96,11 @@ def add_arguments(p) -> None:
     add(g, "--device", help="auto (CUDA when available, else cpu), cpu, cuda, cuda:N or N")
     add(g, "--workers", type=int)
     add(g, "--no-ema", dest="ema", action="store_false")
+    add(g, "--ema-tau", type=float, help="updates over which the EMA's decay ramps up")
     add(g, "--bn-momentum", type=float, help="BatchNorm momentum while training (Darknet: 0.01; 0 keeps it)")
-    add(g, "--no-amp", dest="amp", action="store_false")
+    add(g, "--no-amp", dest="amp", action="store_false",
+        help="train in fp32 (default: fp16 AMP on CUDA, bf16 autocast on CPUs with native bf16)")
+    add(g, "--no-channels-last", dest="channels_last", action="store_false", help="NCHW tensors instead of NHWC")
     add(g, "--sync-bn", action="store_true", help="SyncBatchNorm under DDP (CUDA only)")
     add(g, "--seed", type=int)
     add(g, "--no-progress", dest="progress", action="store_false")
@@ -108,7 +120,8 @@ def run(args) -> int:
     if "resume" in given:
         saved = load_checkpoint(given["resume"]).get("train_args") or {}
         if not saved:
-            raise ConfigError(f"{given['resume']}: checkpoint has no training arguments to resume from")
+            raise ConfigError(f"{given['resume']}: checkpoint has no training arguments to resume from (best.pt "
+                              f"holds weights only: resume from last.pt, or fine-tune with --model)")
         saved["max_updates"] = 0  # a test/benchmark cap of the first run does not carry over
         for key in ("out", "exist_ok"):  # where to write follows the checkpoint (yolokit.engine.runs), not the
             saved.pop(key, None)  # folder it was first written to

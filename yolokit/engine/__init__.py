@@ -1,5 +1,7 @@
-"""Training: the loop (:func:`train` with a :class:`TrainConfig`), EMA, LR schedules and DDP via
-torchrun. Checkpoints, torchvision-backbone models and head transfer live with the models (yolokit.models).
+"""Training: the loop (:func:`train` with a :class:`TrainConfig`), the recipe (defaults from the dataset size and
+the cfg), EMA, LR schedules, mixed precision, run files, and the one torchrun set-up. Checkpoint reading and
+writing, torchvision-backbone models, building the model to train and head transfer live with the models
+(yolokit.models).
 
 Names are imported on first use (PEP 562) so that ``yolokit.engine.config`` stays free of torch.
 """
@@ -8,7 +10,7 @@ __all__ = ["TrainConfig", "train", "Trainer", "validate", "NonFiniteLossError", 
            "ModelEMA", "BurnInSchedule"]
 
 _WHERE = {"TrainConfig": "config", "train": "trainer", "Trainer": "trainer", "validate": "validation",
-          "NonFiniteLossError": "trainer", "SaveError": "trainer", "LossWeights": "loss_weights", "ModelEMA": "ema",
+          "NonFiniteLossError": "trainer", "SaveError": "checkpoints", "LossWeights": "loss_weights", "ModelEMA": "ema",
           "BurnInSchedule": "schedule"}
 
 

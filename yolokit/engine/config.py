@@ -26,25 +26,29 @@ class TrainConfig:
     out: str | None = None  # None: runs/train (a new run takes the next free name: runs/train2, ...), or the
     #   folder of --resume's checkpoint when it is that folder's last.pt (yolokit.engine.runs)
     exist_ok: bool = False  # write into --out even when it holds another run
-    epochs: int = 30
+    # None below: chosen by the recipe from the dataset's size, the batch and the cfg's [net] training keys
+    # (yolokit.engine.recipe; printed as one "recipe: ..." line at the start, each value with its source)
+    epochs: int | None = None
     imgsz: int = 416
     batch: int = 16
-    nbs: int = 64  # nominal batch: gradients are accumulated up to this many images per update
+    nbs: int | None = None  # nominal batch: gradients are accumulated up to this many images per update
     device: str = "auto"  # auto (CUDA when available, else cpu), cpu, cuda, cuda:N, N
     workers: int = 0
     optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 1e-3  # Darknet's learning_rate for SGD with the per-image summed loss
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine | step | constant
-    steps: tuple[float, ...] = (0.8, 0.9)  # step schedule: fractions of the run
-    scale: float = 0.1  # step schedule: factor at each step
-    burn_in: int = 100  # warm-up updates (Darknet burn_in, (it/burn_in)^4)
+    lr: float | None = None  # for SGD with the per-image summed loss (Darknet's learning_rate)
+    momentum: float | None = None
+    weight_decay: float | None = None
+    schedule: str | None = None  # cosine | step | constant
+    steps: tuple[float, ...] | None = None  # step schedule: fractions of the run
+    scale: float | None = None  # step schedule: factor at each step
+    burn_in: int | None = None  # warm-up updates (Darknet burn_in, (it/burn_in)^4)
+    warmup_epochs: float = 1.0  # the recipe's warm-up when --burn-in is not given (at least 10 updates)
     bn_momentum: float = 0.03  # BatchNorm running-stat momentum while training (0 = keep the model's)
     ema: bool = True
-    ema_decay: float = 0.9999
-    ema_tau: float = 2000.0
-    amp: bool = True  # mixed precision, used on CUDA only
+    ema_decay: float | None = None  # the EMA's decay once ramped up (recipe: a window of a tenth of the run)
+    ema_tau: float | None = None  # updates over which the EMA's decay ramps up (recipe: a twentieth of the run)
+    amp: bool = True  # mixed precision: fp16 on CUDA, bf16 on CPUs with native bf16 (else fp32)
+    channels_last: bool = True  # NHWC tensors (faster convolutions on CPU and tensor cores)
     freeze: int = 0  # freeze the first N layers (transfer learning)
     freeze_epochs: int = 0  # unfreeze them after this many epochs (0 = frozen for the whole run)
     unfreeze_lr: float = 0.1  # ... and from then on train everything at this fraction of the learning rate
@@ -54,7 +58,7 @@ class TrainConfig:
     box_loss: str = "mse"  # mse | giou | ciou
     loss_weights: dict = field(default_factory=dict)  # lambda_* overrides for the loss
     augment: bool = True  # yolokit.data's pipeline: crop, affine, flip, colour, mosaic (off for validation)
-    mosaic: float = 0.5  # probability of a 4-image mosaic (yolokit.data.AugmentConfig)
+    mosaic: float | None = None  # probability of a 4-image mosaic (yolokit.data.AugmentConfig)
     mixup: float = 0.0
     multiscale: tuple[int, int] | None = None  # e.g. (320, 608): one random size per batch (YOLOv2)
     val_split: str = "val"
@@ -81,31 +85,33 @@ class TrainConfig:
         naming the first bad one."""
         from yolokit import settings as v
 
-        def ints(minimum, *keys):
+        def check(keys, fn):  # None: not set, the recipe fills it in
             for k in keys:
-                setattr(self, k, v.check_int(k, getattr(self, k), minimum))
+                if getattr(self, k) is not None:
+                    setattr(self, k, fn(k, getattr(self, k)))
+
+        def ints(minimum, *keys):
+            check(keys, lambda k, x: v.check_int(k, x, minimum))
 
         def fractions(*keys):
-            for k in keys:
-                setattr(self, k, v.check_fraction(k, getattr(self, k)))
+            check(keys, v.check_fraction)
 
         def at_least_zero(*keys):
-            for k in keys:
-                setattr(self, k, v.check_at_least(k, getattr(self, k), 0.0))
+            check(keys, lambda k, x: v.check_at_least(k, x, 0.0))
 
         self.imgsz = v.check_imgsz("imgsz", self.imgsz)
         ints(1, "epochs", "batch", "nbs", "val_every")
         ints(0, "workers", "burn_in", "freeze", "freeze_epochs", "patience", "limit_train", "limit_val",
              "max_updates")
         self.seed = v.check_int("seed", self.seed, -(2 ** 63))
-        for k in ("lr", "scale", "unfreeze_lr", "ema_tau"):
-            setattr(self, k, v.check_positive(k, getattr(self, k)))
+        check(("lr", "scale", "unfreeze_lr", "ema_tau", "warmup_epochs"), v.check_positive)
         fractions("momentum", "bn_momentum", "ema_decay", "stop_at_map", "mosaic", "mixup", "val_conf", "val_iou")
         at_least_zero("weight_decay", "clip_grad")
         v.check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
-        v.check_choice("schedule", self.schedule, ("cosine", "step", "constant"))
+        check(("schedule",), lambda k, x: v.check_choice(k, x, ("cosine", "step", "constant")))
         v.check_choice("box_loss", self.box_loss, ("mse", "giou", "ciou"))
-        self.steps = tuple(v.check_fraction("steps", s) for s in self.steps)
+        if self.steps is not None:
+            self.steps = tuple(v.check_fraction("steps", s) for s in self.steps)
         if self.multiscale is not None:
             if len(self.multiscale) != 2:
                 raise ConfigError(f"--multiscale {self.multiscale}: expected MIN MAX")

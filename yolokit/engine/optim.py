@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from yolokit.engine.recipe import DEFAULTS
 from yolokit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,9 +23,15 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         for name, p in module.named_parameters(recurse=False):
             is_weight = name == "weight" and not isinstance(module, nn.modules.batchnorm._NormBase)
             (decay if is_weight else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # a config the recipe has not filled in (library use): its constant defaults
+    lr, momentum, weight_decay = (DEFAULTS[k] if getattr(cfg, k) is None else getattr(cfg, k)
+                                  for k in ("lr", "momentum", "weight_decay"))
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # fused: one kernel per parameter group instead of a loop of small ops per tensor (CPU and CUDA, torch >= 2.4)
+    device = next(model.parameters()).device
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, **fused)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), **fused)
     raise ConfigError(f"--optimizer must be sgd or adamw, got {cfg.optimizer!r}")

@@ -1,13 +1,16 @@
 """The training loop: one :class:`TrainConfig`, one :func:`train` call (a :class:`Trainer`).
 
-:meth:`Trainer.setup` -- run folder (:mod:`yolokit.engine.runs`: a run never overwrites another), data, model,
-loss, optimizer, schedule, EMA, ``--resume`` state, and the guards (a schedule that cannot reach its learning
-rate, a checkpoint from other data). :meth:`Trainer.train_epoch` -- shuffled batches (a ``DistributedSampler``
+:meth:`Trainer.setup` -- run folder (:mod:`yolokit.engine.runs`: a run never overwrites another), data, the
+recipe (:mod:`yolokit.engine.recipe`: every value no flag set, from the dataset size and the cfg's ``[net]``,
+printed as one ``recipe:`` line), model, loss, optimizer, schedule, EMA, precision
+(:mod:`yolokit.engine.precision`: bf16 autocast on CPUs that have it, channels_last), ``--resume`` state, and
+the guards (a schedule that cannot reach its learning rate is an error, a checkpoint from other data). :meth:`Trainer.train_epoch` -- shuffled batches (a ``DistributedSampler``
 under torchrun) -> forward in train mode (raw head outputs) -> :func:`yolokit.loss.build_loss` -> backward, with
 gradients accumulated up to the nominal batch (``nbs``) before each optimizer update -> learning-rate schedule
 and EMA after each update. :meth:`Trainer.end_epoch` -- validation mAP on the EMA weights -> ``best.pt`` (when
-the mAP improved), ``last.pt`` and ``results.csv``, each written atomically, in that order -> TensorBoard ->
-early stop when the mAP has not improved for ``patience`` epochs.
+the mAP improved; weights only), ``last.pt`` (with the resume state) and ``results.csv``, each written
+atomically, in that order (:mod:`yolokit.engine.checkpoints`) -> TensorBoard -> early stop when the mAP has not
+improved for ``patience`` epochs. At the end ``best.pt`` becomes fp16 when that leaves its AP unchanged.
 
 What a crash leaves: ``last.pt`` holds the last epoch whose files were all written and carries the rows of
 ``results.csv``; ``--resume`` rewrites ``results.csv`` from it, so the two always agree after a restart. A
@@ -24,37 +27,30 @@ uninterrupted run would (on the same device and thread count).
 
 from __future__ import annotations
 
-import errno
 import math
 import random
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from yolokit.engine import batches, distributed, runs
+from yolokit.engine import batches, distributed, precision, recipe, runs
+from yolokit.engine.checkpoints import RunFiles, SaveError
 from yolokit.engine.config import TrainConfig
 from yolokit.engine.ema import ModelEMA
 from yolokit.engine.loss_weights import LossWeights
 from yolokit.engine.optim import build_optimizer
-from yolokit.engine.recipe import schedule_warning
 from yolokit.engine.schedule import BurnInSchedule
 from yolokit.engine.validation import validate, validation_settings
 from yolokit.errors import ConfigError, YolokitError
-from yolokit.fileio import write_atomic
-from yolokit.models.checkpoint import checkpoint_state, load_checkpoint
+from yolokit.models.checkpoint import load_checkpoint
 from yolokit.models.transfer import build_train_model, freeze_layers, set_train_mode, unfreeze_layers
 
 
 class NonFiniteLossError(YolokitError):
     """The loss became NaN or infinite; training stops rather than writing broken weights."""
-
-
-class SaveError(YolokitError):
-    """A run file could not be written (disk full, permissions); the files already on disk are intact."""
 
 
 def _seed_all(seed: int) -> None:
@@ -64,34 +60,18 @@ def _seed_all(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- the loop
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
-def _plain(value):
-    """Checkpoint-safe (weights_only) copy of a config value."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def _names(names) -> str:
     names = list(names or [])
     return ", ".join(map(str, names[:5])) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
 
 
-class Trainer:
+class Trainer(RunFiles):
     """One training run: :meth:`setup`, then :meth:`train_epoch` and :meth:`end_epoch` per epoch
     (:meth:`run` does all of it and returns :func:`train`'s result)."""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.frozen = 0  # how many leading layers are frozen now (freeze_layers / unfreeze_layers)
-        self.on_disk: int | None = None  # the epoch out/last.pt holds (None: this run has written none)
         self.state = runs.RunState()
         self.history: list[dict] = []  # this invocation's rows
         self.stop = False
@@ -101,7 +81,7 @@ class Trainer:
         """Build everything; returns False when there is nothing to train (a finished run resumed)."""
         cfg = self.cfg
         for flag, value in (("--epochs", cfg.epochs), ("--batch", cfg.batch), ("--nbs", cfg.nbs)):
-            if not isinstance(value, int) or value < 1:
+            if (value is not None or flag == "--batch") and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{flag} {value}: must be an integer >= 1")
         self.device = distributed.resolve_device(cfg.device)
         dist = distributed.init_from_env(self.device)
@@ -120,6 +100,7 @@ class Trainer:
         _seed_all(cfg.seed)
 
         self._setup_data()
+        cfg = self.cfg  # with the recipe's values filled in
         resume = load_checkpoint(self.folder.resume) if self.folder.resume is not None else None
         self._setup_model(resume)
         self._setup_optimization(resume)
@@ -144,13 +125,16 @@ class Trainer:
         from yolokit.data.stream import is_stream_spec, stream_data
 
         cfg = self.cfg
+        net, self.recipe_origin = recipe.cfg_recipe(cfg.model)
         if is_stream_spec(cfg.data):  # a `format: shards` YAML: batches streamed, split across ranks and workers
-            augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
+            mosaic = recipe.resolve(cfg, 1, self.world, net)[0].mosaic  # (mosaic does not depend on the size)
+            augment = AugmentConfig(mosaic=mosaic, mixup=cfg.mixup) if cfg.augment else None
             self.train_set, self.val_set = stream_data(
                 cfg.data, cfg.train_split, cfg.val_split, size=cfg.imgsz, batch=cfg.batch, augment=augment,
                 multiscale=cfg.multiscale, seed=cfg.seed, workers=cfg.workers, limit_train=cfg.limit_train,
                 limit_val=cfg.limit_val, rank=self.rank, world=self.world)
             self.class_names = self.train_set.class_names
+            self.cfg, self.sources = recipe.resolve(cfg, len(self.train_set), self.world, net)
             return
         train_ds = load_dataset(cfg.data, cfg.train_split, decode=True)  # bad images: reported, left out
         val_ds = load_dataset(cfg.data, cfg.val_split, decode=True)
@@ -160,14 +144,20 @@ class Trainer:
         if len(train_ds) == 0:
             raise ConfigError(f"{cfg.data}: split '{cfg.train_split}' has no images")
         self.class_names = train_ds.class_names
+        train_ds = batches.subset(train_ds, cfg.limit_train)
+        cfg, self.sources = recipe.resolve(cfg, len(train_ds), self.world, net)
+        self.cfg = cfg
         augment = AugmentConfig(mosaic=cfg.mosaic, mixup=cfg.mixup) if cfg.augment else None
-        self.train_set = TrainDataset(batches.subset(train_ds, cfg.limit_train), cfg.imgsz, augment=augment)
+        self.train_set = TrainDataset(train_ds, cfg.imgsz, augment=augment)
         self.val_set = batches.subset(val_ds, cfg.limit_val)
 
     def _check_resume(self, state: dict) -> None:
         """A checkpoint from other classes (other --data) is refused with what differs, before any weights are
         loaded (which would fail with a tensor size mismatch)."""
         cfg, ckpt = self.cfg, self.folder.resume
+        if "optimizer" not in state:  # best.pt and exported checkpoints hold weights only
+            raise ConfigError(f"--resume {ckpt}: it holds weights only, no resume state; resume from the run's "
+                              f"last.pt, or start a new run from these weights with --model {ckpt}")
         saved_args = state.get("train_args") or {}
         saved = list(state.get("class_names") or [])
         if saved and saved != list(self.class_names):
@@ -205,7 +195,7 @@ class Trainer:
                     m.momentum = cfg.bn_momentum
         freeze_layers(model, cfg.freeze)
         self.frozen = max(0, cfg.freeze)
-        model.to(self.device)
+        model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
         if cfg.sync_bn and self.world > 1:
             if self.device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -230,8 +220,11 @@ class Trainer:
         self.updates_per_epoch = math.ceil(self.batches_per_epoch / self.accumulate)
         self.scheduler = BurnInSchedule(self.optimizer, cfg.epochs * self.updates_per_epoch, cfg.schedule,
                                         cfg.burn_in, steps=cfg.steps, scale=cfg.scale)
-        self.use_amp = cfg.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.autocast = precision.autocast_dtype(self.device, cfg.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)
+        warning = recipe.check_schedule(self.scheduler, cfg, self.updates_per_epoch, resumed=resume is not None)
+        if warning and self.main:
+            print(f"warning: {warning}", flush=True)
         if resume is not None:
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
@@ -256,10 +249,9 @@ class Trainer:
         print(f"train set: {self.train_set.summary()}")
         print(f"train: {len(self.train_set)} images, val: {len(self.val_set)} images, {len(self.class_names)} "
               f"classes, batch {cfg.batch} x {self.world} process(es), accumulate {self.accumulate} -> "
-              f"{self.updates_per_epoch} updates/epoch, device {self.device}{', AMP' if self.use_amp else ''}")
-        warning = schedule_warning(self.scheduler, cfg, self.updates_per_epoch)
-        if warning:
-            print(f"warning: {warning}", flush=True)
+              f"{self.updates_per_epoch} updates/epoch, device {self.device}, "
+              f"{precision.describe(self.autocast, cfg.channels_last)}")
+        print(recipe.recipe_line(cfg, self.sources, self.recipe_origin), flush=True)
 
     def _open_folder(self) -> None:
         """Claim a new run folder (its results.csv, created exclusively), or bring a continued run's
@@ -299,7 +291,10 @@ class Trainer:
         for i, (images, targets, _) in enumerate(iterator):
             images = images.to(self.device, non_blocking=True)
             targets = targets.to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            if self.cfg.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.autocast or torch.float32,
+                                enabled=self.autocast is not None):
                 outputs = self.train_model(images)
             loss, parts = self.criterion([o.float() for o in outputs], targets, img_size=tuple(images.shape[2:]))
             if not torch.isfinite(loss):
@@ -384,70 +379,11 @@ class Trainer:
         self.stop = distributed.broadcast_flag(self.stop, self.world, self.device)
         return self.stop
 
-    # ------------------------------------------------------------------------------------------ files
-    def checkpoint(self) -> dict:
-        """The checkpoint dict: the evaluated weights (EMA when on) as ``model``, plus what ``--resume`` needs."""
-        raw = _unwrap(self.model)
-        ema = self.ema
-        return checkpoint_state(raw, self.eval_model.state_dict(), **{
-            "raw_model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            # the EMA weights are already under "model"; keep only its counters here
-            "ema": {k: v for k, v in ema.state_dict().items() if k != "module"} if ema is not None else None,
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            **self.state.to_checkpoint(),
-            "train_args": _plain({**asdict(self.cfg), "out": str(self.out)}),
-        })
-
-    def save(self, epoch: int, best: bool) -> None:
-        """best.pt (when ``best``), last.pt, then results.csv -- each atomic, in this order, so that whatever
-        fails, last.pt and results.csv on disk describe the same epoch (or results.csv is one row behind, and
-        ``--resume`` rewrites it from last.pt)."""
-        state = self.checkpoint()
-        if best:
-            self._write("best.pt", lambda f: torch.save(state, f), epoch)
-        self._write("last.pt", lambda f: torch.save(state, f), epoch)
-        self.on_disk = epoch
-        self._write("results.csv", lambda f: f.write(runs.csv_text(self.state.rows).encode()), epoch)
-
-    def _write(self, name: str, write, epoch: int) -> None:
-        try:
-            write_atomic(self.out / name, write)
-        except OSError as exc:
-            why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                   errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-                   errno.EROFS: "read-only file system"}.get(exc.errno, exc.strerror or str(exc))
-            when = f"after epoch {epoch + 1}" if epoch >= 0 else "at the start"
-            behind = name == "results.csv" and epoch >= 0  # last.pt of this epoch is already written
-            raise SaveError(f"cannot write {self.out / name} {when}: {why}; training stopped. On disk: "
-                            f"{self.on_disk_text(csv_behind=behind)}. Free space (or fix the "
-                            f"permissions), then continue with: yolokit train --resume "
-                            f"{self._resume_hint()}") from None
-
-    def _resume_hint(self) -> Path:
-        if self.on_disk is not None or self.folder.resume is None:
-            return self.out / "last.pt"
-        return self.folder.resume
-
-    def on_disk_text(self, csv_behind: bool = False) -> str:
-        """What the run folder holds now, for messages after a failure."""
-        last = self.out / "last.pt"
-        if self.on_disk is None:
-            if self.folder.resume is not None:
-                return (f"no checkpoint in {self.out} yet; {self.folder.resume} still holds epoch "
-                        f"{self.resumed_epoch + 1}")
-            return f"no checkpoint yet ({last} is written at the end of the first epoch)"
-        text = f"{last} holds epoch {self.on_disk + 1}"
-        if csv_behind:
-            return text + f"; results.csv still ends one epoch earlier (--resume rewrites it from {last.name})"
-        return text + ", and results.csv matches it"
-
     # ------------------------------------------------------------------------------------------ all
     def run(self) -> dict:
         """Set up, train every remaining epoch, return :func:`train`'s result."""
-        cfg = self.cfg
         go = self.setup()
+        cfg = self.cfg  # with the recipe filled in
         start = self.state.epoch + 1
         epoch = start - 1
         if go:
@@ -466,6 +402,8 @@ class Trainer:
             finally:
                 if self.main:
                     self.logger.close()
+            if self.main:
+                print(self.ship_best(), flush=True)
             distributed.barrier(self.world)
         return {"best_map50": self.state.best_map, "best_epoch": self.state.best_epoch + 1,
                 "epochs_run": epoch + 1 - start, "out": str(self.out), "history": self.history,
