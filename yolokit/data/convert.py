@@ -36,6 +36,18 @@ def _image_dir(records, split: str) -> Path:
     return parents.pop() if parents else Path(".")
 
 
+def _check_stems(records, split: str) -> None:
+    """VOC and YOLO name a label file by its image's stem: two images with one stem (``a.jpg``, ``a.png``)
+    would write one file over the other, so that is an error naming both."""
+    seen = {}
+    for r in records:
+        other = seen.setdefault(r.path.stem, r.path)
+        if other != r.path:
+            raise ConfigError(f"split '{split}': {other.name} and {r.path.name} share the stem '{r.path.stem}'; "
+                              "VOC and YOLO name label files by stem, so one would overwrite the other "
+                              "(rename one, or convert to coco)")
+
+
 def _rel(path: Path, start: Path) -> str:
     return os.path.relpath(path.resolve(), start.resolve())
 
@@ -102,6 +114,8 @@ def _convert(spec, data, to, out: Path, work: Path, splits, yaml) -> dict:
             raise ConfigError(f"split '{split}' has other class names than the previous split")
         names_seen = ds.class_names
         img_dir = _image_dir(ds.records, split)
+        if to in ("voc", "yolo"):
+            _check_stems(ds.records, split)
         stats = {"images": len(ds), "boxes": ds.num_boxes, "written": 0, "crowd_dropped": 0, "difficult_lost": 0}
         if to == "coco":
             from yolokit.data.coco import records_to_coco
@@ -123,8 +137,10 @@ def _convert(spec, data, to, out: Path, work: Path, splits, yaml) -> dict:
                 crowd_as_difficult = replace(r, difficult=r.difficult | r.iscrowd)
                 write_voc_xml(crowd_as_difficult, ds.class_names, w(out / "Annotations" / f"{stem}.xml"))
                 stats["written"] += len(r.boxes)
-            lst = out / "ImageSets" / "Main" / f"{split}.txt"
-            w(lst).write_text("".join(s + "\n" for s in stems))
+            from yolokit.data.split import write_list
+
+            # <split>.txt, or <split>.csv when an image name holds a space or a line break (it reads back whole)
+            lst = out / "ImageSets" / "Main" / write_list(w(out / "ImageSets" / "Main" / "x").parent, split, stems).name
             desc_splits[split] = {"images": _rel(img_dir, out), "annotations": "Annotations", "list": _rel(lst, out)}
         else:
             from dataclasses import replace
@@ -146,6 +162,10 @@ def _convert(spec, data, to, out: Path, work: Path, splits, yaml) -> dict:
         summary[split] = stats
     desc = {"description": f"converted to {to} by yolokit convert", "format": to, "root": "."}
     if to == "yolo":
+        from yolokit.data.config import check_names
+
+        # one name a line: a name with a line break would become two classes when read back
+        check_names(list(names_seen or []), "convert: the class names")
         w(out / "names.txt").write_text("".join(n + "\n" for n in names_seen or []))
         desc["names"] = "names.txt"
     elif to == "voc":

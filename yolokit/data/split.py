@@ -78,7 +78,7 @@ def _repair(label_sets, part, k, classes):
             part[best] = p
 
 
-def _write_list(out, name: str, files: list[str]):
+def write_list(out, name: str, files: list[str]):
     """``<name>.txt`` (one file name a line, Darknet's list format) when every name is plain; else
     ``<name>.csv`` with a ``filename`` column written by the csv module, so a name holding spaces, a comma or a
     line break reads back whole (:func:`yolokit.data.voc.read_list` takes both). The other form of an earlier
@@ -153,7 +153,7 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
     desc["splits"] = {}
     for p, name in enumerate(part_names):
         chosen = sorted((r for r, q in zip(records, parts) if q == p), key=lambda r: r.path.name)
-        lst = _write_list(out, name, [r.path.name for r in chosen])
+        lst = write_list(out, name, [r.path.name for r in chosen])
         per_class = {n: 0 for n in class_names}
         for r in chosen:
             for v in set(int(x) for x in r.labels):
