@@ -168,7 +168,7 @@ class ImageSink:
         import cv2
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / frame.name
+        path = self.directory / (frame.out_name or frame.name)  # distinct per input (sources.distinct_outputs)
         if not cv2.imwrite(str(path), self.draw(frame.image, dets)):
             raise DataError(f"{path}: OpenCV could not write it")
         self.written += 1

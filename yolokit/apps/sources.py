@@ -8,6 +8,7 @@ count what they could not read in ``failed`` (reported by the caller, never sile
 from __future__ import annotations
 
 import glob
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Frame:
     image: np.ndarray
     name: str
     decode_s: float = 0.0
+    out_name: str = ""  # the annotated copy's file name when ``name`` is taken by another input (x.jpg -> x_2.jpg)
 
 
 class ImageSource:
@@ -45,9 +47,10 @@ class ImageSource:
 
     kind = "images"
 
-    def __init__(self, paths: list[Path], name: str):
+    def __init__(self, paths: list[Path], name: str, out_names: list[str] | None = None):
         self.paths = list(paths)
         self.name = name
+        self.out_names = out_names or distinct_names([p.name for p in self.paths])
         self.failed: list[str] = []
         self.reasons: list[str] = []
         self.fps = None
@@ -66,7 +69,7 @@ class ImageSource:
                 self.failed.append(str(path))
                 self.reasons.append(str(exc))
                 continue
-            yield Frame(i, image, path.name, time.perf_counter() - t0)
+            yield Frame(i, image, path.name, time.perf_counter() - t0, self.out_names[i])
 
 
 class VideoSource:
@@ -150,6 +153,34 @@ class VideoSource:
                 f"(stream ended after frame {self.length - self.lost - 1}): the file is truncated or damaged")
 
 
+def distinct_names(names: list[str], taken: set | None = None) -> list[str]:
+    """``names`` with repeats made distinct (``x.jpg``, ``x_2.jpg``, ...), none of them in ``taken`` (which
+    gains them): two inputs never write one output file."""
+    taken = set() if taken is None else taken
+    out = []
+    for name in names:
+        stem, dot, suffix = name.rpartition(".")
+        stem, suffix = (stem, dot + suffix) if dot else (name, "")
+        cand, k = name, 1
+        while cand in taken:
+            k += 1
+            cand = f"{stem}_{k}{suffix}"
+        taken.add(cand)
+        out.append(cand)
+    return out
+
+
+def distinct_outputs(sources: list) -> list:
+    """Give every source of one command its own output names: sources named alike (two ``images`` folders)
+    get ``images``, ``images_2``; image files named alike across sources get ``x.jpg``, ``x_2.jpg``."""
+    source_names, files = set(), set()
+    for source in sources:
+        source.name = distinct_names([source.name], source_names)[0]
+        if isinstance(source, ImageSource):
+            source.out_names = distinct_names(source.out_names, files)
+    return sources
+
+
 def open_source(spec: str, max_failures: int = 25) -> ImageSource | VideoSource:
     """Interpret SOURCE: a webcam index (``0``), a stream URL (``rtsp://``, ``http://``), a video
     file, an image file, a directory of images, or a glob (``'data/*.jpg'``).
@@ -178,7 +209,14 @@ def open_source(spec: str, max_failures: int = 25) -> ImageSource | VideoSource:
         raise DataError(f"{spec}: unknown file type {path.suffix!r}; expected an image "
                         f"({', '.join(sorted(IMAGE_SUFFIXES))}) or a video ({', '.join(sorted(VIDEO_EXTS))})")
     if glob.has_magic(spec):
-        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if is_image(Path(p)))
+        # one image once: a recursive glob through a link loop (sub -> .) matches one file at many paths
+        files, seen = [], set()
+        for p in sorted(glob.glob(spec, recursive=True), key=lambda p: (p.count(os.sep), p)):
+            real = os.path.realpath(p)
+            if is_image(Path(p)) and os.path.isfile(p) and real not in seen:
+                seen.add(real)
+                files.append(Path(p))
+        files.sort()
         if not files:
             raise DataError(f"{spec}: the pattern matches no images")
         return ImageSource(files, re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec).parent.name or "glob"))

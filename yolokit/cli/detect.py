@@ -182,7 +182,10 @@ def run(args) -> int:
 
     s = settings(args)  # every bad value is one line, before anything is opened
     args.device = s.device
-    sources = [open_source(src) for src in args.source]  # fail on a bad SOURCE before loading the model
+    from yolokit.apps.sources import distinct_outputs
+
+    # fail on a bad SOURCE before loading the model; two inputs never share an output name
+    sources = distinct_outputs([open_source(src) for src in args.source])
     from yolokit.apps.distributed import join
 
     args.world = join(s.device)  # under torchrun: (rank, world); each rank detects its block of the images
