@@ -20,6 +20,10 @@ from yolokit.engine.runs import _series
 def choose_run_folder(out: str | Path | None, default: str, exist_ok: bool = False) -> tuple[Path, str]:
     """``(folder, why)``: the folder this run writes to, created, and a few words on why that one."""
     base = Path(out if out is not None else default)
+    if base.exists() and not base.is_dir():  # --out naming a file: say so, rather than write beside it
+        from yolokit.errors import ConfigError
+
+        raise ConfigError(f"--out {base}: an existing file, not a folder (give a folder for the results)")
     if exist_ok:
         base.mkdir(parents=True, exist_ok=True)
         return base, "--exist-ok: writing into it even if it holds files"
