@@ -146,13 +146,23 @@ class VideoSink:
         if self.writer is None:
             h, w = frame.image.shape[:2]
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = open_video_writer(self.path, self.fps, (w, h))
+            # encoded under a hidden temporary name, renamed at close: a run killed (SIGTERM) or a disk that
+            # fills mid-way never leaves an unplayable file under the final name
+            self.writer = open_video_writer(self.partial, self.fps, (w, h))
         self.writer.write(self.draw(frame.image, dets))
         self.written += 1
+
+    @property
+    def partial(self) -> Path:
+        return self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()  # flushes the encoder and writes the index: the file is playable after this
+            self.writer = None
+            import os
+
+            os.replace(self.partial, self.path)
 
 
 class ImageSink:
