@@ -340,8 +340,14 @@ def _save(save_dir: Path, out: dict, g: GroundTruth, det: Detections, voc, class
         plot_pr_curves(voc, class_names, save_dir / "pr")
         cm = confusion_matrix(g, det, len(class_names), conf=report_conf, iou_thres=match_iou)
         plot_confusion_matrix(cm, class_names, save_dir / "confusion_matrix.png")
-        np.savetxt(save_dir / "confusion_matrix.csv", cm, fmt="%d", delimiter=",",
-                   header=",".join(class_names + ["background"]))
+        import csv
+        import io
+
+        buf = io.StringIO()  # the csv module quotes a class name holding a comma or a quote
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["# " + (class_names + ["background"])[0], *(class_names + ["background"])[1:]])
+        writer.writerows(cm.tolist())
+        write_text_atomic(save_dir / "confusion_matrix.csv", buf.getvalue())
 
 
 def save_detections(gt, detections, path: str | Path, class_names: Sequence[str] | None = None,

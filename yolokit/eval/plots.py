@@ -26,8 +26,19 @@ def new_figure(**kwargs):
 
 
 def safe_filename(name: str) -> str:
-    """``name`` (a class name) as a file-name part: runs of other characters become ``_``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "class"
+    """``name`` (a class name) as a file-name part that no other name maps to: a name of letters, digits and
+    ``_.-`` is kept; any other gets its runs of other characters as ``_`` plus ``~`` and a hash of the name
+    (``a/b`` -> ``a_b~...``, never ``a_b``: ``~`` is in no kept name)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
+    if slug == name and name not in ("", ".", ".."):
+        return slug
+    import hashlib
+
+    return f"{slug or 'class'}~{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+
+#: Classes drawn at most in one figure (the PR curves, the confusion heat map): those with the most objects.
+#: 10,000 per-class figures and a 10,000 x 10,000 heat map ran out of memory.
+MAX_PLOT_CLASSES = 100
 
 
 def plot_pr_curves(result: VocResult, class_names: Sequence[str], out_dir: str | Path) -> list[Path]:
@@ -38,8 +49,10 @@ def plot_pr_curves(result: VocResult, class_names: Sequence[str], out_dir: str |
     written = []
     fig_all = new_figure(figsize=(8, 6))
     ax_all = fig_all.add_subplot()
+    shown = sorted(range(len(result.curves)), key=lambda c: -result.curves[c].npos)[:MAX_PLOT_CLASSES]
+    shown = set(shown)
     for c, curve in enumerate(result.curves):
-        if curve.npos == 0:
+        if curve.npos == 0 or c not in shown:
             continue
         name = class_names[c] if c < len(class_names) else str(c)
         label = f"{name} AP={result.ap[c]:.3f}"
@@ -58,7 +71,9 @@ def plot_pr_curves(result: VocResult, class_names: Sequence[str], out_dir: str |
         written.append(path)
         ax_all.plot(rec, prec, linewidth=1, label=label if len(result.curves) <= 30 else None)
     ax_all.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
-               title=f"PR curves, mAP@{result.iou_thres:g} = {result.map:.3f}")
+               title=f"PR curves, mAP@{result.iou_thres:g} = {result.map:.3f}"
+               + (f" ({MAX_PLOT_CLASSES} of {len(result.curves)} classes, most objects)"
+                  if len(result.curves) > MAX_PLOT_CLASSES else ""))
     if len(result.curves) <= 30:
         ax_all.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
     fig_all.tight_layout()
@@ -75,6 +90,12 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(class_names) + ["background"]
+    subset = ""
+    if len(names) - 1 > MAX_PLOT_CLASSES:  # the classes with the most true objects, and background
+        keep = np.sort(np.argsort(-matrix[:-1].sum(axis=1), kind="stable")[:MAX_PLOT_CLASSES])
+        idx = np.r_[keep, len(names) - 1]
+        subset = f", {MAX_PLOT_CLASSES} of {len(names) - 1} classes (most objects)"
+        matrix, names = matrix[np.ix_(idx, idx)], [names[i] for i in idx]
     m = matrix.astype(np.float64)
     if normalize:
         m = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
@@ -86,7 +107,8 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_xticks(range(n), names, rotation=90, fontsize=7 if n > 20 else 9)
     ax.set_yticks(range(n), names, fontsize=7 if n > 20 else 9)
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix" + (" (row-normalised)" if normalize else ""))
+    ax.set(xlabel="predicted", ylabel="true",
+           title="confusion matrix" + (" (row-normalised)" if normalize else "") + subset)
     if n <= 40:
         # counts sized to the cell: ~40% of its height in points, 6..16 pt; thousands with a separator
         cell_pt = 72 * size * 0.8 / n
