@@ -31,6 +31,8 @@ import argparse
 import os
 import statistics
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from benchmarks.common import ROOT, SHARED_DATA
 
@@ -64,9 +66,6 @@ def add_arguments(parser):
 
 
 def _shared(arg):
-    from pathlib import Path
-
-
     return Path(arg) if arg else SHARED_DATA
 
 
@@ -166,131 +165,188 @@ def run(args):
 
 def _sweep(args):
     import tempfile
-    from pathlib import Path
 
+    from benchmarks.common import interleaved
+
+    s = _setup(args)
+    load_before = os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            contenders, accuracy = _contenders(s, args, size, Path(tmp))
+            agree = _agreement(s, args, size, contenders, accuracy)
+            x = s.predictor(size).preprocess(s.photos[:1] * args.batch).x
+            times = interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat,
+                                warmup=2)
+            rows += _rows(size, contenders, times, agree, accuracy, s.peer)
+            print(f"size {size}: done", flush=True)
+    _report(s, args, rows, load_before)
+    return 0
+
+
+@dataclass
+class _Setup:
+    """What every size of the sweep shares: the model and its fixed contenders, photos, data, notes."""
+
+    cfg: Path
+    model: object
+    fast: object
+    fused: object
+    photos: list
+    net: object
+    cv_name: str
+    ort: bool
+    threads: int
+    notes: list = field(default_factory=list)
+    calib: object = None
+    val: object = None
+    bf16: object = None
+    compiled: object = None
+
+    @property
+    def peer(self) -> str:
+        return "ONNX Runtime fp32" if self.ort else "eager"
+
+    def predictor(self, size: int):
+        from yolokit.models.predict import Predictor
+
+        return Predictor(self.model, size)
+
+
+def _setup(args) -> _Setup:
     import torch
 
-    from yolokit.apps.export import ap50
-    from benchmarks.common import interleaved
-    from yolokit.report import markdown_table, write_section
     from yolokit.models import load
-    from yolokit.models.predict import Predictor
 
     shared = _shared(args.shared)
-    cfg = args.cfg or shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg"
+    cfg = Path(args.cfg or shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg")
     weights = args.weights or shared / "yolov3_tiny_darknet" / "yolov3-tiny.weights"
     threads = torch.get_num_threads()
     model = load(cfg, weights)
     fast = model.optimize_for_inference(backend="torch" if args.no_onnx else "auto")
     fused = None if args.no_onnx or not hasattr(fast, "session") else model.optimize_for_inference(backend="torch")
-    photos = _images(shared)
     net, cv_name = _opencv_net(cfg, weights, threads)
-    notes = [] if net is not None else [f"no OpenCV contender: {cv_name}."]
-    ort = not args.no_onnx
-    if ort:
+    s = _Setup(cfg, model, fast, fused, _images(shared), net, cv_name, not args.no_onnx, threads,
+               [] if net is not None else [f"no OpenCV contender: {cv_name}."])
+    if s.ort:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
-            ort, notes = False, notes + ["no ONNX Runtime contenders: onnxruntime not installed."]
-    calib = val = None
-    if ort and args.int8_sizes or args.bf16:
+            s.ort = False
+            s.notes.append("no ONNX Runtime contenders: onnxruntime not installed.")
+    if s.ort and args.int8_sizes or args.bf16:
         from yolokit.data import load_dataset
 
         coco = ROOT / "configs" / "data" / "coco128_yolo.yaml"
-        calib, val = load_dataset(coco, "train"), load_dataset(coco, "val")
-    bf16 = model.optimize_for_inference(dtype=torch.bfloat16) if args.bf16 else None
-    compiled = None
+        s.calib, s.val = load_dataset(coco, "train"), load_dataset(coco, "val")
+    s.bf16 = model.optimize_for_inference(dtype=torch.bfloat16) if args.bf16 else None
     if args.compile:
         from yolokit.models.inference import optimize
 
-        compiled = torch.compile(optimize(model, fuse=False).model, options={"freezing": True})
+        s.compiled = torch.compile(optimize(model, fuse=False).model, options={"freezing": True})
+    return s
 
-    load_before = os.getloadavg()
-    rows, peer = [], "ONNX Runtime fp32" if ort else "eager"
-    tmp = tempfile.TemporaryDirectory()
-    for size in args.sizes:
-        contenders = {"eager": lambda x: _no_grad(model, x), "fast path (optimize_for_inference)": fast}
-        if fused is not None:
-            contenders["fused torch module (backend='torch')"] = fused
-        accuracy = {}
-        if ort:
-            from yolokit.apps.export import export_onnx, quantize_int8
-            from yolokit.models.onnx import OnnxModel
 
-            fp32_path = export_onnx(model, Path(tmp.name) / f"fp32-{size}.onnx", size)
-            contenders[peer] = OnnxModel(fp32_path, threads=threads)
-            openvino = _openvino(fp32_path, threads)
-            if openvino is not None:
-                contenders[openvino.name] = openvino
-            elif size == args.sizes[0]:
-                notes.append("no OpenVINO contender: openvino not installed (`pip install openvino`).")
-            if size in (args.int8_sizes or []):
-                t0 = time.perf_counter()
-                q = quantize_int8(model, fp32_path, Path(tmp.name) / f"int8-{size}.onnx",
-                                  (calib[i].image for i in range(min(args.calib_images, len(calib)))), size,
-                                  method="percentile")
-                notes.append(f"int8 at {size}: calibrated on {args.calib_images} coco128 train images in "
-                             f"{time.perf_counter() - t0:.0f} s.")
-                contenders["ONNX Runtime int8 (static, QDQ)"] = OnnxModel(q, threads=threads)
-                accuracy["ONNX Runtime int8 (static, QDQ)"] = None
-        if bf16 is not None:
-            contenders["fast path bf16"] = bf16
-            accuracy["fast path bf16"] = None
-        if compiled is not None:
-            def comp(x, c=compiled):
-                with torch.inference_mode():
-                    return c(x.contiguous(memory_format=torch.channels_last))
-            t0 = time.perf_counter()
-            comp(torch.rand(args.batch, 3, size, size))
-            notes.append(f"torch.compile warm-up at {size}: {time.perf_counter() - t0:.1f} s.")
-            contenders["torch.compile (inductor, freezing)"] = comp
-        if net is not None:
-            contenders[cv_name] = lambda x: _opencv_forward(net, x)
+def _contenders(s: _Setup, args, size: int, tmp: Path) -> tuple[dict, dict]:
+    """``(name -> forward, name -> None for those checked by AP50 rather than box agreement)`` at ``size``."""
+    contenders = {"eager": lambda x: _no_grad(s.model, x), "fast path (optimize_for_inference)": s.fast}
+    if s.fused is not None:
+        contenders["fused torch module (backend='torch')"] = s.fused
+    accuracy = {}
+    if s.ort:
+        _onnx_contenders(s, args, size, tmp, contenders, accuracy)
+    if s.bf16 is not None:
+        contenders["fast path bf16"] = s.bf16
+        accuracy["fast path bf16"] = None
+    if s.compiled is not None:
+        import torch
 
-        # Agreement on the real photos, each contender through the same pre/post-processing as eager.
-        def dets(fn):
-            p = Predictor(model, size)
-            batch = p.preprocess(photos)
-            return [p.postprocess(fn(batch.x[i:i + 1]).float(), _slice(batch, i))[0] for i in range(len(photos))]
+        def comp(x, c=s.compiled):
+            with torch.inference_mode():
+                return c(x.contiguous(memory_format=torch.channels_last))
+        t0 = time.perf_counter()
+        comp(torch.rand(args.batch, 3, size, size))
+        s.notes.append(f"torch.compile warm-up at {size}: {time.perf_counter() - t0:.1f} s.")
+        contenders["torch.compile (inductor, freezing)"] = comp
+    if s.net is not None:
+        contenders[s.cv_name] = lambda x: _opencv_forward(s.net, x)
+    return contenders, accuracy
 
-        ref = dets(contenders["eager"])
-        agree = {name: _compare(ref, dets(fn)) for name, fn in contenders.items() if name not in accuracy}
-        if accuracy and val is not None and args.ap_images:
-            base = ap50(contenders[peer] if ort else fast, val, size, limit=args.ap_images)  # fp32 reference
-            for name in accuracy:
-                accuracy[name] = (base, ap50(contenders[name], val, size, limit=args.ap_images))
 
-        x = Predictor(model, size).preprocess(photos[:1] * args.batch).x
-        times = interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat,
-                            warmup=2)
-        for name in contenders:
-            if name in agree:
-                ok, min_iou, max_diff = agree[name]
-                check = f"{'yes' if ok else 'NO'} (IoU {min_iou:.3f}, score diff {max_diff:.4f})"
-            elif accuracy.get(name):
-                base, got = accuracy[name]
-                check = f"AP50 {got:.2f} vs {base:.2f} fp32 ({got - base:+.2f})"
-            else:
-                check = "-"
-            rows.append([size, name, statistics.median(times[name]), min(times[name]),
-                         _ratio(times, name, peer), check])
-        print(f"size {size}: done", flush=True)
-    tmp.cleanup()
-    header = ["size", "contender", "median ms", "min ms", f"x {peer} (per-round median)", "agreement"]
-    flops = model.flops() / 1e9
-    body = (f"`{Path(cfg).name}`, batch {args.batch}, {threads} threads, {args.repeat} interleaved rounds per size "
-            f"({flops:.2f} BFLOPs at {model.input_size[0]}, Darknet convention), OMP_WAIT_POLICY="
+def _onnx_contenders(s: _Setup, args, size: int, tmp: Path, contenders: dict, accuracy: dict) -> None:
+    """ONNX Runtime fp32, OpenVINO (when installed) and, at ``--int8-sizes``, ONNX Runtime int8."""
+    from yolokit.apps.export import export_onnx, quantize_int8
+    from yolokit.models.onnx import OnnxModel
+
+    fp32_path = export_onnx(s.model, tmp / f"fp32-{size}.onnx", size)
+    contenders[s.peer] = OnnxModel(fp32_path, threads=s.threads)
+    openvino = _openvino(fp32_path, s.threads)
+    if openvino is not None:
+        contenders[openvino.name] = openvino
+    elif size == args.sizes[0]:
+        s.notes.append("no OpenVINO contender: openvino not installed (`pip install openvino`).")
+    if size in (args.int8_sizes or []):
+        t0 = time.perf_counter()
+        q = quantize_int8(s.model, fp32_path, tmp / f"int8-{size}.onnx",
+                          (s.calib[i].image for i in range(min(args.calib_images, len(s.calib)))), size,
+                          method="percentile")
+        s.notes.append(f"int8 at {size}: calibrated on {args.calib_images} coco128 train images in "
+                       f"{time.perf_counter() - t0:.0f} s.")
+        contenders["ONNX Runtime int8 (static, QDQ)"] = OnnxModel(q, threads=s.threads)
+        accuracy["ONNX Runtime int8 (static, QDQ)"] = None
+
+
+def _agreement(s: _Setup, args, size: int, contenders: dict, accuracy: dict) -> dict:
+    """Box agreement with eager torch on the real photos, each contender through the same pre/post-processing
+    (fp32 contenders); fills ``accuracy`` with (fp32 AP50, AP50) for the others."""
+    from yolokit.apps.export import ap50
+
+    def dets(fn):
+        p = s.predictor(size)
+        batch = p.preprocess(s.photos)
+        return [p.postprocess(fn(batch.x[i:i + 1]).float(), _slice(batch, i))[0] for i in range(len(s.photos))]
+
+    ref = dets(contenders["eager"])
+    agree = {name: _compare(ref, dets(fn)) for name, fn in contenders.items() if name not in accuracy}
+    if accuracy and s.val is not None and args.ap_images:
+        base = ap50(contenders[s.peer] if s.ort else s.fast, s.val, size, limit=args.ap_images)  # fp32 reference
+        for name in accuracy:
+            accuracy[name] = (base, ap50(contenders[name], s.val, size, limit=args.ap_images))
+    return agree
+
+
+def _rows(size: int, contenders: dict, times: dict, agree: dict, accuracy: dict, peer: str) -> list[list]:
+    rows = []
+    for name in contenders:
+        if name in agree:
+            ok, min_iou, max_diff = agree[name]
+            check = f"{'yes' if ok else 'NO'} (IoU {min_iou:.3f}, score diff {max_diff:.4f})"
+        elif accuracy.get(name):
+            base, got = accuracy[name]
+            check = f"AP50 {got:.2f} vs {base:.2f} fp32 ({got - base:+.2f})"
+        else:
+            check = "-"
+        rows.append([size, name, statistics.median(times[name]), min(times[name]), _ratio(times, name, peer), check])
+    return rows
+
+
+def _report(s: _Setup, args, rows: list, load_before) -> None:
+    from yolokit.report import markdown_table, write_section
+
+    header = ["size", "contender", "median ms", "min ms", f"x {s.peer} (per-round median)", "agreement"]
+    flops = s.model.flops() / 1e9
+    body = (f"`{s.cfg.name}`, batch {args.batch}, {s.threads} threads, {args.repeat} interleaved rounds per size "
+            f"({flops:.2f} BFLOPs at {s.model.input_size[0]}, Darknet convention), OMP_WAIT_POLICY="
             f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}.\n\n{markdown_table(header, rows)}\n\n"
             "Agreement: fp32 contenders against eager torch on dog/person/horses.jpg through the one Predictor "
             "(same count and classes, IoU >= 0.99, scores within 0.01); int8/bf16 by AP50 (all-point, IoU 0.5) on "
             f"the first {args.ap_images} coco128 val2017 images against ONNX Runtime fp32 at the same size. "
-            + " ".join(notes)
+            + " ".join(s.notes)
             + f"\n\nLoad average (1/5/15 min) {'/'.join(f'{v:.1f}' for v in load_before)} before, "
             f"{'/'.join(f'{v:.1f}' for v in os.getloadavg())} after (2 cores shared with other jobs).")
     print(body)
     if args.write:
         write_section(args.write, args.section or "infer", body)
-    return 0
 
 
 def _no_grad(model, x):
@@ -379,7 +435,6 @@ def _defaults(args):
 def _defaults_child(args):
     """Rows ``[contender, median ms, x OpenCV]`` for detect's per-frame work at one size in this process."""
     import tempfile
-    from pathlib import Path
 
     import torch
 
