@@ -136,22 +136,27 @@ def tidecv_breakdown(gt, det, class_names) -> dict:
 
 
 def run(args) -> int:
-    import contextlib
-    import io
-    import json
-    import statistics
-    import tempfile
+    from yolokit.report import write_section
+
+    voc_md = _voc_section(args)
+    print(voc_md)
+    coco_md = _coco_section(args)
+    print("\n" + coco_md)
+    if args.write:
+        write_section(args.write, "eval", "### eval\n\n" + voc_md + "\n\n" + coco_md)
+    return 0
+
+
+def _voc_section(args) -> str:
+    """yolokit's VOC AP against a devkit-style loop on the synthetic workload."""
     import time
-    from pathlib import Path
 
     import numpy as np
 
     from benchmarks.common import timeit
-    from yolokit.report import markdown_table, write_section
-    from yolokit.eval import (STAT_NAMES, coco_image_ids, detections_to_coco, evaluate, ground_truth_to_coco,
-                              voc_evaluate)
+    from yolokit.eval import evaluate, voc_evaluate
+    from yolokit.report import markdown_table
 
-    # ------------------------------------------------------------------ VOC
     gt, det = synthetic_workload(args.images, args.dets, args.classes, seed=args.seed)
     t_voc = timeit(lambda: voc_evaluate(gt, det, args.classes), warmup=1, repeat=args.repeat)
     ours = voc_evaluate(gt, det, args.classes)
@@ -166,93 +171,130 @@ def run(args) -> int:
         rows.append(["devkit-style per-detection loop (1 run)", f"{t_loop:.3f}", f"{t_loop / t_voc:.0f}x"])
         diff = float(np.nanmax(np.abs(loop_ap - ours.ap)))
         agree = f"Per-class AP of the loop and yolokit: max |difference| = {diff:.1e}."
-    voc_md = (f"VOC AP@0.5, {args.images:,} images x {args.dets} detections = {len(det):,} detections, "
-              f"{len(gt):,} ground-truth boxes (median of {args.repeat}):\n\n"
-              + markdown_table(["method", "seconds", "vs yolokit"], rows) + f"\n\n{agree}")
-    print(voc_md)
+    return (f"VOC AP@0.5, {args.images:,} images x {args.dets} detections = {len(det):,} detections, "
+            f"{len(gt):,} ground-truth boxes (median of {args.repeat}):\n\n"
+            + markdown_table(["method", "seconds", "vs yolokit"], rows) + f"\n\n{agree}")
 
-    # ------------------------------------------------------------------ COCO
+
+def _coco_section(args) -> str:
+    """yolokit's COCO evaluation (and its TIDE breakdown) against plain pycocotools on the same boxes."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from yolokit.eval import coco_image_ids, detections_to_coco, ground_truth_to_coco
+    from yolokit.report import markdown_table
+
     cgt, cdet = synthetic_workload(args.coco_images, args.dets, 80, seed=args.seed + 1)
-    names = [f"c{i}" for i in range(80)]
-    cats = list(range(1, 81))
+    names, cats = [f"c{i}" for i in range(80)], list(range(1, 81))
     img_ids = coco_image_ids(cgt.image_ids)
-    gt_dict = ground_truth_to_coco(cgt, cats, names, img_ids)
-    results = detections_to_coco(cdet, img_ids, cats)
+    reps = max(3, args.repeat // 2)
     with tempfile.TemporaryDirectory() as tmp:
         gt_path, res_path = Path(tmp) / "gt.json", Path(tmp) / "res.json"
-        gt_path.write_text(json.dumps(gt_dict))
-        res_path.write_text(json.dumps(results))
+        gt_path.write_text(json.dumps(ground_truth_to_coco(cgt, cats, names, img_ids)))
+        res_path.write_text(json.dumps(detections_to_coco(cdet, img_ids, cats)))
+        crows, reference, times = _coco_rows(cgt, cdet, names, cats, gt_path, res_path, reps)
+    tide_note = _tide_note(cgt, cdet, names, times, reps)
+    same = _coco_ours(cgt, cdet, names, cats) == reference
+    fast_note = _faster_backend(cgt, cdet, names, cats, reference, crows, times, reps)
+    return (f"COCO bbox, {args.coco_images} images x {args.dets} detections = {len(cdet):,} detections, "
+            f"{len(cgt):,} boxes, 80 classes (median of {reps} interleaved rounds):\n\n"
+            + markdown_table(["method", "seconds", "vs plain pycocotools"], crows)
+            + f"\n\nyolokit's default path gives plain pycocotools' 12 stats exactly (==): {same}. {fast_note} "
+            + tide_note)
 
-        def plain():
-            from pycocotools.coco import COCO
-            from pycocotools.cocoeval import COCOeval
 
-            with contextlib.redirect_stdout(io.StringIO()):
-                g = COCO(str(gt_path))
-                ev = COCOeval(g, g.loadRes(str(res_path)), "bbox")
-                ev.evaluate(); ev.accumulate(); ev.summarize()
-            return dict(zip(STAT_NAMES, ev.stats.tolist()))
+def _coco_ours(cgt, cdet, names, cats, backend="pycocotools"):
+    from yolokit.eval import evaluate
 
-        def ours_coco(backend="pycocotools"):
-            return evaluate(cgt, cdet, names, metrics=["coco"], category_ids=cats, coco_backend=backend)["coco"]
+    return evaluate(cgt, cdet, names, metrics=["coco"], category_ids=cats, coco_backend=backend)["coco"]
 
-        def ours_tide():  # the same evaluation plus the TIDE breakdown (yolokit eval --tide)
-            return evaluate(cgt, cdet, names, metrics=["coco"], category_ids=cats, tide=True)
 
-        # interleaved rounds, so that load from others on a shared machine hits both alike
-        reps = max(3, args.repeat // 2)
-        ours_coco(), plain(), ours_tide()  # warm-up: imports, caches
-        t_plain_all, t_ours_all, t_tide_all = [], [], []
-        for _ in range(reps):
-            for fn, acc in ((plain, t_plain_all), (ours_coco, t_ours_all), (ours_tide, t_tide_all)):
-                t0 = time.perf_counter()
-                fn()
-                acc.append(time.perf_counter() - t0)
-        t_plain, t_ours = statistics.median(t_plain_all), statistics.median(t_ours_all)
-        reference = plain()
-        same = ours_coco() == reference
-        crows = [["plain pycocotools (COCO(json), loadRes(json), evaluate/accumulate/summarize)",
-                  f"{t_plain:.3f}", "1.00x"],
-                 ["yolokit evaluate(metrics=[coco]) from arrays, pycocotools COCOeval (default)", f"{t_ours:.3f}",
-                  f"{t_ours / t_plain:.2f}x"],
-                 ["yolokit evaluate(metrics=[coco], tide=True): the same plus the TIDE breakdown",
-                  f"{statistics.median(t_tide_all):.3f}", f"{statistics.median(t_tide_all) / t_plain:.2f}x"]]
-        from yolokit.eval.tide import tide
+def _coco_plain(gt_path, res_path) -> dict:
+    """Plain pycocotools from the two JSON files: COCO(json), loadRes(json), evaluate/accumulate/summarize."""
+    import contextlib
+    import io
 
-        t_tide_only = timeit(lambda: tide(cgt, cdet, num_classes=80), warmup=1, repeat=reps)
-        # paired: each round's ratio compares two adjacent runs, so load that drifts between rounds cancels
-        paired = statistics.median(b / a for a, b in zip(t_ours_all, t_tide_all))
-        tide_note = (f"TIDE breakdown: evaluate with it / without it = {paired:.2f}x (median of the per-round "
-                     f"ratios; issue #15 bound: 1.5x); tide() alone {t_tide_only:.3f} s.")
-        try:  # the reference implementation on the same boxes, timed once
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from yolokit.eval import STAT_NAMES
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO(str(gt_path))
+        ev = COCOeval(g, g.loadRes(str(res_path)), "bbox")
+        ev.evaluate(); ev.accumulate(); ev.summarize()
+    return dict(zip(STAT_NAMES, ev.stats.tolist()))
+
+
+def _coco_rows(cgt, cdet, names, cats, gt_path, res_path, reps: int):
+    """Interleaved rounds of plain pycocotools, yolokit and yolokit + TIDE (load from others on a shared machine
+    hits all alike): ``(table rows, pycocotools' stats, {name: [seconds]})``."""
+    import statistics
+    import time
+
+    from yolokit.eval import evaluate
+
+    fns = {"plain": lambda: _coco_plain(gt_path, res_path), "ours": lambda: _coco_ours(cgt, cdet, names, cats),
+           # the same evaluation plus the TIDE breakdown (yolokit eval --tide)
+           "tide": lambda: evaluate(cgt, cdet, names, metrics=["coco"], category_ids=cats, tide=True)}
+    for fn in fns.values():  # warm-up: imports, caches
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
             t0 = time.perf_counter()
-            ref = tidecv_breakdown(cgt, cdet, names)
-            t_ref = time.perf_counter() - t0
-            ours_t = tide(cgt, cdet, num_classes=80)
-            diff = max(abs(ours_t.main[k] - ref["main"][k]) for k in ours_t.main)
-            diff = max([diff] + [abs(ours_t.special[k] - ref["special"][k]) for k in ours_t.special])
-            tide_note += (f" tidecv 1.0.1 on the same detections: {t_ref:.2f} s (1 run), "
-                          f"max |dAP difference| = {diff:.1e}.")
-        except ImportError:
-            tide_note += " (tidecv not installed: no reference timing.)"
-        fast_note = "faster-coco-eval not installed: `pip install faster-coco-eval` adds the 'faster' backend."
-        try:
-            import faster_coco_eval  # noqa: F401
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    t_plain, t_ours, t_tide = (statistics.median(times[k]) for k in ("plain", "ours", "tide"))
+    rows = [["plain pycocotools (COCO(json), loadRes(json), evaluate/accumulate/summarize)", f"{t_plain:.3f}", "1.00x"],
+            ["yolokit evaluate(metrics=[coco]) from arrays, pycocotools COCOeval (default)", f"{t_ours:.3f}",
+             f"{t_ours / t_plain:.2f}x"],
+            ["yolokit evaluate(metrics=[coco], tide=True): the same plus the TIDE breakdown", f"{t_tide:.3f}",
+             f"{t_tide / t_plain:.2f}x"]]
+    return rows, _coco_plain(gt_path, res_path), times
 
-            t_fast = timeit(lambda: ours_coco("faster"), warmup=1, repeat=reps)  # far from the others' noise
-            crows.append(["yolokit evaluate(metrics=[coco]), faster-coco-eval backend", f"{t_fast:.3f}",
-                          f"{t_fast / t_plain:.2f}x"])
-            a, b = reference, ours_coco("faster")
-            fast_note = (f"faster backend: max |stat difference| vs pycocotools = "
-                         f"{max(abs(a[k] - b[k]) for k in STAT_NAMES):.1e}.")
-        except ImportError:
-            pass
-    coco_md = (f"COCO bbox, {args.coco_images} images x {args.dets} detections = {len(cdet):,} detections, "
-               f"{len(cgt):,} boxes, 80 classes (median of {reps} interleaved rounds):\n\n"
-               + markdown_table(["method", "seconds", "vs plain pycocotools"], crows)
-               + f"\n\nyolokit's default path gives plain pycocotools' 12 stats exactly (==): {same}. {fast_note} "
-               + tide_note)
-    print("\n" + coco_md)
-    if args.write:
-        write_section(args.write, "eval", "### eval\n\n" + voc_md + "\n\n" + coco_md)
-    return 0
+
+def _tide_note(cgt, cdet, names, times: dict, reps: int) -> str:
+    """TIDE's cost inside evaluate (paired per round), tide() alone, and tidecv on the same boxes when installed."""
+    import statistics
+    import time
+
+    from benchmarks.common import timeit
+    from yolokit.eval.tide import tide
+
+    t_tide_only = timeit(lambda: tide(cgt, cdet, num_classes=80), warmup=1, repeat=reps)
+    # paired: each round's ratio compares two adjacent runs, so load that drifts between rounds cancels
+    paired = statistics.median(b / a for a, b in zip(times["ours"], times["tide"]))
+    note = (f"TIDE breakdown: evaluate with it / without it = {paired:.2f}x (median of the per-round "
+            f"ratios; issue #15 bound: 1.5x); tide() alone {t_tide_only:.3f} s.")
+    try:  # the reference implementation on the same boxes, timed once
+        t0 = time.perf_counter()
+        ref = tidecv_breakdown(cgt, cdet, names)
+        t_ref = time.perf_counter() - t0
+        ours = tide(cgt, cdet, num_classes=80)
+        diff = max(abs(ours.main[k] - ref["main"][k]) for k in ours.main)
+        diff = max([diff] + [abs(ours.special[k] - ref["special"][k]) for k in ours.special])
+        return note + (f" tidecv 1.0.1 on the same detections: {t_ref:.2f} s (1 run), "
+                       f"max |dAP difference| = {diff:.1e}.")
+    except ImportError:
+        return note + " (tidecv not installed: no reference timing.)"
+
+
+def _faster_backend(cgt, cdet, names, cats, reference: dict, crows: list, times: dict, reps: int) -> str:
+    """A row for the optional faster-coco-eval backend (timed apart: far from the others' noise) and its note."""
+    import statistics
+
+    from benchmarks.common import timeit
+    from yolokit.eval import STAT_NAMES
+
+    try:
+        import faster_coco_eval  # noqa: F401
+    except ImportError:
+        return "faster-coco-eval not installed: `pip install faster-coco-eval` adds the 'faster' backend."
+    t_plain = statistics.median(times["plain"])
+    t_fast = timeit(lambda: _coco_ours(cgt, cdet, names, cats, "faster"), warmup=1, repeat=reps)
+    crows.append(["yolokit evaluate(metrics=[coco]), faster-coco-eval backend", f"{t_fast:.3f}",
+                  f"{t_fast / t_plain:.2f}x"])
+    a, b = reference, _coco_ours(cgt, cdet, names, cats, "faster")
+    return f"faster backend: max |stat difference| vs pycocotools = {max(abs(a[k] - b[k]) for k in STAT_NAMES):.1e}."
