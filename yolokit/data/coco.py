@@ -108,6 +108,9 @@ def coco_from_json(path: Path, report: ProblemReport):
         if not isinstance(c, dict) or not _int(c.get("id")) or not isinstance(c.get("name"), str):
             report.add(path, "bad_record", f"categories[{i}] {str(c)[:60]} needs an integer id and a string name "
                                            "(record skipped)")
+        elif not c["name"].strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in c["name"]):
+            report.add(path, "bad_record", f"categories[{i}]: name {c['name'][:40]!r} is empty or holds a line break/"
+                                           "control character (record skipped)")
         elif c["id"] in cat_seen:
             report.add(path, "duplicate_id", f"categories[{i}]: category id {c['id']} repeated (later one dropped)")
         else:
