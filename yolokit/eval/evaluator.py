@@ -328,10 +328,11 @@ def _per_class(det: Detections, voc, pr: dict, coco_res, class_names: list[str],
 
 def _save(save_dir: Path, out: dict, g: GroundTruth, det: Detections, voc, class_names: list[str], category_ids,
           plots: bool, report_conf: float, match_iou: float) -> None:
-    """metrics.json, metrics.txt, detections.json and, with ``plots``, PR curves and the confusion matrix."""
+    """detections.json, with ``plots`` PR curves and the confusion matrix, then metrics.txt and metrics.json.
+
+    Each file is written atomically, and metrics.json comes LAST: it marks a finished evaluation, so a run
+    killed half way (SIGTERM) never leaves a folder that looks complete."""
     save_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(save_dir / "metrics.json", json.dumps(out, indent=2))
-    write_text_atomic(save_dir / "metrics.txt", format_table(out) + "\n")
     save_coco_results(save_dir / "detections.json", detections_to_coco(det, coco_image_ids(g.image_ids), category_ids))
     if plots:
         from yolokit.eval.confusion import confusion_matrix
@@ -348,6 +349,8 @@ def _save(save_dir: Path, out: dict, g: GroundTruth, det: Detections, voc, class
         writer.writerow(["# " + (class_names + ["background"])[0], *(class_names + ["background"])[1:]])
         writer.writerows(cm.tolist())
         write_text_atomic(save_dir / "confusion_matrix.csv", buf.getvalue())
+    write_text_atomic(save_dir / "metrics.txt", format_table(out) + "\n")
+    write_text_atomic(save_dir / "metrics.json", json.dumps(out, indent=2))  # last: the completion mark
 
 
 def save_detections(gt, detections, path: str | Path, class_names: Sequence[str] | None = None,
