@@ -35,3 +35,19 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), **fused)
     raise ConfigError(f"--optimizer must be sgd or adamw, got {cfg.optimizer!r}")
+
+
+@torch.no_grad()
+def start_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Give every parameter without one a zero momentum buffer (SGD). Call after unfreezing layers: fused SGD
+    steps all parameters with gradients at once and refuses a mix of started and unstarted buffers; a zero buffer
+    is what SGD's first step does anyway (buffer = momentum * 0 + gradient)."""
+    if not isinstance(optimizer, torch.optim.SGD):
+        return
+    for group in optimizer.param_groups:
+        if group.get("momentum", 0) == 0:
+            continue
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if state.get("momentum_buffer") is None:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)

@@ -41,7 +41,7 @@ from yolokit.engine.checkpoints import RunFiles, SaveError
 from yolokit.engine.config import TrainConfig
 from yolokit.engine.ema import ModelEMA
 from yolokit.engine.loss_weights import LossWeights
-from yolokit.engine.optim import build_optimizer
+from yolokit.engine.optim import build_optimizer, start_momentum
 from yolokit.engine.schedule import BurnInSchedule
 from yolokit.engine.validation import validate, validation_settings
 from yolokit.errors import ConfigError, YolokitError
@@ -273,6 +273,7 @@ class Trainer(RunFiles):
         _seed_all(cfg.seed + 1000 * (epoch + 1) + self.rank)
         if cfg.freeze_epochs and epoch >= cfg.freeze_epochs and self.frozen:
             unfreeze_layers(model)
+            start_momentum(self.optimizer)
             self.frozen = 0
             self.scheduler.set_lr_scale(cfg.unfreeze_lr)
             if main:
