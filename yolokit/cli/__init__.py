@@ -22,7 +22,7 @@ import sys
 # The order shown by ``yolokit --help``. A name whose module is absent is simply not offered.
 COMMANDS = (
     "detect", "train", "eval", "convert", "check", "split", "anchors", "data",
-    "info", "export", "hog", "compare", "track", "bench",
+    "info", "export", "hog", "compare", "track", "bench", "partial",
 )
 
 

@@ -8,6 +8,7 @@ Examples:
     yolokit info yolov3-tiny
     yolokit info yolov2 --imgsz 608
     yolokit info path/to/model.cfg
+    yolokit info --zoo ../shared/data/darknet_cfgs     # every cfg of a folder: loads?, BFLOPs, params, why not
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def add_arguments(parser):
                         help="the same as MODEL, spelled as the other commands spell it")
     parser.add_argument("--imgsz", default=None, help="input size: N or HxW (default: the cfg's [net] size)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the totals")
+    parser.add_argument("--zoo", metavar="DIR", help="survey every *.cfg of DIR: whether it loads, its BFLOPs at "
+                                                      "its own size and parameters, or the reason it does not")
 
 
 def parse_imgsz(value: str | None) -> tuple[int, int] | None:
@@ -68,9 +71,36 @@ def summary(model_arg: str, imgsz: tuple[int, int] | None = None):
         return DarknetModel(text, str(path)), str(path)
 
 
+def run_zoo(folder: str) -> int:
+    from pathlib import Path
+
+    from yolokit.errors import ConfigError
+    from yolokit.models.zoo import survey
+
+    if not Path(folder).is_dir():
+        raise ConfigError(f"--zoo {folder}: not a folder")
+    rows = survey(folder)
+    if not rows:
+        raise ConfigError(f"--zoo {folder}: no *.cfg files")
+    width = max(len(r.name) for r in rows)
+    print(f"{'cfg':<{width}}  {'loads':<5} {'kind':<8} {'heads':<16} {'size':>9} {'BFLOPs':>8} {'params':>12}  reason")
+    for r in rows:
+        size = f"{r.input_hw[0]}x{r.input_hw[1]}" if r.loads else ""
+        flops = f"{r.bflops:8.2f}" if r.loads else ""
+        params = f"{r.params:12,}" if r.loads else ""
+        print(f"{r.name:<{width}}  {'yes' if r.loads else 'no':<5} {r.kind:<8} {r.heads:<16} {size:>9} {flops:>8} "
+              f"{params:>12}  {r.reason}")
+    det = sum(r.kind == "detector" for r in rows)
+    back = sum(r.kind == "backbone" for r in rows)
+    print(f"{len(rows)} cfgs: {det + back} load ({det} detectors, {back} backbones), {len(rows) - det - back} do not")
+    return 0
+
+
 def run(args) -> int:
     from yolokit.errors import ConfigError
 
+    if args.zoo:
+        return run_zoo(args.zoo)
     if args.model and args.model_option and args.model != args.model_option:
         raise ConfigError(f"model given twice: {args.model} and --model {args.model_option}")
     name = args.model or args.model_option

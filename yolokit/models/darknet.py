@@ -18,6 +18,7 @@ so load -> save gives a byte-identical file.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -454,17 +455,33 @@ def read_header(data: bytes, path: str) -> tuple[tuple[int, int, int, int, int],
     return (major, minor, revision, seen, 4), 16
 
 
-def load_weights(model: DarknetModel, path: str | Path, upto: int | None = None) -> DarknetModel:
+def partial_layers(path: str | Path) -> int | None:
+    """N of a Darknet partial file named ``*.conv.N`` (``darknet partial``: the first N layers' weights, e.g.
+    ``yolov4-tiny.conv.29``, ``darknet53.conv.74``), else None."""
+    m = re.search(r"\.conv\.(\d+)$", Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def load_weights(model: DarknetModel, path: str | Path, upto: int | None = None,
+                 exact: bool = True) -> DarknetModel:
     """Fill ``model`` from a Darknet ``.weights`` file, in place.
 
     Args:
-        upto: read only the first ``upto`` layers (e.g. 75 for a ``darknet53.conv.74`` backbone file).
+        upto: read only the first ``upto`` layers (e.g. 75 for a ``darknet53.conv.74`` backbone file). A file
+            named ``*.conv.N`` is a partial file: ``upto`` defaults to N and the other layers keep their
+            initialisation (as Darknet's ``detector train cfg yolov4-tiny.conv.29`` does).
+        exact: the file must end where the layers read end (False: ignore what follows, as ``darknet partial``
+            reads a full file's first layers).
     Raises:
         WeightsError: the file ends inside a layer (the message names it) or has values left over.
     """
     from yolokit.fileio import read_bytes
 
     path = Path(path)
+    if upto is None:
+        upto = partial_layers(path)
+        if upto is not None and not 0 < upto <= len(model.layers):
+            raise WeightsError(f"{path}: a partial file of {upto} layers for a model of {len(model.layers)}")
     # a regular file (/dev/zero is one line, not 12 GB read), at most twice the model's float32 values (a
     # backbone file read with ``upto`` may hold a classifier head the model lacks)
     limit = 2 * 4 * sum(p.numel() for p in model.state_dict().values()) + (64 << 20)
@@ -485,7 +502,7 @@ def load_weights(model: DarknetModel, path: str | Path, upto: int | None = None)
                 n = t.numel()
                 t.copy_(torch.from_numpy(values[pos:pos + n].copy()).view_as(t))
                 pos += n
-    if pos != values.size:
+    if pos != values.size and exact:
         what = f"the first {upto} layers" if upto is not None else "the cfg"
         raise WeightsError(f"{path}: {values.size - pos} float32 values left over after {what} consumed {pos}; "
                            "the cfg and weights do not match")
@@ -493,10 +510,12 @@ def load_weights(model: DarknetModel, path: str | Path, upto: int | None = None)
     return model
 
 
-def save_weights(model: DarknetModel, path: str | Path, upto: int | None = None) -> None:
+def save_weights(model: DarknetModel, path: str | Path, upto: int | None = None, seen: int | None = None) -> None:
     """Write ``model`` as a Darknet ``.weights`` file, with the header of the last file loaded into it (atomically:
-    a crash mid-write leaves the previous file whole)."""
-    major, minor, revision, seen, seen_bytes = model.weights_header
+    a crash mid-write leaves the previous file whole). ``upto``: only the first ``upto`` layers (a partial file);
+    ``seen``: the header's image count (default: the loaded file's)."""
+    major, minor, revision, seen0, seen_bytes = model.weights_header
+    seen = seen0 if seen is None else seen
     head = struct.pack("<3i", major, minor, revision) + struct.pack("<q" if seen_bytes == 8 else "<i", seen)
     chunks = [head]
     for _, _, _, tensors in _weight_tensors(model, upto):
