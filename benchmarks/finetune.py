@@ -142,7 +142,8 @@ def run(args) -> int:
         *[f"- `yolokit train {c}`" for c in commands.values()],
         "",
         f"`yolokit bench finetune --seeds {args.seeds} --data {args.data} --recipe {args.recipe}"
-        + (f" --ref {args.ref}" if args.ref else "") + "`",
+        + (f" --ref {args.ref}" if args.ref else "") + (f" --extra {shlex.quote(args.extra)}" if args.extra else "")
+        + "`",
     ])
     print(body)
     if args.write:
