@@ -371,7 +371,7 @@ def save_detections(gt, detections, path: str | Path, class_names: Sequence[str]
 def format_table(metrics: dict) -> str:
     """A readable per-class table and the summary lines, from :func:`evaluate`'s dict."""
     def pct(v):
-        return "   -  " if v is None else f"{100 * v:6.2f}"
+        return "   n/a" if v is None else f"{100 * v:6.2f}"  # a class with no ground truth has no AP or recall
 
     has_coco = "coco" in metrics
     head = f"{'class':<16}{'gt':>6}{'det':>7}  {'AP50':>6}  {'AP50-07':>7}  {'P':>6}  {'R':>6}"
