@@ -346,8 +346,13 @@ def _save(save_dir: Path, out: dict, g: GroundTruth, det: Detections, voc, class
 
         buf = io.StringIO()  # the csv module quotes a class name holding a comma or a quote
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["# " + (class_names + ["background"])[0], *(class_names + ["background"])[1:]])
-        writer.writerows(cm.tolist())
+        if len(class_names) <= 1000:
+            writer.writerow(["# " + (class_names + ["background"])[0], *(class_names + ["background"])[1:]])
+            writer.writerows(cm.tolist())
+        else:  # 10,000 classes: 10^8 cells, nearly all zero; the non-zero ones as (true, predicted, count)
+            writer.writerow(["# true", "predicted", "count"])
+            names = class_names + ["background"]
+            writer.writerows((names[i], names[j], int(cm[i, j])) for i, j in zip(*np.nonzero(cm)))
         write_text_atomic(save_dir / "confusion_matrix.csv", buf.getvalue())
     write_text_atomic(save_dir / "metrics.txt", format_table(out) + "\n")
     write_text_atomic(save_dir / "metrics.json", json.dumps(out, indent=2))  # last: the completion mark
