@@ -9,7 +9,8 @@ PY=.venv/bin/python
 "$PY" -m yolokit.apps.assets weights weights/yolov3-tiny --timeout "${DEMO_URL_TIMEOUT:-5}"
 "$PY" -m yolokit.apps.assets samples samples/opencv
 MODEL=(--model weights/yolov3-tiny/yolov3-tiny.cfg --weights weights/yolov3-tiny/yolov3-tiny.weights)
-"$PY" -m yolokit detect samples/opencv/images "${MODEL[@]}" --out runs/demo --save-json
-"$PY" -m yolokit detect samples/opencv/video/vtest.avi "${MODEL[@]}" --out runs/demo --save-json \
-    --max-frames "${DEMO_MAX_FRAMES:-200}"
-echo "demo: annotated images and video in runs/demo/ (open runs/demo/vtest.mp4)"
+# one run, one folder: runs/demo (--exist-ok: a second demo replaces the first, so the line below stays true)
+"$PY" -m yolokit detect samples/opencv/images samples/opencv/video/vtest.avi "${MODEL[@]}" --out runs/demo \
+    --exist-ok --save-json --max-frames "${DEMO_MAX_FRAMES:-200}"
+echo "demo: annotated images and video in runs/demo/ (open runs/demo/vtest.mp4 in a browser)"
+echo "next: source .venv/bin/activate, then the README's 'Detect, train, evaluate' commands"
