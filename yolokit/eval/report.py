@@ -88,8 +88,9 @@ def _per_class(m: dict) -> str:
 def _coco(m: dict) -> str:
     c = m["coco"]
     keys = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-    return _table(list(keys), [[_num(c[k], 4) for k in keys]]) + (
-        '<p class="note">n/a: the data has no object of that size (pycocotools reports -1).</p>')
+    note = ('<p class="note">n/a: the data has no object of that size (pycocotools reports -1).</p>'
+            if any(c[k] is None or c[k] < 0 for k in keys) else "")
+    return _table(list(keys), [[_pct(c[k]) for k in keys]]) + note
 
 
 def _tide(t: dict) -> str:
@@ -132,7 +133,7 @@ def write_report(folder: str | Path, metrics: dict, title: str, lines: list[str]
     parts += [f'<p class="sub">{html.escape(line)}</p>' for line in lines]
     parts += ["<h2>Metrics</h2>", _cards(m)]
     if "coco" in m:
-        parts += ["<h3>COCO (pycocotools)</h3>", _coco(m)]
+        parts += ["<h3>COCO (pycocotools, in %)</h3>", _coco(m)]
     parts += ["<h2>Per class</h2>", _per_class(m)]
     pr_dir = folder / "pr"
     if (pr_dir / "pr_curves.png").is_file():
