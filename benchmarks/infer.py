@@ -440,7 +440,7 @@ def _defaults_child(args):
 
     from yolokit.models import load
     from yolokit.models.predict import Predictor
-    from yolokit.postprocess import postprocess
+    from yolokit.models.postprocess import postprocess
 
     shared = _shared(args.shared)
     cfg = args.cfg or shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg"

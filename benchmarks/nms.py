@@ -116,7 +116,7 @@ def _compare(pred, conf, args, ultra, sync):
     import torch
 
     from benchmarks.common import interleaved, paired_ratio
-    from yolokit.postprocess import postprocess
+    from yolokit.models.postprocess import postprocess
 
     fns = {"ours": lambda: postprocess(pred, conf, args.iou),
            "peer": lambda: torchvision_loop(pred, conf, args.iou)}

@@ -8,9 +8,8 @@ __version__ = "0.1.0"
 
 __all__ = ["postprocess", "load", "Predictor", "evaluate", "__version__"]
 
-# name -> (module, attribute). ``yolokit.postprocess`` is also a submodule; it makes itself callable so the call
-# works whichever of the two the attribute holds (see yolokit/postprocess.py).
-_LAZY = {"postprocess": ("yolokit.postprocess", "postprocess"), "load": ("yolokit.models", "load"),
+# name -> (module, attribute)
+_LAZY = {"postprocess": ("yolokit.models.postprocess", "postprocess"), "load": ("yolokit.models", "load"),
          "Predictor": ("yolokit.models.predict", "Predictor"), "evaluate": ("yolokit.eval", "evaluate")}
 
 

@@ -5,7 +5,7 @@ import torch
 
 from yolokit.apps.export import export_onnx, run_onnx
 from yolokit.ops.letterbox import letterbox
-from yolokit.postprocess import postprocess
+from yolokit.models.postprocess import postprocess
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

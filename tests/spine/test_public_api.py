@@ -10,8 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 CASES = {
-    "postprocess after its submodule": """
-import yolokit.postprocess
+    "postprocess after its module": """
+import yolokit.models.postprocess
 import yolokit, torch
 pred = torch.zeros(1, 4, 6); pred[0, 0] = torch.tensor([50., 50., 20., 20., 0.9, 1.0])
 (det,) = yolokit.postprocess(pred, conf_thres=0.25)

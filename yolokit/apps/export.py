@@ -2,7 +2,7 @@
 
 Without NMS the graph maps ``images`` (B,3,S,S) float RGB [0,1] to ``predictions`` (B,N,5+C), the
 post-processor's input layout (``[cx, cy, w, h]`` network pixels, objectness, class probabilities);
-run :func:`yolokit.postprocess.postprocess` on it, or any YOLO-style NMS.
+run :func:`yolokit.models.postprocess.postprocess` on it, or any YOLO-style NMS.
 
 With NMS the graph ends in ONNX ``NonMaxSuppression`` (exported from ``torchvision.ops.nms``) and
 outputs ``detections`` (K,7) = ``[batch_index, x1, y1, x2, y2, score, class]`` in network pixels for

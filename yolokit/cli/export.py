@@ -101,7 +101,7 @@ def run(args) -> int:
     ref = ref.cpu()
     got = torch.from_numpy(run_onnx(out, x))
     if args.nms:
-        from yolokit.postprocess import postprocess
+        from yolokit.models.postprocess import postprocess
 
         n_ref = sum(len(d) for d in postprocess(ref, args.conf, args.iou, max_det=ref.shape[1]))
         print(f"onnxruntime check: {len(got)} detections, torch post-processor: {n_ref}")

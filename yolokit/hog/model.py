@@ -2,7 +2,7 @@
 
 Scores are made comparable with YOLO's: the SVM margin ``s`` is mapped to ``p = sigmoid(a * s + b)`` (Platt
 scaling, fitted after training on the detections it makes on its training images: ``p`` estimates the chance that
-a reported box is a correct detection). The windows then enter :func:`yolokit.postprocess.postprocess` as
+a reported box is a correct detection). The windows then enter :func:`yolokit.models.postprocess.postprocess` as
 ``[cx, cy, w, h, objectness = p, class probability = 1]``, so the confidence filter, NMS and evaluator are the
 very same ones the YOLO models go through.
 """

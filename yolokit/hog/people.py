@@ -60,7 +60,7 @@ class PeopleDetector:
         NMS; ``inner`` (default: the detector's) insets each window to the person box."""
         import torch
 
-        from yolokit.postprocess import postprocess
+        from yolokit.models.postprocess import postprocess
 
         if self.inner if inner is None else inner:
             inset = (boxes[:, 2:] - boxes[:, :2]) * np.array([8 / 64, 16 / 128], np.float32)  # [K, 2] (x, y)

@@ -1,7 +1,7 @@
 """The HOG+SVM detector in the shape of :class:`yolokit.models.predict.Predictor` (preprocess / infer /
 postprocess, timed separately), so ``yolokit hog detect`` runs through the same pipeline, drawing, saving and
 COCO-JSON code as ``yolokit detect``. A sliding window has no grid to decode: its windows are already xyxy boxes in
-image pixels, so they go straight to the NMS kernel the YOLO post-processor uses (:func:`yolokit.postprocess.
+image pixels, so they go straight to the NMS kernel the YOLO post-processor uses (:func:`yolokit.ops.nms.
 nms_xyxy`), with the same ``conf`` / ``iou`` / ``max_det`` / ``classes`` meanings."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # HogSvmDetector.predict builds a HogPredictor: at run time o
 
 class HogPredictor:
     """Args: model; imgsz: longer image side before scanning (None: the model's); conf, iou, max_det, classes:
-    passed to :func:`yolokit.postprocess.postprocess`. Images may be BGR or RGB (HOG does not care)."""
+    passed to :func:`yolokit.models.postprocess.postprocess`. Images may be BGR or RGB (HOG does not care)."""
 
     def __init__(self, model: HogSvmDetector, imgsz: int | None = None, conf: float | None = None,
                  iou: float | None = None, max_det: int | None = None, classes: Sequence[int] | None = None):
@@ -42,7 +42,7 @@ class HogPredictor:
         import torch
 
         from yolokit.ops.boxes import clip
-        from yolokit.postprocess import nms_xyxy
+        from yolokit.ops.nms import nms_xyxy
 
         out = []
         for (boxes, scores), image in zip(preds, images):

@@ -179,7 +179,7 @@ def calibrate(model: HogSvmDetector, images: _Images, iou: float = 0.45) -> tupl
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from yolokit.postprocess import nms_xyxy
+    from yolokit.ops.nms import nms_xyxy
 
     scores, labels = [], []
     for image, boxes, avoid in images.items:

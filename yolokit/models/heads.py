@@ -2,7 +2,7 @@
 
 Each head takes the output of the layer before it and, in **train mode**, returns its RAW values (what a loss is
 built on); in **eval mode** it returns decoded rows ``(B, N, 5+C)`` = ``[cx, cy, w, h, objectness, C class
-probabilities]`` with boxes in network-input pixels, the layout :func:`yolokit.postprocess.postprocess` takes
+probabilities]`` with boxes in network-input pixels, the layout :func:`yolokit.models.postprocess.postprocess` takes
 (score = objectness x class probability).
 
 Raw layouts (train mode):

@@ -12,7 +12,7 @@ Defaults come from the model: ``model.settings`` (a checkpoint's training-time v
 for ``best.pt`` is what ``yolokit eval --model best.pt`` reports with no flags.
 
 Test-time augmentation (the lectures: "averages predictions over augmented copies of the input"), all of
-it before the one NMS of :func:`yolokit.postprocess.postprocess`:
+it before the one NMS of :func:`yolokit.models.postprocess.postprocess`:
 
 * **flip** -- the mirrored image goes through the model too, and its predictions are averaged with the
   plain ones row by row: a grid model's row (head, anchor, row, column) sees, in the mirrored input,
@@ -37,7 +37,7 @@ from torch import Tensor
 
 from yolokit.ops.boxes import clip
 from yolokit.ops.letterbox import letterbox
-from yolokit.postprocess import postprocess
+from yolokit.models.postprocess import postprocess
 from yolokit.settings import check_fraction, check_imgsz, check_int, check_positive
 
 #: Default TTA: flip-averaged at the given size only (see the module docstring).
@@ -129,7 +129,7 @@ class Predictor:
             network pixels (``[cx, cy, w, h, objectness, class probs]``); ``model.heads`` for TTA's flip;
             optional ``model.settings`` for the defaults (module docstring).
         imgsz: square network input side (a multiple of the stride, 32), or ``(h, w)``; None: the model's.
-        conf, iou, max_det: thresholds of :func:`yolokit.postprocess.postprocess`; None: the model's settings,
+        conf, iou, max_det: thresholds of :func:`yolokit.models.postprocess.postprocess`; None: the model's settings,
             else ``defaults`` (:data:`DEFAULTS`; evaluation passes :data:`EVAL_DEFAULTS`).
         classes: keep only these class indices. agnostic: class-agnostic NMS.
         device: where to run; None: the model's device.

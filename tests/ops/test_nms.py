@@ -5,11 +5,12 @@ import pytest
 import torch
 import torchvision
 
-import yolokit.postprocess as pp
+import yolokit.ops.nms as pp
 from tests.reference import nms_loop, nms_per_group
 from benchmarks.nms import dense_workload  # the benchmark's workload (data), not its reference loop
 from yolokit.ops.boxes import cxcywh_to_xyxy
-from yolokit.postprocess import grouped_nms, nms_xyxy, postprocess
+from yolokit.models.postprocess import postprocess
+from yolokit.ops.nms import grouped_nms, nms_xyxy
 
 
 def _assert_same(ours, ref):
