@@ -56,6 +56,9 @@ def read_spec(spec) -> tuple[dict, Path, str]:
         raise ConfigError(f"{source}: expected a mapping with format/root/names/splits")
     if "format" not in data and "names" in data and any(k in data for k in ("train", "val", "test")):
         data = _from_ultralytics(data)
+    if data.get("format") == "shards":
+        raise ConfigError(f"{source}: a shard data YAML (format: shards) is streamed by `yolokit train` "
+                          f"(yolokit.data.stream); give this command the dataset the shards were written from")
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; expected {sorted(_TOP_KEYS)}")
