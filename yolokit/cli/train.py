@@ -20,7 +20,10 @@ from __future__ import annotations
 HELP = "train / fine-tune a model (Darknet cfg+weights or checkpoint) on a dataset YAML"
 
 
-def add_arguments(p) -> None:
+def _adder():
+    """``add(group, *flags, **kw)``: an option that defaults to "not given", so that a preset (--config) or a
+    resumed run's saved options are only overridden by what the user typed; the effective defaults live in
+    TrainConfig alone (and are shown), or come from the recipe (yolokit.engine.recipe)."""
     import argparse
 
     from yolokit.engine.config import TrainConfig
@@ -29,8 +32,6 @@ def add_arguments(p) -> None:
     defaults = TrainConfig(model="", data="")
 
     def add(group, *flags, **kw):
-        # Options default to "not given" so that a preset (--config) or a resumed run's saved options are only
-        # overridden by what the user typed; the effective defaults live in TrainConfig alone (and are shown).
         dest = kw.get("dest") or flags[0].lstrip("-").replace("-", "_")
         default = getattr(defaults, dest, None)
         if default not in (None, "", {}) and kw.get("action") not in ("store_true", "store_false") \
@@ -41,6 +42,11 @@ def add_arguments(p) -> None:
                           "printed as 'recipe: ...' at the start)").strip()
         group.add_argument(*flags, default=argparse.SUPPRESS, **kw)
 
+    return add
+
+
+def add_arguments(p) -> None:
+    add = _adder()
     g = p.add_argument_group("what to train")
     add(g, "--model", help="Darknet .cfg, model name, yolokit checkpoint, or tv:<backbone>")
     add(g, "--weights", help="Darknet .weights for --model (tv: models: 'DEFAULT' for ImageNet)")
@@ -74,6 +80,10 @@ def add_arguments(p) -> None:
         help="new classes: do not copy the pretrained box/objectness rows of the head")
     add(g, "--max-updates", type=int, help="stop after N optimizer updates")
     add(g, "--clip-grad", type=float, help="clip the gradient norm (0: off, as Darknet)")
+    _data_and_runtime_arguments(p, add)
+
+
+def _data_and_runtime_arguments(p, add) -> None:
     g = p.add_argument_group("loss and data")
     add(g, "--box-loss", choices=("mse", "giou", "ciou"))
     add(g, "--loss", dest="loss_weights", nargs="+", metavar="KEY=VALUE",
