@@ -261,6 +261,7 @@ def test_class_names_with_commas_and_slashes_in_every_writer(tmp_path, shared):
     assert load_dataset(tmp_path / "c" / "data.yaml", "val").class_names == ["rac,coon", "a/b", "a_b"]
 
 
+@pytest.mark.slow
 def test_eval_plots_with_10000_classes(tmp_path, shared):
     yaml, pred = many_classes(tmp_path)
     code, out, err = run_cli(["eval", "--data", yaml, "--pred", pred, "--plots", "--out", tmp_path / "o"])
