@@ -62,7 +62,7 @@ def test_show_without_gui_is_a_clear_error(tiny_dir, photos, tmp_path, capsys):
     assert "--show needs an OpenCV build with a GUI" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--no-save", "--nosave"])  # --nosave: the old spelling, a hidden alias
+@pytest.mark.parametrize("flag", ["--no-save"])
 def test_no_save_still_writes_json(flag, tiny_dir, photos, tmp_path):
     code = main(["detect", str(photos / "dog.jpg"), *model_args(tiny_dir), "--imgsz", "160", flag,
                  "--save-json", "--out", str(tmp_path), "--no-progress"])

@@ -47,7 +47,7 @@ def test_compare_cli_writes_table_and_plot(shared, tmp_path, capsys):
     md = tmp_path / "B.md"
     png = tmp_path / "plot.png"
     assert main(["compare", "--data", str(ROOT / "configs/data/raccoon.yaml"), "--hog", f"random={model}",
-                 "--sizes", "128", "160", "--table-size", "160", "--limit", "2", "--write", str(md),
+                 "--imgsz", "128", "160", "--table-imgsz", "160", "--limit", "2", "--write", str(md),
                  "--plot", str(png), "--prior"]) == 0
     text = md.read_text()
     assert "| median training box (prior) | - |" in text

@@ -48,7 +48,7 @@ def test_detect_json_scores_like_eval_model_on_exif_rotated_photos(tmp_path, sha
     yaml = rotated_coco_subset(tmp_path / "ds")
     model = ["--model", TINY / "yolov3-tiny.cfg", "--weights", TINY / "yolov3-tiny.weights", "--imgsz", "320",
              "--conf", "0.1", "--iou", "0.45"]
-    code, out, err = run_cli(["detect", tmp_path / "ds" / "images", *model, "--save-json", "--nosave",
+    code, out, err = run_cli(["detect", tmp_path / "ds" / "images", *model, "--save-json", "--no-save",
                               "--out", tmp_path / "det", "--no-progress"])
     assert code == 0, err
     dets = json.loads((tmp_path / "det" / "images.json").read_text())

@@ -143,13 +143,13 @@ CASES = {
                                     ["e.jpg", "cannot be decoded"]),
     "detect/truncated-jpeg": lambda t: (["detect", good_yolo(t, **{"t.jpg": truncated_jpeg()}).parent / "images",
                                          "--model", micro_cfg(t), "--random-weights", "--out", t / "o",
-                                         "--nosave"] + FAST, 0, ["t.jpg", "truncated"]),
+                                         "--no-save"] + FAST, 0, ["t.jpg", "truncated"]),
     "detect/corrupt-middle-jpeg": lambda t: (["detect", good_yolo(t, **{"m.jpg": corrupt_middle_jpeg()}).parent /
                                               "images", "--model", micro_cfg(t), "--random-weights", "--out",
-                                              t / "o", "--nosave"] + FAST, 0, ["m.jpg", "cannot be decoded"]),
+                                              t / "o", "--no-save"] + FAST, 0, ["m.jpg", "cannot be decoded"]),
     "detect/bomb-png": lambda t: (["detect", good_yolo(t, **{"big.png": bomb_png()}).parent / "images",
                                    "--model", micro_cfg(t), "--random-weights", "--out", t / "o",
-                                   "--nosave"] + FAST, 0, ["big.png", "decompression-bomb"]),
+                                   "--no-save"] + FAST, 0, ["big.png", "decompression-bomb"]),
     "detect/missing-source": lambda t: (["detect", t / "nothing.jpg", "--model", micro_cfg(t), "--random-weights"],
                                         2, ["nothing.jpg"]),
     # --- YOLO txt labels -------------------------------------------------------------------------------
@@ -534,7 +534,7 @@ def test_truncated_and_damaged_video_report_lost_frames(tmp_path, shared):
 def test_detect_reports_a_truncated_video(tmp_path, shared):
     data = VIDEO02.read_bytes()
     clip = _write(tmp_path / "cut.avi", data[: len(data) // 3])
-    code, out, err = run_cli(["detect", clip, "--model", micro_cfg(tmp_path), "--random-weights", "--nosave",
+    code, out, err = run_cli(["detect", clip, "--model", micro_cfg(tmp_path), "--random-weights", "--no-save",
                               "--out", tmp_path / "o", "--imgsz", "32", "--no-progress"])
     assert code == 0 and "Traceback" not in err
     lost = [ln for ln in err.splitlines() if "never arrived" in ln]

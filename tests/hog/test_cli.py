@@ -44,7 +44,7 @@ def test_detect_reports_a_bad_model_file(shared, tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
     image = shared / "raccoon" / "images" / "raccoon-1.jpg"
-    assert main(["hog", "detect", str(image), "--model", str(bad), "--nosave", "--no-progress"]) == 2
+    assert main(["hog", "detect", str(image), "--model", str(bad), "--no-save", "--no-progress"]) == 2
     assert "bad.npz" in capsys.readouterr().err
 
 

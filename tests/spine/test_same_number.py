@@ -55,7 +55,7 @@ def test_detect_json_then_eval_pred_equals_eval_model(shared, tmp_path, capsys):
     gt = ["--format", "coco", "--images", str(subset), "--annotations", str(tmp_path / "ann.json")]
     settings = ["--imgsz", "320", "--conf", "0.05", "--iou", "0.5"]
     direct = _eval_json(capsys, *gt, *model, *settings)
-    assert main(["detect", str(subset), *model, *settings, "--save-json", "--nosave", "--out", str(tmp_path / "det"),
+    assert main(["detect", str(subset), *model, *settings, "--save-json", "--no-save", "--out", str(tmp_path / "det"),
                  "--no-progress"]) == 0
     (pred,) = (tmp_path / "det").glob("*.json")
     via_json = _eval_json(capsys, *gt, "--pred", str(pred))

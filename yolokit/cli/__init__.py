@@ -6,8 +6,8 @@ dependencies inside ``run`` so that ``yolokit --help`` stays instant.
 
 One name per concept in every command: ``--conf`` (the detector's score threshold), ``--iou`` (NMS IoU),
 ``--imgsz``, ``--max-det``, ``--device`` (default ``auto``: CUDA when available), ``--batch``, ``--data``,
-``--split``, ``--no-*`` switches. Renamed spellings stay accepted for one release as hidden aliases
-(:func:`add_alias`) that print a deprecation note. Values are validated once, where a command builds its
+``--split``, ``--no-*`` switches; an old or foreign spelling is an unknown flag whose error line says which flag
+is meant. Values are validated once, where a command builds its
 typed settings (:mod:`yolokit.settings`); a bad one is one ``yolokit CMD: error: --flag VALUE: ...`` line and
 exit status 2, like argparse's own errors.
 """
@@ -64,34 +64,6 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
-
-
-class _Deprecated(argparse.Action):
-    """A hidden old spelling: stores into the new option's ``dest`` and says once which name replaces it."""
-
-    def __init__(self, option_strings, dest, new: str, inner: str = "store", **kwargs):
-        self.new, self.inner = new, inner
-        if inner in ("store_true", "store_false"):
-            kwargs.update(nargs=0)
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(f"{parser.prog}: {option_string} is deprecated, use {self.new}", file=sys.stderr)
-        if self.inner == "store_true":
-            values = True
-        elif self.inner == "store_false":
-            values = False
-        setattr(namespace, self.dest, values)
-
-
-def add_alias(parser, old: str, new: str, dest: str, action: str = "store", **kwargs) -> None:
-    """Accept ``old`` (not shown in ``--help``) for the option ``new`` that stores into ``dest``.
-
-    ``action``: the new option's ``store`` (give its ``type``/``nargs`` in ``kwargs``), ``store_true`` or
-    ``store_false``.
-    """
-    parser.add_argument(old, dest=dest, action=_Deprecated, new=new, inner=action, default=argparse.SUPPRESS,
-                        help=argparse.SUPPRESS, **kwargs)
 
 
 def add_data_argument(parser, required: bool = True, help: str = "dataset description YAML "
@@ -176,6 +148,12 @@ FOREIGN_FLAGS = {
     "--track-thresh": "use --track-conf (ByteTrack's track_thresh)",
     "--match-thresh": "use --match-iou (ByteTrack's match_thresh is a cost, 1 - IoU: 0.8 there is --match-iou 0.2)",
     "--track-buffer": "use --max-age (frames a lost track is kept)",
+    # yolokit's own spellings before 0.1.0 (no aliases kept)
+    "--save-dir": "use --out (the run folder)",
+    "--sizes": "use --imgsz (compare: the input sizes to sweep)",
+    "--table-size": "use --table-imgsz",
+    "--max-dets": "use --coco-max-dets (COCO's maxDets; the detector's limit is --max-det)",
+    "--nosave": "use --no-save",
 }
 #: ultralytics' ``key=value`` words -> the flag.
 FOREIGN_WORDS = {"conf": "--conf", "iou": "--iou", "imgsz": "--imgsz", "source": "the first word",

@@ -19,8 +19,6 @@ HELP = "side-by-side AP / FPS / params / FLOPs of HOG+SVM and YOLO models on a d
 
 
 def add_arguments(p) -> None:
-    from yolokit.cli import add_alias
-
     p.add_argument("--data", required=True, help="dataset YAML")
     p.add_argument("--split", default="val", help="split to evaluate")
     p.add_argument("--class", dest="class_name", help="class to score (default: the dataset's only class)")
@@ -31,10 +29,8 @@ def add_arguments(p) -> None:
                         "dataset's layout alone gives")
     p.add_argument("--imgsz", dest="sizes", nargs="+", type=int, default=[224, 320, 416],
                    help="input sizes: YOLO's square input, HOG's longer image side")
-    add_alias(p, "--sizes", "--imgsz", dest="sizes", nargs="+", type=int)
     p.add_argument("--table-imgsz", dest="table_size", type=int,
                    help="only this input size in the markdown table (default: all)")
-    add_alias(p, "--table-size", "--table-imgsz", dest="table_size", type=int)
     p.add_argument("--limit", type=int, default=0, help="use only the first N images")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and OpenCV threads for every model (default 1: on a shared machine, multi-threaded "

@@ -52,8 +52,6 @@ def settings(args):
 
 def add_output_arguments(parser, default_out: str) -> None:
     """Thresholds and output options shared by every detector's command (``detect``, ``hog detect``)."""
-    from yolokit.cli import add_alias
-
     parser.add_argument("--conf", type=float, default=0.25,
                         help="score threshold in [0, 1] (YOLO: objectness x class prob; HOG: calibrated SVM score)")
     parser.add_argument("--iou", type=float, help="NMS IoU threshold in [0, 1] (default: the checkpoint's, else 0.45)")
@@ -64,7 +62,6 @@ def add_output_arguments(parser, default_out: str) -> None:
     parser.add_argument("--exist-ok", action="store_true", help="write into --out even when it holds files")
     parser.set_defaults(_default_out=default_out)
     parser.add_argument("--no-save", dest="nosave", action="store_true", help="write no annotated images/video")
-    add_alias(parser, "--nosave", "--no-save", dest="nosave", action="store_true")
     parser.add_argument("--save-json", action="store_true", help="write OUT/<source>.json (COCO results)")
     parser.add_argument("--show", action="store_true", help="show frames in a window (q or Esc stops)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames per source")

@@ -17,8 +17,6 @@ HELP = "VOC / COCO mAP of detections (a results JSON or a model) against a datas
 
 
 def add_arguments(p):
-    from yolokit.cli import add_alias
-
     g = p.add_argument_group("ground truth")
     g.add_argument("--data", metavar="YAML", help="dataset description (configs/data/*.yaml)")
     g.add_argument("--split", default="val", help="split of --data to evaluate on")
@@ -62,13 +60,11 @@ def add_arguments(p):
                         "--conf)")
     m.add_argument("--coco-max-dets", type=int, default=100,
                    help="COCO maxDets for AP (not the detector's --max-det)")
-    add_alias(m, "--max-dets", "--coco-max-dets", dest="coco_max_dets", type=int)
     m.add_argument("--coco-backend", choices=("pycocotools", "faster"), default="pycocotools",
                    help="COCOeval implementation: pycocotools, or faster (faster-coco-eval, if installed)")
     m.add_argument("--out", dest="save_dir", metavar="DIR", help="run folder for metrics.json, metrics.txt, "
                    "detections.json, plots (one that holds files -> the next free name, DIR2, ...; --report "
                    "without --out: runs/eval)")
-    add_alias(m, "--save-dir", "--out", dest="save_dir")
     m.add_argument("--plots", action="store_true", help="with --out: PR curves and confusion matrix PNGs")
     m.add_argument("--report", action="store_true",
                    help="write report.html in the run folder: one self-contained page (metrics, PR curves, TIDE, "
