@@ -34,3 +34,12 @@ def test_unknown_flag_lines(capsys, argv, expected):
 def test_hint_falls_back_to_help():
     assert unknown_flag_hint("--zzz", ["--conf", "--iou"]) == "see --help for this command's flags"
     assert unknown_flag_hint("--ioux", ["--conf", "--iou"]) == "did you mean --iou?"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["detec", "x.jpg"], "yolokit: error: unknown command 'detec': did you mean detect?"),
+    (["predict", "x.jpg"], "unknown command 'predict': did you mean detect?"),  # ultralytics' mode name
+    (["zzz"], "`yolokit --help` lists the commands"),
+])
+def test_unknown_command(capsys, argv, expected):
+    assert expected in _error(capsys, argv)

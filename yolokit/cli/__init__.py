@@ -220,6 +220,14 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
     argv = list(sys.argv[1:] if argv is None else argv)
     sub, words = _subparser(parser, argv)
     problem = _foreign_words(argv) if words else None
+    if not words and argv and not argv[0].startswith("-"):  # `yolokit detec ...`, `yolokit predict ...`
+        import difflib
+
+        commands = [c for a in parser._actions if isinstance(a, argparse._SubParsersAction) for c in a.choices]
+        close = {"predict": "detect", "val": "eval", "benchmark": "bench"}.get(argv[0])
+        close = [close] if close else difflib.get_close_matches(argv[0], commands, n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "`yolokit --help` lists the commands"
+        problem = f"unknown command {argv[0]!r}: {hint}"
     if problem is None:
         args, extra = parser.parse_known_args(argv)
         if not extra:
