@@ -277,7 +277,7 @@ def _throughput(args) -> str:
     fp32, _ = _yolokit_step(cfg, ds.class_names, imgsz, fast=False)
     fast, dtype = _yolokit_step(cfg, ds.class_names, imgsz, fast=True)
     contenders = {"yolokit, fp32 NCHW (before)": fp32,
-                  f"yolokit default ({'bf16 autocast, ' if dtype else 'fp32, '}channels_last, fused SGD)": fast}
+                  f"yolokit default ({'bf16 autocast, ' if dtype else 'fp32, '}channels_last, fused SGD, FTZ)": fast}
     peer = _pytorchyolo_step(cfg_path, imgsz)
     if peer is not None:
         contenders["pytorchyolo 1.8 (PyTorch-YOLOv3), fp32"] = peer
@@ -288,9 +288,11 @@ def _throughput(args) -> str:
     for r in range(args.steps):  # interleaved, the order rotating every round: a busy spell hits every contender
         for name in names[r % len(names):] + names[:r % len(names)]:
             images, targets = batches[r % len(batches)]
+            torch.set_flush_denormal(name.startswith("yolokit default"))  # as `yolokit train` runs on a CPU
             t0 = time.perf_counter()
             contenders[name](images, targets)
             times[name].append(time.perf_counter() - t0)
+    torch.set_flush_denormal(False)
     flops = 3 * _conv_flops(_model_for_flops(cfg_path), imgsz)
     threads = torch.get_num_threads()
     peak, peak_text = _cpu_peak_gflops(threads)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -37,3 +38,18 @@ def describe(dtype: torch.dtype | None, channels_last: bool) -> str:
     """``bf16 autocast, channels_last`` / ``fp32`` ... for the start-of-run line."""
     name = {torch.float16: "fp16 AMP", torch.bfloat16: "bf16 autocast"}.get(dtype, "fp32")
     return name + (", channels_last" if channels_last else "")
+
+
+@contextlib.contextmanager
+def flush_denormals(enabled: bool = True):
+    """Treat denormal floats as zero while training (x86 FTZ/DAZ). Fine-tuning from pretrained weights produces
+    denormal gradients and activations; on the CPU each costs a slow microcode path (measured: about 10% of a
+    yolov3-tiny training step). Training never needs values below 1e-38. Restored to torch's default (off) after."""
+    if not enabled:
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)

@@ -396,10 +396,11 @@ class Trainer(RunFiles):
                 self.logger.log(row)
                 print(f"before training: map50={metrics['map50']:.4f} map50_07={metrics['map50_07']:.4f}", flush=True)
             try:
-                for epoch in range(start, cfg.epochs):
-                    row = self.train_epoch(epoch)
-                    if self.end_epoch(epoch, row):
-                        break
+                with precision.flush_denormals(self.device.type == "cpu"):
+                    for epoch in range(start, cfg.epochs):
+                        row = self.train_epoch(epoch)
+                        if self.end_epoch(epoch, row):
+                            break
             finally:
                 if self.main:
                     self.logger.close()
