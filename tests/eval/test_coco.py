@@ -133,7 +133,7 @@ def test_faster_backend_gives_the_same_numbers(coco_eval_case):
 
 
 def test_category_id_space_inference():
-    from yolokit.eval.evaluator import category_ids_for, infer_category_ids
+    from yolokit.eval.inputs import category_ids_for, infer_category_ids
 
     three, eighty = ["a", "b", "c"], ["person"] + [f"c{i}" for i in range(79)]
     assert infer_category_ids({0, 2}, three) == [0, 1, 2]

@@ -12,7 +12,7 @@ from yolokit.cli import main
 from yolokit.errors import DataError
 from yolokit.eval import Detections, evaluate, voc_evaluate
 from yolokit.eval.drilldown import drilldown, render_worst
-from yolokit.eval.evaluator import ground_truth_from
+from yolokit.eval.inputs import ground_truth_from
 from yolokit.eval.thresholds import (ClassThresholdPredictor, f1_optimal_thresholds, filter_by_class,
                                      load_class_thresholds)
 from yolokit.eval.tide import tide

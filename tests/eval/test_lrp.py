@@ -5,7 +5,7 @@ import pytest
 
 from tests.eval.tide_ref import rodm_dataset
 from yolokit.eval import Detections, GroundTruth, evaluate
-from yolokit.eval.evaluator import ground_truth_from
+from yolokit.eval.inputs import ground_truth_from
 
 
 def test_hand_computed_olrp(tmp_path):

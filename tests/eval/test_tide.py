@@ -5,7 +5,7 @@ import pytest
 
 from tests.eval.tide_ref import coco128_dataset, rodm_dataset, tidecv_breakdown, yolov3_tiny_detections
 from yolokit.eval import Detections, GroundTruth, evaluate
-from yolokit.eval.evaluator import ground_truth_from
+from yolokit.eval.inputs import ground_truth_from
 from yolokit.eval.tide import MAIN_ERRORS, SPECIAL_ERRORS, tide, tide_map
 
 

@@ -231,7 +231,7 @@ class CocoResults:
     so ``yolokit eval --pred`` reads the file back."""
 
     def __init__(self, class_names: list[str] | None = None, video: bool = False):
-        from yolokit.eval.evaluator import default_category_ids
+        from yolokit.eval.inputs import default_category_ids
 
         self.class_names = class_names
         self.category_ids = default_category_ids(class_names) if class_names else None

@@ -10,8 +10,8 @@ detections (the post-processor's output). :func:`evaluate` is the single entry p
 from yolokit.eval.coco import (COCO80_TO_91, STAT_NAMES, CocoResult, coco_evaluate, coco_image_ids,
                                detections_to_coco, ground_truth_to_coco, save_coco_results)
 from yolokit.eval.confusion import confusion_matrix
-from yolokit.eval.evaluator import (METRICS, detections_from_coco, evaluate, evaluate_model, format_table,
-                                    ground_truth_from, predict_dataset, save_detections)
+from yolokit.eval.evaluator import METRICS, evaluate, evaluate_model, format_table, predict_dataset
+from yolokit.eval.inputs import detections_from_coco, ground_truth_from, save_detections
 from yolokit.eval.thresholds import f1_optimal_thresholds, load_class_thresholds
 from yolokit.eval.tide import tide
 from yolokit.eval.voc import (Detections, GroundTruth, Match, VocResult, average_precision, pair_iou,
