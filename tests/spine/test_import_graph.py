@@ -1,6 +1,7 @@
-"""The floors of the house (README "Architecture"): no import cycle between yolokit's packages, box ops import
-nothing of yolokit, only the command line imports the benchmarks. Imports inside functions count too: a lazy
-import is still a dependency."""
+"""The floors of the house (README "Architecture"): no import cycle between yolokit's packages or (beyond the known
+ones) between its modules, no arrow up a floor, box ops import nothing of yolokit, nothing in the package imports
+the benchmarks; modules over 450 lines and functions over 80 are printed, and only the listed ones may stay.
+Imports inside functions count too: a lazy import is still a dependency (``if TYPE_CHECKING:`` ones are not)."""
 
 import ast
 import sys
@@ -91,3 +92,157 @@ def test_a_cycle_would_be_found(monkeypatch):
         assert "cycle" in str(exc)
     else:
         raise AssertionError("the made-up cycle ops -> models -> ops was not found")
+
+
+# ----------------------------------------------------------------------------- floors, module circles, sizes
+#: The floors of README "Architecture", bottom (0) to top: a unit imports only units on its floor or below.
+FLOORS = {
+    "ops": 0,
+    "settings": 1,
+    "models": 2,
+    "data": 3, "track": 3,
+    "loss": 4,
+    "eval": 5,
+    "engine": 6,
+    "hog": 7,
+    "apps": 8,
+    "cli": 9,
+}
+#: Module import circles that are known and owned elsewhere (each a set the found circle must fit in); a new
+#: circle anywhere else fails. data/config <-> data/download: the dataset reader asks the downloader whether a
+#: split's files are missing while the downloader reads dataset YAMLs. models: the detector contract
+#: (models/base <-> models/inference), checkpoints building either model kind, tv <-> transfer via the package.
+KNOWN_CIRCLES = [
+    {"data.config", "data.download"},
+    {"models", "models.base", "models.checkpoint", "models.darknet", "models.inference", "models.onnx",
+     "models.transfer", "models.tv"},
+]
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 80
+#: Modules and functions over the limits, owned elsewhere (the downloader, the Darknet builder); may only shrink.
+LONG_MODULES = {"data/download.py", "models/darknet.py"}
+LONG_FUNCTIONS = {"data/download.py:_fetch_one", "models/darknet.py:build_layers"}
+
+
+def _modules() -> dict[str, Path]:
+    """``"models.darknet" -> path`` (a package is its ``__init__``; the top package is ``""``)."""
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if "configs" in rel.parts:
+            continue
+        parts = list(rel.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _type_checking_only(tree) -> set[int]:
+    """Nodes under ``if TYPE_CHECKING:``: annotations only, never imported at run time."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for n in ast.walk(node))
+    return skip
+
+
+def _module_graph() -> dict[str, set[str]]:
+    mods = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(), str(path))
+        skip = _type_checking_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("yolokit"):
+                base = node.module.removeprefix("yolokit").lstrip(".")
+                for a in node.names:
+                    sub = f"{base}.{a.name}".lstrip(".")
+                    targets.append(sub if sub in mods else base)  # `from yolokit.models import layers`
+            elif isinstance(node, ast.Import):
+                targets += [a.name.removeprefix("yolokit").lstrip(".") for a in node.names
+                            if a.name.split(".")[0] == "yolokit"]
+            graph.setdefault(name, set()).update(t for t in targets if t in mods and t != name)
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected parts of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[set[str]] = []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = set()
+            while True:
+                w = stack.pop()
+                part.add(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                found.append(part)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_new_import_circle_between_modules():
+    new = [c for c in _circles(_module_graph()) if not any(c <= known for known in KNOWN_CIRCLES)]
+    assert not new, "import circles: " + "; ".join(" <-> ".join(sorted(c)) for c in new)
+
+
+def test_a_module_circle_would_be_found():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+
+
+def test_no_arrow_up_a_floor():
+    graph = _graph()
+    units = set(graph) | {d for ds in graph.values() for d in ds}
+    assert units - LEAVES <= set(FLOORS), f"units without a floor: {sorted(units - LEAVES - set(FLOORS))}"
+    up = [f"{src} ({FLOORS[src]}) -> {dst} ({FLOORS[dst]})" for src, dsts in graph.items() if src in FLOORS
+          for dst in dsts if dst in FLOORS and FLOORS[dst] > FLOORS[src]]
+    assert not up, "imports up a floor: " + ", ".join(sorted(up))
+    leaves = {src: dsts - LEAVES for src, dsts in graph.items() if src in LEAVES - {"__init__", "__main__"}}
+    assert not any(leaves.values()), f"leaf modules importing floors: {leaves}"
+
+
+def _sizes() -> tuple[dict[str, int], dict[str, int]]:
+    modules, functions = {}, {}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("configs/"):
+            continue
+        text = path.read_text()
+        modules[rel] = len(text.splitlines())
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                functions[f"{rel}:{node.name}"] = node.end_lineno - node.lineno + 1
+    return modules, functions
+
+
+def test_module_and_function_sizes():
+    modules, functions = _sizes()
+    long_modules = {m: n for m, n in modules.items() if n > MAX_MODULE_LINES}
+    long_functions = {f: n for f, n in functions.items() if n > MAX_FUNCTION_LINES}
+    print(f"\nmodules over {MAX_MODULE_LINES} lines:", *(f"  {m}: {n}" for m, n in sorted(long_modules.items())),
+          f"functions over {MAX_FUNCTION_LINES} lines:",
+          *(f"  {f}: {n}" for f, n in sorted(long_functions.items())), sep="\n")
+    assert set(long_modules) <= LONG_MODULES, f"new modules over {MAX_MODULE_LINES} lines: " \
+                                              f"{sorted(set(long_modules) - LONG_MODULES)}"
+    assert set(long_functions) <= LONG_FUNCTIONS, f"new functions over {MAX_FUNCTION_LINES} lines: " \
+                                                  f"{sorted(set(long_functions) - LONG_FUNCTIONS)}"
