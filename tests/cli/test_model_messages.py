@@ -18,7 +18,7 @@ def test_weights_as_model_names_its_cfg(tmp_path, capsys):
     (tmp_path / "yolov3-tiny.cfg").write_text("[net]\n")
     (tmp_path / "yolov3-tiny.weights").write_bytes(b"\0" * 20)
     (tmp_path / "x.jpg").write_bytes(b"")
-    for cmd in (["detect", str(tmp_path / "x.jpg")], ["eval", "--data", "configs/data/raccoon.yaml"]):
+    for cmd in (["detect", str(tmp_path / "x.jpg")], ["eval", "--data", str(tmp_path / "missing.yaml")]):
         err = _err(capsys, [*cmd, "--model", str(tmp_path / "yolov3-tiny.weights")])
         assert "a Darknet .weights file holds the weights only" in err
         assert f"--model {tmp_path / 'yolov3-tiny.cfg'} --weights {tmp_path / 'yolov3-tiny.weights'}" in err

@@ -121,6 +121,12 @@ def run(args) -> int:
     check_int("worst", getattr(args, "worst", 0), 0)
     if bool(args.pred) == bool(args.model):
         raise ConfigError("give exactly one of --pred results.json or --model CFG|CKPT")
+    if args.model:  # a results.csv or a bare .weights as --model: said before the dataset is read
+        from yolokit.cli.detect import model_file_problem
+
+        problem = model_file_problem(Path(args.model))
+        if problem:
+            raise ConfigError(problem)
     ds = load_ground_truth(args)
     if args.model:  # the model reads every image: bad ones reported and left out, as train and detect do
         from yolokit.data.config import drop_undecodable
