@@ -64,7 +64,10 @@ def onnx_with_metadata(tmp: Path, meta_text: str) -> Path:
     """The micro model exported to ONNX, its yolokit metadata replaced by ``meta_text``."""
     import onnx
 
-    from yolokit.apps.export import export_onnx
+    try:
+        from yolokit.models.onnx import export_onnx
+    except ImportError:  # before the exporter moved from apps.export into models.onnx
+        from yolokit.apps.export import export_onnx
     from yolokit.models import build_model
     from yolokit.models.onnx import META_KEY
 
