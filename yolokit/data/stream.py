@@ -43,17 +43,18 @@ FORMAT = "shards"
 def read_stream_spec(spec) -> tuple[dict, Path] | None:
     """``(mapping, folder)`` of a ``format: shards`` data YAML (path or dict), or None for any other
     description (those are :func:`yolokit.data.load_dataset`'s)."""
-    import yaml
-
     if isinstance(spec, dict):
         data, base = spec, Path.cwd()
     else:
         path = Path(str(spec))
         if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
             return None
+        from yolokit.errors import YolokitError
+        from yolokit.fileio import read_yaml
+
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            data = read_yaml(path, "dataset description")  # bounded, aliases bounded
+        except YolokitError:
             return None  # load_dataset reports it
         base = path.resolve().parent
     if not isinstance(data, dict) or data.get("format") != FORMAT:
