@@ -30,8 +30,9 @@ def models(shared, tmp_path_factory):
     tv = build_tv_detector("mobilenet_v3_small", 1)
     tv.class_names = ["raccoon"]
     save_checkpoint(tv, out / "tv.pt")
-    assert main(["export", "--model", str(out / "darknet.pt"), "--imgsz", str(IMGSZ),
-                 "--out", str(out / "darknet.onnx")]) == 0
+    # without --out the file goes beside the checkpoint (runs/x/best.pt -> runs/x/best.onnx), not into ./
+    assert main(["export", "--model", str(out / "darknet.pt"), "--imgsz", str(IMGSZ)]) == 0
+    assert (out / "darknet.onnx").is_file()
     return {"darknet": ["--model", cfg, "--weights", weights], "darknet_pt": ["--model", str(out / "darknet.pt")],
             "tv_pt": ["--model", str(out / "tv.pt")], "onnx": ["--model", str(out / "darknet.onnx")]}
 

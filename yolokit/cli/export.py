@@ -32,7 +32,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--iou", type=float, help="IoU threshold of the in-graph NMS, in [0, 1] (default: the "
                                                   "checkpoint's, else 0.45)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 11 for NonMaxSuppression)")
-    parser.add_argument("--out", help="output file (default: ./<model name>.onnx or -nms.onnx)")
+    parser.add_argument("--out", help="output file (default: beside the model file, <name>.onnx, -nms.onnx or "
+                                      "-int8.onnx; ./<name>.onnx for a model name)")
     parser.add_argument("--check-image", metavar="IMG",
                         help="photo for the onnxruntime check (default: random pixels, which find nothing)")
     q = parser.add_argument_group("int8 (post-training static quantization with ONNX Runtime)")
@@ -58,7 +59,7 @@ def run(args) -> int:
     import torch
 
     import yolokit
-    from yolokit.apps.export import export_onnx, run_onnx
+    from yolokit.models.onnx import export_onnx, run_onnx
     from yolokit.models.predict import default_imgsz, model_settings
     from yolokit.settings import ExportSettings
 
@@ -80,7 +81,7 @@ def run(args) -> int:
     if args.int8:
         return _export_int8(args, model)
     # Default: the model's name in the current directory (a cfg may sit in a read-only folder).
-    out = Path(args.out) if args.out else Path(Path(args.model).stem + ("-nms.onnx" if args.nms else ".onnx"))
+    out = Path(args.out) if args.out else default_out(args, "-nms.onnx" if args.nms else ".onnx")
     export_onnx(model, out, args.imgsz, nms=args.nms, conf=args.conf, iou=args.iou, opset=args.opset)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opset {args.opset}, dynamic batch"
           f"{', NMS in graph' if args.nms else ''})")
@@ -122,10 +123,17 @@ def _export_int8(args, model) -> int:
     if not args.calib:
         raise ConfigError("--int8 needs --calib DATA (real images to calibrate on, e.g. "
                           "configs/data/coco128_yolo.yaml)")
-    out = Path(args.out) if args.out else Path(Path(args.model).stem + "-int8.onnx")
+    out = Path(args.out) if args.out else default_out(args, "-int8.onnx")
     report = export_int8(model.cpu(), out, args.imgsz, args.calib, args.calib_split, args.calib_images,
                          args.guard_data, args.guard_split, args.guard_images, args.max_ap_drop, args.force,
                          args.calib_method, args.opset)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, int8, {args.imgsz}x{args.imgsz}; AP50 fp32 "
           f"{report['ap50_fp32']:.2f} -> int8 {report['ap50_int8']:.2f})")
     return 0
+
+
+def default_out(args, suffix: str) -> Path:
+    """Where an export goes without --out: beside the model's file (runs/x/best.pt -> runs/x/best.onnx), as a
+    user of a run folder expects, or in the current folder for a model name from configs/models."""
+    model = Path(args.model)
+    return model.with_name(model.stem + suffix) if model.is_file() else Path(model.stem + suffix)
