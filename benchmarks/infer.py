@@ -275,7 +275,8 @@ def _contenders(s: _Setup, args, size: int, tmp: Path) -> tuple[dict, dict]:
 
 def _onnx_contenders(s: _Setup, args, size: int, tmp: Path, contenders: dict, accuracy: dict) -> None:
     """ONNX Runtime fp32, OpenVINO (when installed) and, at ``--int8-sizes``, ONNX Runtime int8."""
-    from yolokit.apps.export import export_onnx, quantize_int8
+    from yolokit.apps.export import quantize_int8
+    from yolokit.models.onnx import export_onnx
     from yolokit.models.onnx import OnnxModel
 
     fp32_path = export_onnx(s.model, tmp / f"fp32-{size}.onnx", size)
@@ -451,7 +452,7 @@ def _defaults_child(args):
     fns = {"fast path": Predictor(model.optimize_for_inference(), size)}
     tmp = tempfile.TemporaryDirectory()
     if not args.no_onnx:
-        from yolokit.apps.export import export_onnx
+        from yolokit.models.onnx import export_onnx
         from yolokit.models.onnx import OnnxModel
 
         fns["ONNX Runtime fp32"] = Predictor(OnnxModel(export_onnx(model, Path(tmp.name) / "m.onnx", size),

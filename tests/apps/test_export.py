@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from yolokit.apps.export import export_onnx, run_onnx
+from yolokit.models.onnx import export_onnx, run_onnx
 from yolokit.ops.letterbox import letterbox
 from yolokit.models.postprocess import postprocess
 

@@ -23,7 +23,7 @@ def images(shared):
 
 @pytest.fixture(scope="module")
 def exported(tiny, tmp_path_factory) -> Path:
-    from yolokit.apps.export import export_onnx
+    from yolokit.models.onnx import export_onnx
 
     return export_onnx(tiny, tmp_path_factory.mktemp("onnx") / "tiny320.onnx", imgsz=320)
 
@@ -64,7 +64,7 @@ def test_onnx_model_gives_the_torch_detections_through_the_one_predictor(tiny, e
 
 
 def test_onnx_model_refuses_other_sizes_and_devices_and_nms_graphs(tiny, exported, tmp_path):
-    from yolokit.apps.export import export_onnx
+    from yolokit.models.onnx import export_onnx
 
     model = yolokit.load(exported)
     with pytest.raises(ConfigError, match="exported for 320x320.*--imgsz 416"):

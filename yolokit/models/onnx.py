@@ -13,6 +13,15 @@ settings, and for an int8 file its calibration and accuracy check). A foreign ON
 output layout runs too, without heads (no TTA flip) or class names. Graphs with the NMS inside
 (``export --nms``) are refused: yolokit's post-processor does the NMS.
 
+Export (:func:`export_onnx`): without NMS the graph maps ``images`` (B,3,S,S) float RGB [0,1] to ``predictions``
+(B,N,5+C), the post-processor's input layout; with NMS it ends in ONNX ``NonMaxSuppression`` (exported from
+``torchvision.ops.nms``) and outputs ``detections`` (K,7) = ``[batch_index, x1, y1, x2, y2, score, class]`` in
+network pixels for the whole batch: single label per box (its best class), score = objectness x class probability,
+NMS per (image, class) through the usual coordinate-offset trick (every group is shifted far apart, so one NMS call
+never compares boxes of different groups). It matches ``postprocess(..., multi_label=False)`` except for
+``max_det``, which the graph does not apply. The exporter is TorchScript-based (``dynamo=False``): the dynamo
+exporter needs ``onnxscript``, and torchvision's ONNX rule for ``nms`` is registered for this one.
+
 Threads: ONNX Runtime's intra-op pool gets ``torch.get_num_threads()`` threads (so torch and ONNX Runtime
 rows of a benchmark compare like for like); with ``OMP_WAIT_POLICY=PASSIVE`` (the CLI default on a shared
 machine, README "Models") its workers do not spin either.
@@ -32,6 +41,79 @@ from yolokit.errors import ConfigError, WeightsError
 from yolokit.models.base import Detector
 from yolokit.models.heads import HeadSpec
 
+# ---------------------------------------------------------------------------------------------- export
+class DetectWithNMS(nn.Module):
+    """``model`` followed by confidence filter + per-(image, class) NMS, traceable for ONNX."""
+
+    def __init__(self, model: nn.Module, conf: float = 0.25, iou: float = 0.45):
+        super().__init__()
+        self.model = model
+        self.conf = float(conf)
+        self.iou = float(iou)
+
+    def forward(self, x: Tensor) -> Tensor:
+        import torchvision
+
+        from yolokit.ops.boxes import cxcywh_to_xyxy
+
+        pred = self.model(x)                                        # (B,N,5+C)
+        b, n, width = pred.shape
+        scores, cls = (pred[..., 5:] * pred[..., 4:5]).max(-1)      # (B,N) best class per box
+        boxes = cxcywh_to_xyxy(pred[..., :4]).reshape(-1, 4)        # (B*N,4)
+        image = torch.arange(b, device=x.device).repeat_interleave(n)
+        scores, cls = scores.reshape(-1), cls.reshape(-1)
+        keep = scores > self.conf
+        boxes, scores, cls, image = boxes[keep], scores[keep], cls[keep], image[keep]
+        groups = image * (width - 5) + cls
+        # batched_nms uses the coordinate-offset trick when tracing: one NonMaxSuppression node.
+        kept = torchvision.ops.batched_nms(boxes, scores, groups, self.iou)
+        return torch.cat((image[kept, None].to(boxes.dtype), boxes[kept], scores[kept, None],
+                          cls[kept, None].to(boxes.dtype)), 1)
+
+
+def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 416, nms: bool = False, conf: float = 0.25,
+                iou: float = 0.45, opset: int = 17) -> Path:
+    """Write ``model`` (eval mode, decoded outputs) as ONNX to ``path``; batch is a dynamic axis.
+
+    Returns the path. See the module docstring for the inputs and outputs of both variants.
+    """
+    import io
+    import warnings
+
+    model = model.eval()
+    buf = io.BytesIO()  # traced into memory, then written once, atomically, with its metadata
+    if not nms:
+        export_predictions(model, buf, (imgsz, imgsz), opset)
+    else:
+        import torchvision
+
+        # torchvision checks its CUDA build on the first call of one of its ops; inside the tracer that
+        # check (an int-returning op) cannot be recorded, so make the first call here.
+        torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
+        net = DetectWithNMS(model, conf, iou).eval()  # export restores this mode
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))  # traced where it lives
+        x = torch.rand(2, 3, imgsz, imgsz, device=device)
+        dynamic = {"images": {0: "batch"}, "detections": {0: "num_detections"}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape-derived Python ints are expected
+            torch.onnx.export(net, (x,), buf, dynamo=False, opset_version=opset, input_names=["images"],
+                              output_names=["detections"], dynamic_axes=dynamic, do_constant_folding=True)
+
+    # Heads, class names and settings travel in the file, so `yolokit.load("x.onnx")` is a complete model.
+    return write_metadata(path, model_metadata(model, imgsz, nms=bool(nms)), buf.getvalue())
+
+
+def run_onnx(path: str | Path, x) -> "numpy.ndarray":  # noqa: F821
+    """Run an exported model in onnxruntime (CPU) on ``x`` (B,3,S,S) float32; returns its one output."""
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, np.float32)
+    return session.run(None, {"images": x.astype(np.float32)})[0]
+
+
+# ---------------------------------------------------------------------------------------------- metadata
 #: ONNX ``metadata_props`` key under which ``yolokit export`` stores the model description (JSON).
 META_KEY = "yolokit"
 
