@@ -30,5 +30,5 @@ class WriteError(YolokitError, OSError):
 
     def __str__(self) -> str:
         why = self.REASONS.get(self.errno, self.strerror or "write failed")
-        return f"cannot write {self.filename}: {why}"
+        return f"cannot write {self.filename}: {why}" if self.filename else f"cannot write: {why}"
 
