@@ -274,7 +274,7 @@ def _main(argv: list[str] | None = None) -> int:
             raise
         from yolokit.errors import WriteError
 
-        print(f"yolokit {args.command}: error: {WriteError(exc.errno, exc.strerror, exc.filename or '?')}",
+        print(f"yolokit {args.command}: error: {WriteError(exc.errno, exc.strerror, exc.filename)}",
               file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # a command may say what is on disk and how to continue (train: --resume)
