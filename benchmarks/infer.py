@@ -241,7 +241,7 @@ def _setup(args) -> _Setup:
         s.calib, s.val = load_dataset(coco, "train"), load_dataset(coco, "val")
     s.bf16 = model.optimize_for_inference(dtype=torch.bfloat16) if args.bf16 else None
     if args.compile:
-        from yolokit.models.inference import optimize
+        from yolokit.models.fastpath import optimize
 
         s.compiled = torch.compile(optimize(model, fuse=False).model, options={"freezing": True})
     return s

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from yolokit.models import layers as L
 from yolokit.models.heads import DetectionHead, RegionHead, YoloHead
-from yolokit.models.inference import fold_batchnorm
+from yolokit.models.fastpath import fold_batchnorm
 
 
 def test_maxpool_size2_stride1_pads_right_and_bottom_only():

@@ -59,8 +59,8 @@ class Detector(nn.Module):
                                dtype: torch.dtype = torch.float32, backend: str = "auto") -> "Detector":
         """The fastest equivalent Detector for inference (ONNX Runtime on CPU when installed, else an eval-mode
         torch copy with batch-norm folded and oneDNN fusion where the layers allow it); see
-        :func:`yolokit.models.inference.optimize`. Already-optimised detectors return themselves."""
-        from yolokit.models.inference import optimize
+        :func:`yolokit.models.fastpath.optimize`. Already-optimised detectors return themselves."""
+        from yolokit.models.fastpath import optimize
 
         return optimize(self, channels_last=channels_last, fuse=fuse, dtype=dtype, backend=backend)
 

@@ -1,4 +1,4 @@
-"""The inference-optimised module: batch-norm folding, fused oneDNN convolutions, channels-last.
+"""The fast path (``model.optimize_for_inference()``): batch-norm folding, fused oneDNN convolutions, channels-last.
 
 Images -> detections is :mod:`yolokit.models.predict` (the one prediction path), for this module as for the
 eager model.

@@ -7,7 +7,7 @@ Speed is measured by ``yolokit bench infer`` (BENCHMARKS.md "infer"), never here
 import pytest
 import torch
 
-from yolokit.models.inference import FusedConv, _onednn_available
+from yolokit.models.fastpath import FusedConv, _onednn_available
 
 pytestmark = pytest.mark.skipif(not _onednn_available(), reason="the fused path needs oneDNN (CPU torch build)")
 
@@ -52,7 +52,7 @@ def test_weights_are_packed_once_per_input_shape_and_the_cache_is_bounded(tiny):
 
 
 def test_cache_size_is_an_option(tiny):
-    from yolokit.models.inference import optimize
+    from yolokit.models.fastpath import optimize
 
     one = optimize(tiny, cache_size=1, backend="torch")
     conv = next(m for m in one.modules() if isinstance(m, FusedConv))
