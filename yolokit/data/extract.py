@@ -139,13 +139,15 @@ class _Tree:
         raise DataError(f"{self.where}: member {_show('/'.join(parts))!r} {what}; refused")
 
     def parent(self, parts: tuple[str, ...]) -> Path:
-        """Make the parent folders of ``parts`` (iteratively: chains thousands deep are fine)."""
+        """Make the parent folders of ``parts`` (iteratively, one string per level: chains thousands deep are
+        fine)."""
+        cur = str(self.dest)
         for i in range(1, len(parts)):
+            cur = f"{cur}/{parts[i - 1]}"
             kind = self.kinds.get(parts[:i])
             if kind is None:
-                path = self.dest.joinpath(*parts[:i])
                 try:
-                    os.mkdir(path)
+                    os.mkdir(cur)
                 except FileExistsError:
                     pass
                 self.kinds[parts[:i]] = "d"
@@ -153,7 +155,7 @@ class _Tree:
                 self._clash(parts, f"lies inside the linked folder {_show('/'.join(parts[:i]))!r}")
             elif kind != "d":
                 self._clash(parts, f"lies inside {_show('/'.join(parts[:i]))!r}, which is a file in the archive")
-        return self.dest.joinpath(*parts)
+        return Path(f"{cur}/{parts[-1]}")
 
     def claim(self, parts, kind: str) -> Path:
         path = self.parent(parts)
