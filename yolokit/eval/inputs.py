@@ -145,7 +145,10 @@ def _load_results(detections):
         from yolokit.fileio import load_json, read_bytes
 
         # a regular file; nesting 200,000 deep or a 5,000-digit id is one line, not a traceback
-        data = load_json(read_bytes(detections, "detections JSON", 4 << 30), str(detections))
+        try:
+            data = load_json(read_bytes(detections, "detections JSON", 4 << 30), str(detections))
+        except DataError as exc:
+            raise DataError(f"{detections}: cannot read detections JSON ({str(exc).split(': ', 1)[-1]})") from None
         if not (isinstance(data, dict) or (isinstance(data, list) and all(isinstance(r, dict) for r in data))):
             raise DataError(f"{detections}: expected a COCO results list [{{image_id, category_id, bbox, score}}, "
                             f"...] or a COCO dict, got {type(data).__name__} {str(data)[:40]}")
