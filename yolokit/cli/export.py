@@ -132,8 +132,10 @@ def _export_int8(args, model) -> int:
     return 0
 
 
-def default_out(args, suffix: str) -> Path:
+def default_out(args, suffix: str):
     """Where an export goes without --out: beside the model's file (runs/x/best.pt -> runs/x/best.onnx), as a
     user of a run folder expects, or in the current folder for a model name from configs/models."""
+    from pathlib import Path
+
     model = Path(args.model)
     return model.with_name(model.stem + suffix) if model.is_file() else Path(model.stem + suffix)
