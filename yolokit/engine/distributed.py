@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import torch
 
-from yolokit.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -38,17 +36,13 @@ def env() -> DistInfo:
 
 
 def resolve_device(name) -> torch.device:
-    """``auto`` (CUDA when available, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``N``; under torchrun a CUDA
-    process takes the GPU of its ``LOCAL_RANK``. An unavailable CUDA is a :class:`ConfigError`."""
-    name = str(name)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.isdigit():
-        name = f"cuda:{name}"
-    device = torch.device(name)
+    """The training device: ``--device`` resolved and checked as every command does
+    (:func:`yolokit.settings.resolve_device`: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``N``, ``mps``); under torchrun
+    a CUDA process takes the GPU of its ``LOCAL_RANK``. A device this machine lacks is a :class:`ConfigError`."""
+    from yolokit.settings import resolve_device as resolve_name
+
+    device = torch.device(resolve_name(str(name)))
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
         info = env()
         if info.world > 1:
             device = torch.device("cuda", info.local_rank)
