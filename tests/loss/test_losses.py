@@ -209,3 +209,65 @@ def test_region_rescore_and_darknet_scales():
     t, s = 0.64, torch.sigmoid(torch.tensor(1.0)).item()
     expected = -(t * torch.log(torch.tensor(s)) + (1 - t) * torch.log(torch.tensor(1 - s))).item()
     assert parts["obj"].item() == pytest.approx(5 * expected, rel=1e-4)
+
+
+NEW_HEADS = [dict(h, new_coords=True, scale_x_y=2.0) for h in TINY_HEADS]
+
+
+def _probs_from_encoded(loss, encoded):
+    """new_coords raw values (probabilities) whose decoding equals the encoded targets: v_xy with
+    2 v - 0.5 = offset, v_wh = sqrt(exp(log(truth/anchor)) / 4), objectness/classes 1 or 0."""
+    raw = []
+    for t, head in zip(encoded, loss.heads):
+        r = torch.empty_like(t)
+        r[..., :2] = (t[..., :2] + 0.5) / 2
+        r[..., 2:4] = torch.sqrt(torch.exp(t[..., 2:4]) / 4)
+        r[..., 4:] = (t[..., 4:] > 0).float()
+        raw.append(r)
+    return raw
+
+
+@pytest.mark.parametrize("box_loss", ["mse", "ciou"])
+def test_new_coords_loss_minimal_at_encoded_targets(box_loss):
+    """Scaled-YOLOv4 / YOLOv7 heads: values are probabilities, wh = (2v)^2 * anchor, no exp."""
+    loss = YoloLoss(NEW_HEADS, box_loss=box_loss)
+    assert all(h.new_coords for h in loss.heads)
+    shapes = [(2, 3, 5, 5, 8), (2, 3, 10, 10, 8)]
+    encoded = encode_anchor_targets(shapes, loss, TARGETS)
+    raw = _probs_from_encoded(loss, encoded)
+    total, parts = loss(raw, TARGETS)
+    assert total.item() < 1e-3, parts
+    torch.manual_seed(0)
+    noisy = [(r + 0.05 * torch.randn_like(r)).clamp(0.01, 0.99) for r in raw]
+    assert loss(noisy, TARGETS)[0].item() > total.item() + 1e-2
+
+
+def test_cfg_training_keys_are_the_loss_defaults_and_arguments_win():
+    heads = [dict(h, iou_loss="ciou", iou_normalizer="0.07", cls_normalizer="0.5", obj_normalizer="2",
+                  iou_thresh="0.213", label_smooth_eps="0.1") for h in TINY_HEADS]
+    loss = YoloLoss(heads)
+    assert (loss.box_loss, loss.lambda_box, loss.lambda_cls, loss.lambda_obj, loss.lambda_noobj) == \
+        ("ciou", 0.07, 0.5, 2.0, 2.0)
+    assert loss.iou_thresh == 0.213 and loss.label_smooth == 0.1
+    assert loss.sources["lambda_box"] == "cfg [yolo] iou_normalizer"
+    mine = YoloLoss(heads, box_loss="giou", lambda_box=1.0)
+    assert mine.box_loss == "giou" and mine.lambda_box == 1.0 and mine.sources["box_loss"] == "argument"
+    plain = YoloLoss(TINY_HEADS)
+    assert plain.box_loss == "mse" and plain.sources["lambda_cls"] == "default"
+
+
+def test_real_new_coords_model_trains_one_step(shared):
+    """yolov7-tiny from the zoo: train-mode outputs are probabilities and the loss backpropagates."""
+    from yolokit.models.cfg import read_cfg
+    from yolokit.models.darknet import DarknetModel, with_num_classes
+    from yolokit.models.zoo import set_net_size_text
+
+    text = set_net_size_text(read_cfg(shared / "darknet_cfgs" / "yolov7-tiny.cfg")[0], 128, 128)
+    model = with_num_classes(DarknetModel(text, "yolov7-tiny"), 3).train()
+    outs = model(torch.rand(2, 3, 128, 128))
+    assert all(0 <= o.min() and o.max() <= 1 for o in outs)
+    loss = build_loss(model.heads)
+    assert loss.box_loss == "ciou" and loss.lambda_box == 0.05 and all(h.new_coords for h in loss.heads)
+    total, _ = loss(outs, TARGETS[:, :] * torch.tensor([1, 1, 0.8, 0.8, 0.8, 0.8]))
+    total.backward()
+    assert torch.isfinite(total) and model.layers[0].conv.weight.grad.abs().sum() > 0

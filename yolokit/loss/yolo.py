@@ -25,6 +25,17 @@ Terms:
   boxes weigh more, as Darknet does. ``"giou"`` / ``"ciou"``: ``1 - GIoU`` (Rezatofighi et al. 2019) or
   ``1 - CIoU`` (Zheng et al. 2020) between the decoded and the true box.
 
+* **new_coords=1 heads** (scaled YOLOv4, YOLOv7): the raw values are already probabilities (the conv before
+  applied logistic), so objectness and classes take binary cross-entropy on the probabilities, ``mse`` compares
+  ``v_xy * s - (s - 1)/2`` with the cell offset and ``v_wh`` with ``sqrt(truth / (4 anchor))`` (Darknet's
+  ``delta_yolo_box``), and the IoU losses use the ``(2 v)^2 * anchor`` decoding.
+
+**Defaults from the cfg** (:func:`cfg_loss_defaults`): an argument left ``None`` takes the heads' Darknet keys --
+``iou_loss`` -> ``box_loss``, ``iou_normalizer`` -> ``lambda_box``, ``obj_normalizer`` -> ``lambda_obj`` and
+``lambda_noobj``, ``cls_normalizer`` -> ``lambda_cls``, ``iou_thresh`` -> ``iou_thresh``, ``label_smooth_eps`` ->
+``label_smooth`` (``ignore_thresh`` is per head) -- else yolokit's defaults (mse, 1, 1, 1, 1, assignment to the
+best anchor only, no smoothing). :attr:`YoloLoss.sources` says where each value came from.
+
 Every term is summed over the batch and divided by the batch size.
 """
 
@@ -39,10 +50,10 @@ from torch import Tensor, nn
 
 from yolokit.loss.targets import Assignment, assign_anchors
 from yolokit.models.heads import decode_anchor_boxes
-from yolokit.ops.boxes import (box_iou, cxcywh_to_xyxy, elementwise_ciou, elementwise_giou, elementwise_iou,
-                               xyxy_to_cxcywh)
+from yolokit.ops.boxes import (box_iou, cxcywh_to_xyxy, elementwise_ciou, elementwise_diou, elementwise_giou,
+                               elementwise_iou, xyxy_to_cxcywh)
 
-BOX_LOSSES = ("mse", "giou", "ciou")
+BOX_LOSSES = ("mse", "iou", "giou", "diou", "ciou")
 _MAX_EXP = math.log(1e4)  # clamp tw/th before exp so a diverging prediction cannot overflow
 
 
@@ -89,6 +100,7 @@ class HeadInfo:
     noobject_scale: float = 1.0
     coord_scale: float = 1.0
     class_scale: float = 1.0
+    new_coords: bool = False  # [yolo] new_coords=1: raw values are probabilities, wh = (2v)^2 * anchor
 
     @classmethod
     def from_spec(cls, head) -> "HeadInfo":
@@ -103,25 +115,75 @@ class HeadInfo:
                    num_classes=int(head_value(head, "num_classes")),
                    scale_x_y=float(head_value(head, "scale_x_y", 1.0) or 1.0), ignore_thresh=float(thresh),
                    rescore=bool(float(head_value(head, "rescore", 0))),
+                   new_coords=bool(float(head_value(head, "new_coords", 0) or 0)),
                    **{k: float(head_value(head, k, 1.0)) for k in
                       ("object_scale", "noobject_scale", "coord_scale", "class_scale")})
+
+
+#: Darknet [yolo] key -> YoloLoss argument (the loss-side meaning of a cfg's training keys).
+CFG_LOSS_KEYS = {"iou_loss": "box_loss", "iou_normalizer": "lambda_box", "obj_normalizer": "lambda_obj",
+                 "cls_normalizer": "lambda_cls", "iou_thresh": "iou_thresh", "label_smooth_eps": "label_smooth"}
+_LOSS_DEFAULTS = {"box_loss": "mse", "lambda_box": 1.0, "lambda_obj": 1.0, "lambda_noobj": 1.0, "lambda_cls": 1.0,
+                  "iou_thresh": 1.0, "label_smooth": 0.0}
+
+
+def cfg_loss_defaults(heads) -> dict[str, tuple[object, str]]:
+    """``{YoloLoss argument: (value, where)}`` from the heads' Darknet keys (the first head that sets a key wins,
+    as :func:`yolokit.models.cfg.training_recipe` reads them); ``where`` is ``"cfg [yolo] <key>"``.
+    ``obj_normalizer`` sets both objectness weights (Darknet scales all objectness deltas by it)."""
+    out: dict[str, tuple[object, str]] = {}
+    for head in heads:
+        for key, arg in CFG_LOSS_KEYS.items():
+            value = head_value(head, key)
+            if value is None or arg in out:
+                continue
+            if arg == "box_loss":
+                value = str(value).lower()
+                if value not in BOX_LOSSES:
+                    raise ValueError(f"[yolo] iou_loss={value}: yolokit's losses are {', '.join(BOX_LOSSES)}")
+            else:
+                value = float(value)
+            out[arg] = (value, f"cfg [{head_value(head, 'kind')}] {key}")
+            if key == "obj_normalizer":
+                out.setdefault("lambda_noobj", (value, f"cfg [{head_value(head, 'kind')}] {key}"))
+    return out
 
 
 class YoloLoss(nn.Module):
     """Loss for models with ``[yolo]`` / ``[region]`` heads. ``forward(outputs, targets) -> (total, parts)``.
 
-    Args:
+    Args (``None``: the heads' cfg keys, see :func:`cfg_loss_defaults`, else yolokit's default):
         heads: the model's head specs (``model.heads``), in output order.
-        box_loss: ``"mse"`` (the papers), ``"giou"`` or ``"ciou"``.
-        lambda_box, lambda_obj, lambda_noobj, lambda_cls: weights of the terms (Darknet uses 1 for all).
+        box_loss: ``"mse"`` (the papers), ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"`` (1 - that IoU).
+        lambda_box, lambda_obj, lambda_noobj, lambda_cls: weights of the terms (default 1).
         ignore_thresh: overrides the heads' own thresholds when given.
-        iou_thresh: also assign a truth to every anchor whose shape IoU exceeds this (1.0 = best only).
+        iou_thresh: also assign a truth to every anchor whose shape IoU exceeds this (default 1.0 = best only).
+        label_smooth: class targets ``1 - eps/2`` and ``eps/2`` (Darknet's ``label_smooth_eps``; default 0).
+
+    Attributes:
+        sources: ``{argument: "argument" | "cfg [yolo] <key>" | "default"}``, where each value came from.
     """
 
-    def __init__(self, heads, box_loss: str = "mse", lambda_box: float = 1.0, lambda_obj: float = 1.0,
-                 lambda_noobj: float = 1.0, lambda_cls: float = 1.0, ignore_thresh: float | None = None,
-                 iou_thresh: float = 1.0):
+    def __init__(self, heads, box_loss: str | None = None, lambda_box: float | None = None,
+                 lambda_obj: float | None = None, lambda_noobj: float | None = None,
+                 lambda_cls: float | None = None, ignore_thresh: float | None = None,
+                 iou_thresh: float | None = None, label_smooth: float | None = None):
         super().__init__()
+        given = {"box_loss": box_loss, "lambda_box": lambda_box, "lambda_obj": lambda_obj,
+                 "lambda_noobj": lambda_noobj, "lambda_cls": lambda_cls, "iou_thresh": iou_thresh,
+                 "label_smooth": label_smooth}
+        from_cfg = cfg_loss_defaults(heads)
+        values, self.sources = {}, {}
+        for arg, value in given.items():
+            if value is not None:
+                values[arg], self.sources[arg] = value, "argument"
+            elif arg in from_cfg:
+                values[arg], self.sources[arg] = from_cfg[arg]
+            else:
+                values[arg], self.sources[arg] = _LOSS_DEFAULTS[arg], "default"
+        box_loss, lambda_box, lambda_obj = values["box_loss"], values["lambda_box"], values["lambda_obj"]
+        lambda_noobj, lambda_cls, iou_thresh = values["lambda_noobj"], values["lambda_cls"], values["iou_thresh"]
+        self.label_smooth = float(values["label_smooth"])
         if box_loss not in BOX_LOSSES:
             raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
         self.heads = [HeadInfo.from_spec(h) for h in heads]
@@ -163,7 +225,9 @@ class YoloLoss(nn.Module):
         n, na, gh, gw, _ = p.shape
         anchors = head.anchors.to(p)
         img_h, img_w = gh * head.stride, gw * head.stride
-        pred_box = decode_boxes(p, anchors, head.stride, head.scale_x_y)  # [N,A,H,W,4] xyxy
+        pred_box = decode_boxes(p, anchors, head.stride, head.scale_x_y, head.new_coords)  # [N,A,H,W,4] xyxy
+        # new_coords heads output probabilities (logistic in the conv before): BCE on them, not on logits
+        bce = _bce_on_probs if head.new_coords else F.binary_cross_entropy_with_logits
 
         # Ignore mask: best IoU of each prediction with any truth of its own image.
         with torch.no_grad():
@@ -178,8 +242,7 @@ class YoloLoss(nn.Module):
         pos[asg.b, asg.a, asg.gj, asg.gi] = True
         obj_logit = p[..., 4]
         neg = ~pos & ~ignore
-        noobj = F.binary_cross_entropy_with_logits(obj_logit[neg], torch.zeros_like(obj_logit[neg]),
-                                                   reduction="sum") * head.noobject_scale
+        noobj = bce(obj_logit[neg], torch.zeros_like(obj_logit[neg]), reduction="sum") * head.noobject_scale
         if asg.b.numel() == 0:
             zero = p.sum() * 0.0  # keeps the graph connected for DDP
             return zero, zero, noobj, zero
@@ -190,17 +253,21 @@ class YoloLoss(nn.Module):
                 obj_target = elementwise_iou(pred_box[asg.b, asg.a, asg.gj, asg.gi], asg.box).clamp(0, 1)
         else:
             obj_target = torch.ones_like(ps[:, 4])
-        obj = F.binary_cross_entropy_with_logits(ps[:, 4], obj_target, reduction="sum") * head.object_scale
+        obj = bce(ps[:, 4], obj_target, reduction="sum") * head.object_scale
         t_cxcywh = xyxy_to_cxcywh(asg.box)
         if self.box_loss == "mse":
             s = head.scale_x_y
-            p_off = ps[:, :2].sigmoid() * s - (s - 1) / 2
+            p_off = (ps[:, :2] if head.new_coords else ps[:, :2].sigmoid()) * s - (s - 1) / 2
             t_off = t_cxcywh[:, :2] / head.stride - torch.stack((asg.gi, asg.gj), 1).to(p)
-            t_wh = torch.log(t_cxcywh[:, 2:] / anchors[asg.a] + 1e-9)
+            if head.new_coords:  # Darknet's delta_yolo_box: tw = sqrt(truth_w / (4 anchor_w)) against v_w
+                t_wh = torch.sqrt(t_cxcywh[:, 2:] / (4 * anchors[asg.a]))
+            else:
+                t_wh = torch.log(t_cxcywh[:, 2:] / anchors[asg.a] + 1e-9)
             scale = 2 - t_cxcywh[:, 2] * t_cxcywh[:, 3] / (img_w * img_h)
             box = (scale * ((p_off - t_off) ** 2 + (ps[:, 2:4] - t_wh) ** 2).sum(1)).sum()
         else:
-            fn = elementwise_giou if self.box_loss == "giou" else elementwise_ciou
+            fn = {"iou": elementwise_iou, "giou": elementwise_giou, "diou": elementwise_diou,
+                  "ciou": elementwise_ciou}[self.box_loss]
             box = (1 - fn(pred_box[asg.b, asg.a, asg.gj, asg.gi], asg.box)).sum()
         box = box * head.coord_scale
 
@@ -209,14 +276,24 @@ class YoloLoss(nn.Module):
             cls = F.cross_entropy(logits, asg.cls, reduction="sum")
         else:
             onehot = F.one_hot(asg.cls, head.num_classes).to(logits)
-            cls = F.binary_cross_entropy_with_logits(logits, onehot, reduction="sum")
+            if self.label_smooth:  # Darknet: y_true = 1 - eps/2, y_false = eps/2
+                onehot = onehot * (1 - self.label_smooth) + 0.5 * self.label_smooth
+            cls = bce(logits, onehot, reduction="sum")
         return box, obj, noobj, cls * head.class_scale
 
 
-def decode_boxes(p: Tensor, anchors: Tensor, stride: float, scale_x_y: float = 1.0) -> Tensor:
+def decode_boxes(p: Tensor, anchors: Tensor, stride: float, scale_x_y: float = 1.0,
+                 new_coords: bool = False) -> Tensor:
     """Raw head output ``[N, A, H, W, 5+C]`` -> decoded boxes ``[N, A, H, W, 4]`` xyxy network pixels, through the
     heads' own decoding (:func:`yolokit.models.heads.decode_anchor_boxes`), with tw/th clamped before exp."""
-    return cxcywh_to_xyxy(decode_anchor_boxes(p, anchors, stride, scale_x_y, max_log=_MAX_EXP))
+    return cxcywh_to_xyxy(decode_anchor_boxes(p, anchors, stride, scale_x_y, max_log=_MAX_EXP,
+                                              new_coords=new_coords))
+
+
+def _bce_on_probs(prob: Tensor, target: Tensor, reduction: str = "sum") -> Tensor:
+    """Binary cross-entropy of probabilities (clamped away from 0 and 1 so that the log stays finite)."""
+    eps = 1e-7
+    return F.binary_cross_entropy(prob.clamp(eps, 1 - eps), target, reduction=reduction)
 
 
 def encode_anchor_targets(outputs_shape: list[tuple[int, ...]], loss: YoloLoss, targets: Tensor) -> list[Tensor]:
