@@ -50,7 +50,8 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("what to train")
     add(g, "--model", help="Darknet .cfg, model name, yolokit checkpoint, or tv:<backbone>")
     add(g, "--weights", help="Darknet .weights for --model (tv: models: 'DEFAULT' for ImageNet)")
-    add(g, "--data", help="dataset YAML (configs/data/*.yaml)")
+    add(g, "--data", help="dataset YAML (configs/data/*.yaml), or a shard data YAML (format: shards, as "
+                          "convert --to shards writes) streamed from files or http:// URLs")
     add(g, "--download", action="store_true", help="fetch --data first if its files are missing (yolokit data get)")
     add(g, "--config", metavar="YAML", help="training preset (configs/train/*.yaml); flags given here win")
     add(g, "--resume", metavar="LAST_PT", help="continue a run from its last.pt with its saved options (flags "
