@@ -94,7 +94,8 @@ def _train(args) -> str:
                 names = list(contenders)
                 shift = round_ % len(names)
                 for name in names[shift:] + names[:shift]:
-                    cfg = TrainConfig(model=str(weights / "yolov3-tiny.cfg"), weights=str(weights / "yolov3-tiny.weights"),
+                    cfg = TrainConfig(model=str(weights / "yolov3-tiny.cfg"),
+                                      weights=str(weights / "yolov3-tiny.weights"),
                                       data=contenders[name], out=str(tmp / "runs" / "r"), epochs=1, imgsz=args.imgsz,
                                       batch=args.batch, nbs=args.batch, lr=0.005, burn_in=1, limit_train=args.limit,
                                       limit_val=4, workers=2, progress=False, tensorboard=False, device="cpu")
@@ -110,7 +111,8 @@ def _train(args) -> str:
     table = markdown_table(["training data", "rounds", "img/s per round", "median img/s", "vs folders"], rows)
     return "\n".join([
         f"`yolokit train` throughput from streamed shards vs the folder dataset: yolov3-tiny fine-tune on raccoon "
-        f"({args.limit or 160} train images, {args.shard_size} per shard), 1 epoch per round at {args.imgsz}x{args.imgsz}, "
+        f"({args.limit or 160} train images, {args.shard_size} per shard), 1 epoch per round at "
+        f"{args.imgsz}x{args.imgsz}, "
         f"batch {args.batch}, the trainer's default augmentation (mosaic as its recipe sets it: off here), 2 "
         f"DataLoader workers, single process; rounds interleaved, order rotated. img/s is the trainer's own "
         f"(results.csv `img_per_s`: loader start-up, decode, augment, forward, loss, backward, SGD step). Targets: "

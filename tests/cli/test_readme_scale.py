@@ -52,7 +52,8 @@ def _port() -> int:
 def ci(cmd: str, http_port: int) -> str:
     cmd = re.sub(r"--epochs \d+", "--epochs 1 --limit-train 40 --limit-val 4", cmd)
     cmd = cmd.replace("--save-json", "--save-json --conf 0.001")  # a 1-epoch model scores below detect's 0.25
-    cmd = cmd.replace("--imgsz 320", "--imgsz 64").replace(" 8000 ", f" {http_port} ").replace(":8000/", f":{http_port}/")
+    cmd = cmd.replace("--imgsz 320", "--imgsz 64")
+    cmd = cmd.replace(" 8000 ", f" {http_port} ").replace(":8000/", f":{http_port}/")
     return cmd.replace(":29400", f":{_port()}")
 
 

@@ -176,7 +176,8 @@ def read_manifest(path) -> tuple[dict, Path]:
     try:
         return json.loads(path.read_text()), path.parent
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: shard manifest not found (write shards with `yolokit convert --to shards`)") from exc
+        raise ConfigError(f"{path}: shard manifest not found (write shards with `yolokit convert --to shards`)") \
+            from exc
 
 
 @dataclass
