@@ -23,14 +23,14 @@ def test_a_small_set_gets_enough_updates_and_a_warmup_in_epochs():
     assert origin == "yolov3-tiny.cfg" and net["learning_rate"] == 0.001 and net["policy"] == "steps"
     cfg, src = resolve(_cfg(), n_train=160, net=net)  # raccoon: 160 images, batch 16
     assert (cfg.nbs, src["nbs"]) == (16, "cfg, scaled")  # the cfg's batch=64 -> 10 updates an epoch, not 2.5
-    assert (cfg.epochs, src["epochs"]) == (20, "scaled")  # 3200 images shown
+    assert (cfg.epochs, src["epochs"]) == (12, "scaled")  # 1920 images shown
     assert (cfg.burn_in, src["burn_in"]) == (10, "cfg, scaled")  # one epoch, not Darknet's 1000 updates
     # the cfg's optimizer and schedule, its steps (400000, 450000 of max_batches 500200) as fractions of the run
     assert (cfg.lr, cfg.momentum, cfg.weight_decay) == (0.001, 0.9, 0.0005) and src["lr"] == "cfg"
     assert cfg.schedule == "step" and cfg.steps == pytest.approx((0.7997, 0.8996), abs=1e-4) and cfg.scale == 0.1
     assert (cfg.mosaic, src["mosaic"]) == (0.0, "default")
-    # the EMA averages the last tenth of the run (200 updates: decay 0.95), ramping up over a twentieth
-    assert (cfg.ema_decay, cfg.ema_tau, src["ema_decay"]) == (0.95, 10.0, "scaled")
+    # the EMA averages the last tenth of the run (120 updates: window 12, decay 1 - 1/12), ramping up over a twentieth
+    assert (cfg.ema_decay, cfg.ema_tau, src["ema_decay"]) == (0.916667, 6.0, "scaled")
 
 
 def test_a_large_set_gets_darknets_nominal_batch_and_few_epochs():
@@ -40,8 +40,8 @@ def test_a_large_set_gets_darknets_nominal_batch_and_few_epochs():
 
 
 def test_warmup_floor_and_cap():
-    cfg, _ = resolve(_cfg(), n_train=20, net={})  # 2 batches an epoch, 160 epochs -> capped at 100
-    assert cfg.epochs == 100 and cfg.burn_in == 10  # the floor: 10 updates, not 2
+    cfg, _ = resolve(_cfg(), n_train=10, net={})  # 1 batch an epoch, 192 epochs -> capped at 100
+    assert cfg.epochs == 100 and cfg.burn_in == 10  # the floor: 10 updates, not 1
     cfg, _ = resolve(_cfg(epochs=4), n_train=32, net={})  # 8 updates in all: the warm-up is at most a quarter
     assert cfg.burn_in == 2
 
