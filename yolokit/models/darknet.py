@@ -406,6 +406,16 @@ class DarknetModel(Detector):
             return x
         return outs if self.training else torch.cat(outs, 1)
 
+    @property
+    def nms_beta(self) -> float | None:
+        """``beta_nms`` when the cfg's heads ask for ``nms_kind=diounms`` (Darknet's DIoU-NMS, default beta 0.6),
+        else None: greedy IoU NMS. (Darknet's ``greedynms`` is DIoU with beta 1 in box.c; yolokit, like OpenCV,
+        keeps plain IoU NMS for it, so that yolokit's detections match OpenCV's on those cfgs.)"""
+        for spec in self.heads:
+            if str(spec.options.get("nms_kind", "")).lower() == "diounms":
+                return float(spec.options.get("beta_nms", 0.6))
+        return None
+
     def flops(self) -> float:
         """Darknet-convention FLOPs at :attr:`input_size` (2 x MACs of conv/connected/local layers)."""
         return sum(i.flops for i in self.infos)

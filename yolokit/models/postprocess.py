@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from yolokit.ops.boxes import cxcywh_to_xyxy
-from yolokit.ops.nms import flatnonzero, grouped_nms
+from yolokit.ops.nms import diou_nms, flatnonzero, grouped_nms
 
 
 def _check_args(pred: Tensor, conf_thres: float, iou_thres: float, max_det: int) -> None:
@@ -45,7 +45,7 @@ def _check_finite(class_scores: Tensor) -> None:
 
 def postprocess(pred: Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
                 multi_label: bool = False, agnostic: bool = False,
-                classes: list[int] | None = None) -> list[Tensor]:
+                classes: list[int] | None = None, nms_beta: float | None = None) -> list[Tensor]:
     """Confidence filter + NMS for a batch of decoded YOLO predictions.
 
     Args:
@@ -56,6 +56,8 @@ def postprocess(pred: Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
         multi_label: a box may be kept once per class whose score passes ``conf_thres``; otherwise only its best class.
         agnostic: NMS across classes instead of per class.
         classes: keep only these class indices.
+        nms_beta: None for greedy IoU NMS; a number for Darknet's DIoU-NMS (``nms_kind=diounms``) with that
+            ``beta_nms`` (:func:`yolokit.ops.nms.diou_nms`).
     Returns:
         list of B tensors ``(K, 6)`` = ``[x1, y1, x2, y2, score, class]`` sorted by descending score.
     """
@@ -70,14 +72,20 @@ def postprocess(pred: Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45,
         # passes and the top-k rounds below look at fewer candidates.
         flat = flatnonzero(obj.view(-1) > conf_thres)                             # [K] indices of image * N + box
         if 4 * len(flat) < obj.numel():
-            return _selective_nms(pred, flat, conf_thres, iou_thres, max_det, agnostic, wanted)
+            return _selective_nms(pred, flat, conf_thres, iou_thres, max_det, agnostic, wanted, nms_beta)
     scores, cls = _candidate_scores(pred, obj, multi_label)                    # [B, M], M = N or N*C
     if wanted is not None:
         scores = torch.where(torch.isin(cls, wanted), scores, torch.zeros_like(scores))
-    return _top_per_image_nms(pred, scores, cls, conf_thres, iou_thres, max_det, multi_label, agnostic)
+    return _top_per_image_nms(pred, scores, cls, conf_thres, iou_thres, max_det, multi_label, agnostic, nms_beta)
 
 
-def _selective_nms(pred, flat, conf_thres, iou_thres, max_det, agnostic, wanted):
+def _nms(boxes, scores, groups, iou_thres, nms_beta):
+    if nms_beta is None:
+        return grouped_nms(boxes, scores, groups, iou_thres)
+    return diou_nms(boxes, scores, groups, iou_thres, nms_beta)
+
+
+def _selective_nms(pred, flat, conf_thres, iou_thres, max_det, agnostic, wanted, nms_beta=None):
     """NMS over every candidate, read from the rows whose objectness passes ``conf_thres``."""
     batch, n, width = pred.shape
     rows = pred.reshape(-1, width).index_select(0, flat)                       # [K, 5+C], a row gather
@@ -91,7 +99,7 @@ def _selective_nms(pred, flat, conf_thres, iou_thres, max_det, agnostic, wanted)
     passed = flatnonzero(passed)
     img, score, cls = (t.index_select(0, passed) for t in (flat // n, score, cls))
     boxes = cxcywh_to_xyxy(rows[:, :4].index_select(0, passed))
-    keep = grouped_nms(boxes, score, img if agnostic else img * (width - 5) + cls, iou_thres)
+    keep = _nms(boxes, score, img if agnostic else img * (width - 5) + cls, iou_thres, nms_beta)
     keep = keep[torch.argsort(score[keep], descending=True, stable=True)]
     keep = keep[torch.argsort(img[keep], stable=True)]                         # (image, descending score)
     det = torch.cat((boxes[keep], score[keep, None], cls[keep, None].to(boxes.dtype)), dim=1)
@@ -112,7 +120,7 @@ def _candidate_scores(pred: Tensor, obj: Tensor, multi_label: bool) -> tuple[Ten
     return obj * best, cls
 
 
-def _top_per_image_nms(pred, scores, cls, conf_thres, iou_thres, max_det, multi_label, agnostic):
+def _top_per_image_nms(pred, scores, cls, conf_thres, iou_thres, max_det, multi_label, agnostic, nms_beta=None):
     """Grouped NMS that only looks at each image's best candidates when that is provably enough.
 
     Greedy NMS decides a box using higher-scoring boxes only. So NMS over an image's top-k candidates keeps
@@ -137,7 +145,7 @@ def _top_per_image_nms(pred, scores, cls, conf_thres, iou_thres, max_det, multi_
         box = flat // num_classes if multi_label else flat
         boxes = cxcywh_to_xyxy(pred[img, box, :4])
         groups = img if agnostic else img * num_classes + box_cls
-        keep = grouped_nms(boxes, score, groups, iou_thres).sort().values    # rows stay in (image, score) order
+        keep = _nms(boxes, score, groups, iou_thres, nms_beta).sort().values  # rows stay in (image, score) order
         kept = torch.bincount(img[keep], minlength=batch)
         done = (kept >= max_det) | (passing <= k)
         det = torch.cat((boxes[keep], score[keep, None], box_cls[keep, None].to(boxes.dtype)), dim=1)

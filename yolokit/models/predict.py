@@ -242,7 +242,7 @@ class Predictor:
     def postprocess(self, pred: Tensor, batch: Batch) -> list[Tensor]:
         """One confidence filter + NMS over :meth:`infer`'s predictions, boxes clipped to each image."""
         dets = postprocess(pred.float(), self.conf, self.iou, self.max_det, agnostic=self.agnostic,
-                           classes=self.classes)
+                           classes=self.classes, nms_beta=getattr(self.model, "nms_beta", None))
         for d, (h, w) in zip(dets, batch.shapes):
             d[:, :4] = clip(d[:, :4], w, h)
         return dets
