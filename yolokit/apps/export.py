@@ -22,8 +22,9 @@ def head_convs(model: nn.Module) -> list[int]:
 
     Their outputs are box offsets and logits that the decoder pushes through ``exp`` and ``sigmoid``: int8
     steps there move boxes and scores far more than anywhere in the trunk."""
-    layers = {h.layer - 1 for h in getattr(model, "heads", None) or []}
-    return sorted(i for i in layers if i >= 0)
+    from yolokit.models.heads import head_inputs
+
+    return sorted({index for _, index in head_inputs(model)})
 
 
 #: A Darknet model's stem: its layers before the first conv with at least this many input channels.

@@ -74,6 +74,13 @@ class HeadSpec:
     new_coords: bool = False
 
 
+def head_inputs(model) -> list[tuple[HeadSpec, int]]:
+    """Each detection head of ``model`` with the index of the layer that feeds it (the one before it: the conv, or
+    YOLOv1's connected layer, whose outputs the head decodes). Transfer learning re-sizes those layers; int8 export
+    keeps them in float."""
+    return [(spec, spec.layer - 1) for spec in getattr(model, "heads", None) or [] if spec.layer >= 1]
+
+
 def cell_grid(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:
     """``(H, W, 2)`` cell offsets ``[column, row]``."""
     ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype),

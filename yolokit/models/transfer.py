@@ -97,11 +97,12 @@ def set_train_mode(model: nn.Module, frozen: int = 0) -> None:
 
 def _head_convs(model: nn.Module):
     """Yield ``(spec, conv)`` for each anchor head fed directly by a convolution."""
-    for spec in getattr(model, "heads", []):
+    from yolokit.models.heads import head_inputs
+
+    for spec, index in head_inputs(model):
         if spec.kind not in ("yolo", "region"):
             continue
-        layer = model.layers[spec.layer - 1]
-        conv = getattr(layer, "conv", None)
+        conv = getattr(model.layers[index], "conv", None)
         if isinstance(conv, nn.Conv2d):
             yield spec, conv
 
