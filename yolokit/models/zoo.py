@@ -62,6 +62,24 @@ def build(path: str | Path, imgsz: tuple[int, int] | None = None, device="meta")
         return DarknetModel(text, str(path), require_head=False)
 
 
+def random_model(text: str, source: str = "<cfg>", seed: int = 0, require_head: bool = True):
+    """A :class:`~yolokit.models.DarknetModel` with :func:`randomize_` weights, in eval mode, built without
+    torch's default initialisation (allocated on the meta device, then given memory): half the time for the
+    100M-parameter zoo models."""
+    from yolokit.models.darknet import DarknetModel
+
+    with torch.device("meta"):
+        model = DarknetModel(text, source, require_head=require_head)
+    model.to_empty(device="cpu")
+    from yolokit.models.darknet import _build_head
+
+    for spec in model.heads:  # to_empty left the heads' anchor buffers unset: build the (tiny) heads again
+        info = model.infos[spec.layer]
+        model.layers[spec.layer] = _build_head(model.sections[spec.layer + 1], spec.layer, info.in_shape,
+                                               model.input_size)[0]
+    return randomize_(model, seed).eval()
+
+
 def survey(folder: str | Path) -> list[ZooRow]:
     """Every ``*.cfg`` of ``folder``: does it load, its BFLOPs (Darknet's convention) at its own size, its
     parameters, or the one-line reason it does not load."""
@@ -95,10 +113,10 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
 
     def normal(t, std):
-        t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float64).mul_(std).to(t.dtype))
+        t.copy_(torch.randn(t.shape, generator=g).mul_(std))
 
     def uniform(t, lo, hi):
-        t.copy_((torch.rand(t.shape, generator=g, dtype=torch.float64) * (hi - lo) + lo).to(t.dtype))
+        t.copy_(torch.rand(t.shape, generator=g).mul_(hi - lo).add_(lo))
 
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
