@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from yolokit.engine.runs import _series
+from yolokit.engine.runs import folder_series
 
 
 def choose_run_folder(out: str | Path | None, default: str, exist_ok: bool = False) -> tuple[Path, str]:
@@ -27,7 +27,7 @@ def choose_run_folder(out: str | Path | None, default: str, exist_ok: bool = Fal
     if exist_ok:
         base.mkdir(parents=True, exist_ok=True)
         return base, "--exist-ok: writing into it even if it holds files"
-    for folder in _series(base):
+    for folder in folder_series(base):
         try:
             folder.mkdir(parents=True)
         except FileExistsError:

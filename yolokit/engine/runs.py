@@ -50,7 +50,7 @@ def holds_run(folder: Path) -> bool:
     return any((Path(folder) / name).exists() for name in RUN_FILES)
 
 
-def _series(folder: Path):
+def folder_series(folder: Path):
     """``folder``, then its numbered siblings: train, train2, train3, ... (yolov3, yolov3-2, ...)."""
     folder = Path(folder)
     yield folder
@@ -61,13 +61,13 @@ def _series(folder: Path):
 
 def next_free(folder: Path) -> Path:
     """``folder`` when it holds no run, else the first numbered sibling that holds none."""
-    return next(f for f in _series(folder) if not holds_run(f))
+    return next(f for f in folder_series(folder) if not holds_run(f))
 
 
 def newest_run(folder: Path) -> Path:
     """The last folder of ``folder``'s series that holds a run (``folder`` itself when none does)."""
     newest = Path(folder)
-    for f in _series(folder):
+    for f in folder_series(folder):
         if not holds_run(f):
             return newest
         newest = f
@@ -113,7 +113,7 @@ def choose(out: str | None, resume: str | None = None, exist_ok: bool = False,
 def claim(base: Path, header: str) -> Path:
     """Create ``results.csv`` (holding ``header``) exclusively in the first folder of ``base``'s series that
     holds no run; that folder then belongs to this run (a run started at the same moment gets the next one)."""
-    for candidate in _series(base):
+    for candidate in folder_series(base):
         if holds_run(candidate):
             continue
         candidate.mkdir(parents=True, exist_ok=True)
