@@ -162,3 +162,30 @@ def test_share_index_uses_the_earlier_layers_weights_and_writes_none(tmp_path):
     save_weights(model, tmp_path / "t.weights")
     floats = (16 + 4 * 3 * 9) + (16 + 4 * 4 * 9)  # per conv: bias, scale, mean, variance, then the kernel
     assert (tmp_path / "t.weights").stat().st_size == 20 + 4 * floats
+
+
+@pytest.mark.parametrize("name", ["yolov4-tiny", "yolov7-tiny"])
+def test_new_heads_export_to_onnx_and_run_the_fast_path(zoo_dir, name, tmp_path):
+    """The new models (CSP route groups, new_coords heads, DIoU-NMS cfgs) export to ONNX and run the fast path
+    with eager's outputs and detections."""
+    pytest.importorskip("onnxruntime")
+    from yolokit.models.onnx import export_onnx, load_onnx
+
+    text = zoo.set_net_size_text(read_cfg(zoo_dir / f"{name}.cfg")[0], 96, 96)
+    model = zoo.random_model(text, name)
+    x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(2))
+    export_onnx(model, tmp_path / "m.onnx", imgsz=96)
+    exported, fast = load_onnx(tmp_path / "m.onnx"), model.optimize_for_inference()
+    with torch.no_grad():
+        ref = model(x)
+        for other in (torch.as_tensor(np.asarray(exported(x))), fast(x)):
+            assert (other[..., :4] - ref[..., :4]).abs().max() < 1e-2          # pixels
+            assert (other[..., 4:] - ref[..., 4:]).abs().max() < 1e-4
+    image = (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)
+    dets = [m.predict([image], conf=0.3, letterbox=False)[0] for m in (model, exported, fast)]
+    assert model.nms_beta == (0.6 if name == "yolov7-tiny" else None)   # yolov7-tiny.cfg: nms_kind=diounms
+    for d in dets[1:]:
+        assert d.shape == dets[0].shape
+        # random weights give near-equal scores: compare as sets of rows
+        a, b = (t[torch.argsort(t[:, 0] * 1e4 + t[:, 1])] for t in (dets[0], d))
+        assert torch.allclose(a, b, atol=1e-2)

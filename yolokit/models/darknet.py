@@ -32,7 +32,7 @@ from yolokit.fileio import write_atomic
 from yolokit.models import layers as L
 from yolokit.models.base import Detector
 from yolokit.models.cfg import Section, format_cfg, parse_cfg
-from yolokit.models.heads import DetectionHead, GaussianYoloHead, HeadSpec, RegionHead, YoloHead
+from yolokit.models.heads import DetectionHead, GaussianYoloHead, HeadSpec, RegionHead, YoloHead, nms_beta_of
 
 HEAD_KINDS = ("yolo", "region", "detection", "gaussian_yolo")
 
@@ -408,13 +408,8 @@ class DarknetModel(Detector):
 
     @property
     def nms_beta(self) -> float | None:
-        """``beta_nms`` when the cfg's heads ask for ``nms_kind=diounms`` (Darknet's DIoU-NMS, default beta 0.6),
-        else None: greedy IoU NMS. (Darknet's ``greedynms`` is DIoU with beta 1 in box.c; yolokit, like OpenCV,
-        keeps plain IoU NMS for it, so that yolokit's detections match OpenCV's on those cfgs.)"""
-        for spec in self.heads:
-            if str(spec.options.get("nms_kind", "")).lower() == "diounms":
-                return float(spec.options.get("beta_nms", 0.6))
-        return None
+        """:func:`yolokit.models.heads.nms_beta_of` this model's heads (DIoU-NMS's beta, or None)."""
+        return nms_beta_of(self.heads)
 
     def flops(self) -> float:
         """Darknet-convention FLOPs at :attr:`input_size` (2 x MACs of conv/connected/local layers)."""

@@ -81,6 +81,18 @@ def head_inputs(model) -> list[tuple[HeadSpec, int]]:
     return [(spec, spec.layer - 1) for spec in getattr(model, "heads", None) or [] if spec.layer >= 1]
 
 
+def nms_beta_of(heads) -> float | None:
+    """``beta_nms`` when a model's heads ask for ``nms_kind=diounms`` (Darknet's DIoU-NMS, default beta 0.6), else
+    None (greedy IoU NMS). Read from the head specs, so that eager, fast-path and exported models of one cfg run
+    the same NMS. Darknet's ``greedynms`` is DIoU with beta 1 in box.c; yolokit, like OpenCV, keeps plain IoU NMS
+    for it, so that its detections match OpenCV's on those cfgs."""
+    for spec in heads:
+        options = spec.get("options", {}) if isinstance(spec, dict) else spec.options
+        if str((options or {}).get("nms_kind", "")).lower() == "diounms":
+            return float((options or {}).get("beta_nms", 0.6))
+    return None
+
+
 def cell_grid(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:
     """``(H, W, 2)`` cell offsets ``[column, row]``."""
     ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype),

@@ -38,6 +38,7 @@ from torch import Tensor
 from yolokit.ops.boxes import clip
 from yolokit.ops.letterbox import letterbox
 from yolokit.models.postprocess import postprocess
+from yolokit.models.heads import nms_beta_of
 from yolokit.settings import check_fraction, check_imgsz, check_int, check_positive
 
 #: Default TTA: flip-averaged at the given size only (see the module docstring).
@@ -242,7 +243,7 @@ class Predictor:
     def postprocess(self, pred: Tensor, batch: Batch) -> list[Tensor]:
         """One confidence filter + NMS over :meth:`infer`'s predictions, boxes clipped to each image."""
         dets = postprocess(pred.float(), self.conf, self.iou, self.max_det, agnostic=self.agnostic,
-                           classes=self.classes, nms_beta=getattr(self.model, "nms_beta", None))
+                           classes=self.classes, nms_beta=nms_beta_of(getattr(self.model, "heads", None) or []))
         for d, (h, w) in zip(dets, batch.shapes):
             d[:, :4] = clip(d[:, :4], w, h)
         return dets
