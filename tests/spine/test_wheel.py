@@ -45,3 +45,8 @@ def test_wheel_in_a_clean_venv_knows_its_models(tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "5.56" in r.stdout  # BFLOPs at 416, as Darknet prints
+    # the benchmarks stay in the checkout (benchmarks/): an install says so in one line
+    r = subprocess.run([str(env_dir / "bin" / "yolokit"), "bench", "nms"], cwd=work, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "not installed with yolokit" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0
