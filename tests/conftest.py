@@ -18,7 +18,7 @@ GET_DATA = ("real data not found at {path}: these tests read the project's test-
             "clone. Public datasets for your own runs: `yolokit data get raccoon|coco128|voc|coco` "
             "(README, section 'Get data')")
 
-# Decode verdicts (yolokit.data.config.verified_cache_dir) go to a folder of this test session, not ~/.cache.
+# Decode verdicts (yolokit.data.load.verified_cache_dir) go to a folder of this test session, not ~/.cache.
 os.environ.setdefault("YOLOKIT_CACHE_DIR", tempfile.mkdtemp(prefix="yolokit-test-cache-"))
 
 

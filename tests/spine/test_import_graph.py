@@ -109,11 +109,9 @@ FLOORS = {
     "cli": 9,
 }
 #: Module import circles that are known and owned elsewhere (each a set the found circle must fit in); a new
-#: circle anywhere else fails. data/config <-> data/download: the dataset reader asks the downloader whether a
-#: split's files are missing while the downloader reads dataset YAMLs. models: the detector contract
-#: (models/base <-> models/fastpath), checkpoints building either model kind, tv <-> transfer via the package.
+#: circle anywhere else fails. models: the detector contract (models/base <-> models/fastpath), checkpoints
+#: building either model kind, tv <-> transfer via the package.
 KNOWN_CIRCLES = [
-    {"data.config", "data.download"},
     {"models", "models.base", "models.checkpoint", "models.darknet", "models.fastpath", "models.onnx",
      "models.transfer", "models.tv"},
 ]

@@ -129,7 +129,7 @@ def run(args) -> int:
             raise ConfigError(problem)
     ds = load_ground_truth(args)
     if args.model:  # the model reads every image: bad ones reported and left out, as train and detect do
-        from yolokit.data.config import drop_undecodable
+        from yolokit.data.load import drop_undecodable
 
         drop_undecodable(ds)
     if len(ds.problems):

@@ -7,7 +7,7 @@ description format and ``configs/data/*.yaml`` for examples. Train-time augmenta
 letterbox is :mod:`yolokit.ops.letterbox`, the one shared by training, prediction and the apps.
 """
 
-from yolokit.data.config import load_dataset
+from yolokit.data.load import load_dataset
 from yolokit.data.sample import Problem, ProblemReport, Record, Sample
 
 __all__ = ["Sample", "Record", "Problem", "ProblemReport", "load_dataset", "collate", "build_loader", "TrainDataset"]

@@ -30,7 +30,8 @@ def check_dataset(spec, splits: list[str] | None = None, decode: bool = True) ->
 
     Splits that cannot be read at all (a malformed JSON, a missing folder) become one problem each.
     """
-    from yolokit.data.config import load_dataset, read_spec
+    from yolokit.data.config import read_spec
+    from yolokit.data.load import load_dataset
     from yolokit.data.download import DatasetMissing
     from yolokit.errors import ConfigError
 

@@ -98,7 +98,7 @@ def _move_in(work: Path, out: Path) -> None:
 def _convert(spec, data, to, out: Path, work: Path, splits, yaml) -> dict:
     """The conversion proper: paths are named as under ``out`` (the description refers to them) and
     written under ``work``."""
-    from yolokit.data.config import load_dataset
+    from yolokit.data.load import load_dataset
 
     def w(path: Path) -> Path:  # where a file named under out is written now
         target = work / path.relative_to(out)

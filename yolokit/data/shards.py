@@ -61,7 +61,8 @@ def write_shards(spec, out_dir, splits: list[str] | None = None, shard_size: int
     """
     import webdataset as wds
 
-    from yolokit.data.config import load_dataset, read_spec
+    from yolokit.data.config import read_spec
+    from yolokit.data.load import load_dataset
     from yolokit.data.images import read_image
     from yolokit.errors import ConfigError, DataError
 

@@ -112,7 +112,8 @@ def split_dataset(spec, ratios, seed: int, out_dir, splits: list[str] | None = N
 
     import yaml
 
-    from yolokit.data.config import load_dataset, read_spec
+    from yolokit.data.config import read_spec
+    from yolokit.data.load import load_dataset
     from yolokit.data.sample import ProblemReport
     from yolokit.errors import ConfigError
 
