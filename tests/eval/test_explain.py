@@ -137,8 +137,9 @@ def test_detect_conf_file_end_to_end(shared, tmp_path):
     assert main([str(a) for a in argv]) == 0
     plain = json.loads((tmp_path / "out" / "dog.json").read_text())
     assert {r["category_id"] for r in plain} >= {2, 18}  # bicycle and dog at --conf 0.5 (COCO ids)
+    # a second run into a folder holding a run goes to out2 (run folders never mix)
     assert main([str(a) for a in argv] + ["--conf-file", str(tmp_path / "thr.json")]) == 0
-    per_class = json.loads((tmp_path / "out" / "dog.json").read_text())
+    per_class = json.loads((tmp_path / "out2" / "dog.json").read_text())
     assert {r["category_id"] for r in per_class} == {18}  # bicycle/car/truck need 0.9 now
     assert min(r["score"] for r in per_class) < 0.5  # dog's 0.01 reaches below --conf
     assert all(r["score"] >= 0.01 for r in per_class)
