@@ -14,6 +14,13 @@ Contenders at every size (``--sizes``, default 224 320 416 512 608; batch ``--ba
 * ``OpenCV DNN``: ``cv2.dnn.readNetFromDarknet`` on the same cfg/weights (OpenCV 4.x);
 * optional: ``--bf16`` (fast path in bfloat16), ``--compile`` (torch.compile, inductor; its warm-up is timed).
 
+``--model NAME ...`` runs the sweep for each named model in turn (one table, a model column, the ratio column
+against OpenCV DNN): ``yolov3-tiny`` with its shipped weights, any other name a cfg of ``shared/darknet_cfgs``
+(e.g. ``yolov4-tiny``, ``yolov7-tiny``) with random weights (:func:`yolokit.models.zoo.random_model`, seed 0)
+written to a temporary ``.weights`` file that both yolokit and OpenCV read. Random weights leave every score near
+0.3, so detections are ties cut by the 300-box cap: for those models the agreement column gives the raw output's
+max abs difference against eager instead (same row layout; OpenCV's raw parity is ``tests/models/test_zoo.py``).
+
 Each timed round runs every contender once on the same input (so a busy machine slows all alike); the ratio
 column is the per-round median of ``contender / ORT fp32``. Agreement: fp32 contenders against eager torch on
 dog/person/horses.jpg (same count and classes, IoU >= 0.99, scores within 0.01); int8 and bf16 by AP50 (all-point,
@@ -44,6 +51,10 @@ SIZES = (224, 320, 416, 512, 608)
 def add_arguments(parser):
     parser.add_argument("--cfg", default=None, help="Darknet cfg (default: shared yolov3-tiny)")
     parser.add_argument("--weights", default=None, help="Darknet weights (default: shared yolov3-tiny)")
+    parser.add_argument("--model", nargs="+", default=None, metavar="NAME",
+                        help="models to sweep in turn: yolov3-tiny (shipped weights) or a cfg name of "
+                             "shared/darknet_cfgs (random weights), e.g. yolov3-tiny yolov4-tiny yolov7-tiny; "
+                             "ratios against OpenCV DNN (instead of --cfg/--weights)")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="input sizes (multiples of 32)")
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass")
     parser.add_argument("--repeat", type=int, default=10, help="timed rounds per size (each runs every contender)")
@@ -168,20 +179,54 @@ def _sweep(args):
 
     from benchmarks.common import interleaved
 
-    s = _setup(args)
     load_before = os.getloadavg()
-    rows = []
+    rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for size in args.sizes:
-            contenders, accuracy = _contenders(s, args, size, Path(tmp))
-            agree = _agreement(s, args, size, contenders, accuracy)
-            x = s.predictor(size).preprocess(s.photos[:1] * args.batch).x
-            times = interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat,
-                                warmup=2)
-            rows += _rows(size, contenders, times, agree, accuracy, s.peer)
-            print(f"size {size}: done", flush=True)
+        for model, cfg, weights, random in _models(args, Path(tmp)):
+            s = _setup(args, cfg, weights)
+            s.random = random
+            notes.append(f"{model}: {s.model.flops() / 1e9:.2f} BFLOPs at {s.model.input_size[0]}, "
+                         f"{'random' if random else 'shipped'} weights.")
+            for size in args.sizes:
+                contenders, accuracy = _contenders(s, args, size, Path(tmp))
+                agree = _agreement(s, args, size, contenders, accuracy)
+                x = s.predictor(size).preprocess(s.photos[:1] * args.batch).x
+                times = interleaved({name: (lambda fn=fn: fn(x)) for name, fn in contenders.items()}, args.repeat,
+                                    warmup=2)
+                peer = s.cv_name if args.model and s.net is not None else s.peer
+                rows += [[model] + r if args.model else r
+                         for r in _rows(size, contenders, times, agree, accuracy, peer)]
+                print(f"{model} size {size}: done", flush=True)
+            notes += [n for n in s.notes if n not in notes]
+    if args.model:
+        s.notes = notes
     _report(s, args, rows, load_before)
     return 0
+
+
+def _models(args, tmp: Path) -> list[tuple[str, Path, Path, bool]]:
+    """``(name, cfg, weights, random weights?)`` of each model to sweep: ``--model`` names, else ``--cfg``."""
+    shared = _shared(args.shared)
+    tiny = shared / "yolov3_tiny_darknet" / "yolov3-tiny"
+    if not args.model:
+        cfg = Path(args.cfg or f"{tiny}.cfg")
+        return [(cfg.stem, cfg, Path(args.weights or f"{tiny}.weights"), False)]
+    from yolokit.models.cfg import read_cfg
+    from yolokit.models.darknet import save_weights
+    from yolokit.models.zoo import random_model
+
+    out = []
+    for name in args.model:
+        if name == "yolov3-tiny":
+            out.append((name, Path(f"{tiny}.cfg"), Path(f"{tiny}.weights"), False))
+            continue
+        cfg = shared / "darknet_cfgs" / f"{name}.cfg"
+        if not cfg.is_file():
+            raise SystemExit(f"--model {name}: no {cfg}")
+        weights = tmp / f"{name}-random.weights"  # never kept: the temporary folder goes with the run
+        save_weights(random_model(read_cfg(cfg)[0], str(cfg)), weights)
+        out.append((name, cfg, weights, True))
+    return out
 
 
 @dataclass
@@ -202,6 +247,7 @@ class _Setup:
     val: object = None
     bf16: object = None
     compiled: object = None
+    random: bool = False
 
     @property
     def peer(self) -> str:
@@ -213,14 +259,12 @@ class _Setup:
         return Predictor(self.model, size)
 
 
-def _setup(args) -> _Setup:
+def _setup(args, cfg: Path, weights: Path) -> _Setup:
     import torch
 
     from yolokit.models import load
 
     shared = _shared(args.shared)
-    cfg = Path(args.cfg or shared / "yolov3_tiny_darknet" / "yolov3-tiny.cfg")
-    weights = args.weights or shared / "yolov3_tiny_darknet" / "yolov3-tiny.weights"
     threads = torch.get_num_threads()
     model = load(cfg, weights)
     fast = model.optimize_for_inference(backend="torch" if args.no_onnx else "auto")
@@ -307,6 +351,11 @@ def _agreement(s: _Setup, args, size: int, contenders: dict, accuracy: dict) -> 
         batch = p.preprocess(s.photos)
         return [p.postprocess(fn(batch.x[i:i + 1]).float(), _slice(batch, i))[0] for i in range(len(s.photos))]
 
+    if s.random:  # near-tie scores: raw outputs against eager instead of detections (OpenCV's row order differs)
+        x = s.predictor(size).preprocess(s.photos).x
+        ref = contenders["eager"](x)
+        return {name: ("raw", (fn(x).float() - ref).abs().max().item()) for name, fn in contenders.items()
+                if name not in accuracy and name != s.cv_name}
     ref = dets(contenders["eager"])
     agree = {name: _compare(ref, dets(fn)) for name, fn in contenders.items() if name not in accuracy}
     if accuracy and s.val is not None and args.ap_images:
@@ -319,7 +368,9 @@ def _agreement(s: _Setup, args, size: int, contenders: dict, accuracy: dict) -> 
 def _rows(size: int, contenders: dict, times: dict, agree: dict, accuracy: dict, peer: str) -> list[list]:
     rows = []
     for name in contenders:
-        if name in agree:
+        if name in agree and agree[name][0] == "raw":
+            check = f"raw output max abs diff {agree[name][1]:.1e} (random weights)"
+        elif name in agree:
             ok, min_iou, max_diff = agree[name]
             check = f"{'yes' if ok else 'NO'} (IoU {min_iou:.3f}, score diff {max_diff:.4f})"
         elif accuracy.get(name):
@@ -334,20 +385,28 @@ def _rows(size: int, contenders: dict, times: dict, agree: dict, accuracy: dict,
 def _report(s: _Setup, args, rows: list, load_before) -> None:
     from yolokit.report import markdown_table, write_section
 
-    header = ["size", "contender", "median ms", "min ms", f"x {s.peer} (per-round median)", "agreement"]
+    peer = s.cv_name if args.model and s.net is not None else s.peer
+    header = ["model"] * bool(args.model) + ["size", "contender", "median ms", "min ms",
+                                             f"x {peer} (per-round median)", "agreement"]
     flops = s.model.flops() / 1e9
-    body = (f"`{s.cfg.name}`, batch {args.batch}, {s.threads} threads, {args.repeat} interleaved rounds per size "
-            f"({flops:.2f} BFLOPs at {s.model.input_size[0]}, Darknet convention), OMP_WAIT_POLICY="
+    what = (f"{', '.join(args.model)} (random weights, where the notes say so, time the same as trained ones)"
+            if args.model else f"`{s.cfg.name}` ({flops:.2f} BFLOPs at {s.model.input_size[0]}, Darknet convention)")
+    body = (f"{what}, batch {args.batch}, {s.threads} threads, {args.repeat} interleaved rounds per size, "
+            f"OMP_WAIT_POLICY="
             f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}.\n\n{markdown_table(header, rows)}\n\n"
             "Agreement: fp32 contenders against eager torch on dog/person/horses.jpg through the one Predictor "
             "(same count and classes, IoU >= 0.99, scores within 0.01); int8/bf16 by AP50 (all-point, IoU 0.5) on "
             f"the first {args.ap_images} coco128 val2017 images against ONNX Runtime fp32 at the same size. "
+            + ("Random-weight models: every score is near 0.3, so their detections are ties cut by the 300-box cap; "
+               "the agreement column gives the raw output's max abs difference against eager on the same photos "
+               "instead (OpenCV's raw parity with these cfgs is tests/models/test_zoo.py). " if any(
+                   "random weights" in str(r[-1]) for r in rows) else "")
             + " ".join(s.notes)
             + f"\n\nLoad average (1/5/15 min) {'/'.join(f'{v:.1f}' for v in load_before)} before, "
             f"{'/'.join(f'{v:.1f}' for v in os.getloadavg())} after (2 cores shared with other jobs).")
     print(body)
     if args.write:
-        write_section(args.write, args.section or "infer", body)
+        write_section(args.write, args.section or ("infer-models" if args.model else "infer"), body)
 
 
 def _no_grad(model, x):

@@ -45,3 +45,23 @@ def test_console_script_defaults_to_passive_openmp_waiting(given, preload, expec
             "print(os.environ.get('OMP_WAIT_POLICY', 'unset'))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.split()[-1] == expected, out.stderr
+
+
+def test_bench_infer_model_runs_random_weight_zoo_models_against_opencv(shared, tmp_path):
+    """``--model``: a zoo cfg without weights runs on random ones (written to a temporary .weights file), its rows
+    carry the model name and a raw-output check against eager (its detections are score ties)."""
+    if not (shared / "darknet_cfgs" / "yolov4-tiny.cfg").is_file():
+        pytest.skip("no shared/darknet_cfgs")
+    md = tmp_path / "BENCH.md"
+    rc = main(["bench", "infer", "--model", "yolov4-tiny", "--sizes", "160", "--repeat", "1", "--int8-sizes",
+               "--no-onnx", "--shared", str(shared), "--write", str(md)])
+    assert rc == 0
+    text = md.read_text()
+    assert "<!-- bench:infer-models -->" in text and "yolov4-tiny: 6.91 BFLOPs at 416, random weights." in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| yolov4-tiny | 160 |")]
+    checks = {r[2]: r[-1] for r in rows}
+    assert "fast path (optimize_for_inference)" in checks
+    for name, check in checks.items():
+        if not name.startswith("OpenCV"):
+            assert check.startswith("raw output max abs diff") and float(check.split()[5]) < 1e-3, (name, check)
+    assert not list(tmp_path.glob("**/*.weights"))                       # nothing left behind
