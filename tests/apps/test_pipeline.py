@@ -127,16 +127,19 @@ def test_ctrl_c_leaves_a_playable_video(tiny_dir, shared, tmp_path):
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         video = out / "video03.mp4"
+        partial = out / ".video03.partial.mp4"  # the encoder's file until it closes (then renamed to video)
         deadline = time.time() + 300  # a loaded CI machine is slow to import torch and load the model
-        while time.time() < deadline and proc.poll() is None and not (video.exists() and video.stat().st_size > 20_000):
+        while time.time() < deadline and proc.poll() is None and \
+                not (partial.exists() and partial.stat().st_size > 20_000):
             time.sleep(0.2)
         assert proc.poll() is None, f"detect ended before it could be interrupted: {log.read_text()[-2000:]}"
-        assert video.exists() and video.stat().st_size > 20_000, "detect wrote no video within 300 s"
+        assert partial.exists() and not video.exists(), "detect wrote no video within 300 s"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     err = log.read_text()
     assert proc.returncode == 130, err
     assert "interrupted" in err
+    assert not partial.exists()  # closed and renamed: the final name only ever holds a playable file
     (fps, w, h), n = frames_of(video)
     assert (w, h) == (320, 240) and fps == pytest.approx(60.0, abs=0.5)
     assert 0 < n < 1699
