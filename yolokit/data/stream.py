@@ -33,6 +33,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from yolokit.data.dataset import DetectionDataset
 from yolokit.data.shards import (ShardSet, epoch_order, open_shards, pieces, rank_span, read_pieces, sample_of,
                                  worker_spans)
 
@@ -112,7 +113,7 @@ def load_split(spec, split: str, limit: int = 0):
     return ShardSplit(open_split(spec, split).limit(limit), split=split, source=str(spec))
 
 
-class ShardSplit:
+class ShardSplit(DetectionDataset):
     """A split read from shards into memory (the encoded image bytes; decoded on ``[i]``): a
     :class:`~yolokit.data.dataset.DetectionDataset` for :func:`yolokit.eval.evaluate_model` (records,
     ``[i]`` -> Sample, ``class_names``). Meant for validation sets; stream large splits instead."""
@@ -120,34 +121,19 @@ class ShardSplit:
     def __init__(self, shards: ShardSet, split: str = "val", source: str = "<shards>"):
         from yolokit.data.sample import ProblemReport, Record
 
-        self.class_names = list(shards.class_names or [])
-        self.split, self.source, self.format = split, source, FORMAT
-        self.problems = ProblemReport()
-        self.coco, self.index_to_cat_id, self.cat_id_to_index = None, None, None
-        self.records, self._bytes = [], []
+        records, self._bytes = [], []
         plan = pieces(shards.counts, list(range(len(shards.urls))), 0, shards.samples)
         for key, files in read_pieces(shards, plan):
             meta = sample_of(key, files, decode=False)
-            self.records.append(Record(path=Path(meta["file"]), image_id=meta["image_id"],
-                                       size=tuple(meta["size"]), boxes=meta["boxes"], labels=meta["labels"],
-                                       difficult=meta["difficult"], iscrowd=meta["iscrowd"]))
+            records.append(Record(path=Path(meta["file"]), image_id=meta["image_id"],
+                                  size=tuple(meta["size"]), boxes=meta["boxes"], labels=meta["labels"],
+                                  difficult=meta["difficult"], iscrowd=meta["iscrowd"]))
             self._bytes.append((key, files))
-
-    def __len__(self) -> int:
-        return len(self.records)
+        super().__init__(records, list(shards.class_names or []), ProblemReport(), fmt=FORMAT, split=split,
+                         source=source)
 
     def __getitem__(self, i: int):
         return sample_of(*self._bytes[i])
-
-    @property
-    def num_boxes(self) -> int:
-        return sum(len(r.boxes) for r in self.records)
-
-    def per_class(self) -> dict[str, int]:
-        from collections import Counter
-
-        c = Counter(int(v) for r in self.records for v in r.labels)
-        return {n: c.get(i, 0) for i, n in enumerate(self.class_names)}
 
 
 # ----------------------------------------------------------------------------------------------- batches
