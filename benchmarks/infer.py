@@ -212,7 +212,7 @@ def _models(args, tmp: Path) -> list[tuple[str, Path, Path, bool]]:
         cfg = Path(args.cfg or f"{tiny}.cfg")
         return [(cfg.stem, cfg, Path(args.weights or f"{tiny}.weights"), False)]
     from yolokit.models.cfg import read_cfg
-    from yolokit.models.darknet import save_weights
+    from yolokit.models.weights import save_weights
     from yolokit.models.zoo import random_model
 
     out = []

@@ -9,7 +9,7 @@ import torch
 from yolokit.cli import main
 from yolokit.errors import WeightsError
 from yolokit.models import load
-from yolokit.models.darknet import count_weights, load_weights, partial_layers
+from yolokit.models.weights import count_weights, load_weights, partial_layers
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 
 from yolokit.errors import WeightsError
 from yolokit.models import DarknetModel, load, save_checkpoint
-from yolokit.models.darknet import count_weights, load_weights, read_header, save_weights
+from yolokit.models.weights import count_weights, load_weights, read_header, save_weights
 
 from tests.models.conftest import FASTEST, fastest_files
 

@@ -27,7 +27,8 @@ def run(args) -> int:
 
     from yolokit.errors import ConfigError
     from yolokit.models.cfg import read_cfg
-    from yolokit.models.darknet import DarknetModel, load_weights, partial_layers, save_weights
+    from yolokit.models.darknet import DarknetModel
+    from yolokit.models.weights import load_weights, partial_layers, save_weights
 
     text = read_cfg(args.cfg)[0]
     model = DarknetModel(text, str(args.cfg), require_head=False)

@@ -13,9 +13,11 @@ from pathlib import Path
 import torch
 
 from yolokit.errors import ConfigError
-from yolokit.models.darknet import DarknetModel, load_weights, save_weights, with_num_classes
+from yolokit.models.cfg import read_names
 from yolokit.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from yolokit.models.darknet import DarknetModel, with_num_classes
 from yolokit.models.heads import HeadSpec
+from yolokit.models.weights import load_weights, save_weights
 
 __all__ = ["DarknetModel", "HeadSpec", "build_model", "load", "load_checkpoint", "save_checkpoint",
            "load_weights", "save_weights", "with_num_classes", "model_names", "config_path", "read_names"]
@@ -44,16 +46,6 @@ def build_model(cfg: str, num_classes: int | None = None, source: str = "<cfg>")
     if num_classes is not None and num_classes != model.num_classes:
         model = with_num_classes(model, num_classes)
     return model.eval()
-
-
-def read_names(path: str | Path) -> list[str]:
-    """Class names from a Darknet ``.names`` file (one per line, blank lines ignored)."""
-    from yolokit.fileio import read_names_file
-
-    try:
-        return read_names_file(path)
-    except (OSError, UnicodeDecodeError) as exc:  # missing, unreadable, or a binary file
-        raise ConfigError(f"{path}: cannot read class names ({exc})") from None
 
 
 def _find_names(model: DarknetModel, *dirs: Path) -> list[str] | None:

@@ -40,6 +40,9 @@ class Detector(nn.Module):
     heads: list | None = None
     class_names: list[str] | None = None
     settings: dict
+    #: Whether ``infos`` holds per-layer rows with each layer's input shape (``in_shape``), which the fused oneDNN
+    #: fast path packs each convolution's weights for (a Darknet cfg model's layer table).
+    layer_table: bool = False
 
     @property
     def num_classes(self) -> int | None:
@@ -58,11 +61,10 @@ class Detector(nn.Module):
     def optimize_for_inference(self, channels_last: bool | None = None, fuse: bool | None = None,
                                dtype: torch.dtype = torch.float32, backend: str = "auto") -> "Detector":
         """The fastest equivalent Detector for inference (ONNX Runtime on CPU when installed, else an eval-mode
-        torch copy with batch-norm folded and oneDNN fusion where the layers allow it); see
-        :func:`yolokit.models.fastpath.optimize`. Already-optimised detectors return themselves."""
-        from yolokit.models.fastpath import optimize
-
-        return optimize(self, channels_last=channels_last, fuse=fuse, dtype=dtype, backend=backend)
+        torch copy with batch-norm folded and oneDNN fusion where the layers allow it). Torch models get it from
+        :class:`yolokit.models.fastpath.Optimizable` (:func:`yolokit.models.fastpath.optimize`); already-optimised
+        detectors return themselves."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement optimize_for_inference")
 
 
 @runtime_checkable

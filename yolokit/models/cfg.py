@@ -1,4 +1,5 @@
-"""Reading Darknet ``.cfg`` files: sections of ``key=value`` lines, checked against the keys each layer knows.
+"""Reading Darknet ``.cfg`` files: sections of ``key=value`` lines, checked against the keys each layer knows
+(and the ``.names`` files beside them: :func:`read_names`).
 
 A cfg is read once, here, into a list of :class:`Section`; the layer builders in :mod:`yolokit.models.darknet`
 take typed values from it and never look at the text again. Every problem is a :class:`ConfigError` that names
@@ -309,6 +310,17 @@ def read_cfg(path: str | Path) -> tuple[str, list[Section]]:
     path = Path(path)
     text = read_text(path, "cfg", 16 << 20, ConfigError)  # a regular file of at most 16 MB (not /dev/zero)
     return text, parse_cfg(text, str(path))
+
+
+def read_names(path: str | Path) -> list[str]:
+    """Class names from a Darknet ``.names`` file (one per line, blank lines ignored); ConfigError naming it when
+    it cannot be read."""
+    from yolokit.fileio import read_names_file
+
+    try:
+        return read_names_file(path)
+    except (OSError, UnicodeDecodeError) as exc:  # missing, unreadable, or a binary file
+        raise ConfigError(f"{path}: cannot read class names ({exc})") from None
 
 
 def format_cfg(sections: list[Section]) -> str:

@@ -39,6 +39,7 @@ column, box).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -79,6 +80,33 @@ def head_inputs(model) -> list[tuple[HeadSpec, int]]:
     YOLOv1's connected layer, whose outputs the head decodes). Transfer learning re-sizes those layers; int8 export
     keeps them in float."""
     return [(spec, spec.layer - 1) for spec in getattr(model, "heads", None) or [] if spec.layer >= 1]
+
+
+def head_convs(model: nn.Module):
+    """Yield ``(spec, conv)`` for each anchor head fed directly by a convolution."""
+    for spec, index in head_inputs(model):
+        if spec.kind not in ("yolo", "region"):
+            continue
+        conv = getattr(model.layers[index], "conv", None)
+        if isinstance(conv, nn.Conv2d):
+            yield spec, conv
+
+
+@torch.no_grad()
+def prior_bias_init(model: nn.Module, prior: float = 0.01) -> int:
+    """Objectness bias = logit(``prior``), box biases 0, class biases logit(1 / C) for every anchor head fed by
+    a convolution with a bias. Returns the number of heads initialised."""
+    done = 0
+    for spec, conv in head_convs(model):
+        if conv.bias is None:
+            continue
+        a, c = spec.num_boxes, spec.num_classes
+        b = conv.bias.view(a, 5 + c)
+        b[:, :4] = 0
+        b[:, 4] = math.log(prior / (1 - prior))
+        b[:, 5:] = math.log(1 / max(c, 2) / (1 - 1 / max(c, 2)))
+        done += 1
+    return done
 
 
 def nms_beta_of(heads) -> float | None:

@@ -295,7 +295,7 @@ class OnnxModel(_OnCpu):
         self.settings = dict(meta.get("settings") or {})
         self.settings.setdefault("imgsz", self.input_size[0])
         if names is not None:
-            from yolokit.models import read_names
+            from yolokit.models.cfg import read_names
 
             self.class_names = read_names(names) if isinstance(names, (str, Path)) else list(names)
         width = outputs[0].shape[-1] if outputs[0].shape else None

@@ -9,20 +9,20 @@ initialises it afresh. Two things make the new head train faster:
   depend on the classes, so they are copied from the pretrained model, anchor by anchor. The fine-tuned model
   starts out finding "objects" where the pretrained one did and only has to learn which are the new class.
   The class rows start at zero (probability 0.5).
-* :func:`prior_bias_init` -- for a head trained from scratch: objectness bias = logit(p) with a small prior p,
+* :func:`~yolokit.models.heads.prior_bias_init` -- for a head trained from scratch: objectness bias = logit(p) with a small prior p,
   so that the thousands of background predictions do not swamp the loss in the first updates (the "prior"
   initialisation of the focal-loss paper, Lin et al. 2017, sec. 4.1).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from yolokit.errors import ConfigError
+from yolokit.models.heads import head_convs, prior_bias_init
 
 
 def build_train_model(model: str, weights: str | None, class_names: list[str], keep_head: bool = True,
@@ -95,25 +95,13 @@ def set_train_mode(model: nn.Module, frozen: int = 0) -> None:
         layer.eval()
 
 
-def _head_convs(model: nn.Module):
-    """Yield ``(spec, conv)`` for each anchor head fed directly by a convolution."""
-    from yolokit.models.heads import head_inputs
-
-    for spec, index in head_inputs(model):
-        if spec.kind not in ("yolo", "region"):
-            continue
-        conv = getattr(model.layers[index], "conv", None)
-        if isinstance(conv, nn.Conv2d):
-            yield spec, conv
-
-
 @torch.no_grad()
 def keep_box_and_objectness(pretrained: nn.Module, new: nn.Module) -> int:
     """Copy the class-independent rows (box + objectness) of each head's feeding convolution from
     ``pretrained`` into ``new`` (same architecture, other class count); zero the class rows of ``new``.
     Returns the number of heads transferred."""
     done = 0
-    for (old_spec, old_conv), (spec, conv) in zip(_head_convs(pretrained), _head_convs(new)):
+    for (old_spec, old_conv), (spec, conv) in zip(head_convs(pretrained), head_convs(new)):
         a = spec.num_boxes
         if old_spec.num_boxes != a or old_conv.weight.shape[1:] != conv.weight.shape[1:]:
             continue
@@ -126,22 +114,5 @@ def keep_box_and_objectness(pretrained: nn.Module, new: nn.Module) -> int:
             b_old, b_new = old_conv.bias.view(a, 5 + c_old), conv.bias.view(a, 5 + c_new)
             b_new[:, :5] = b_old[:, :5]
             b_new[:, 5:] = 0
-        done += 1
-    return done
-
-
-@torch.no_grad()
-def prior_bias_init(model: nn.Module, prior: float = 0.01) -> int:
-    """Objectness bias = logit(``prior``), box biases 0, class biases logit(1 / C) for every anchor head fed by
-    a convolution with a bias. Returns the number of heads initialised."""
-    done = 0
-    for spec, conv in _head_convs(model):
-        if conv.bias is None:
-            continue
-        a, c = spec.num_boxes, spec.num_classes
-        b = conv.bias.view(a, 5 + c)
-        b[:, :4] = 0
-        b[:, 4] = math.log(prior / (1 - prior))
-        b[:, 5:] = math.log(1 / max(c, 2) / (1 - 1 / max(c, 2)))
         done += 1
     return done

@@ -21,6 +21,7 @@ from torch import nn
 
 from yolokit.errors import ConfigError, WeightsError
 from yolokit.models.base import Detector
+from yolokit.models.fastpath import Optimizable
 
 TINY_ANCHORS = [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)]
 BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "mobilenet_v3_small")
@@ -85,7 +86,7 @@ def _is_stride2(module: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) and m.stride == (2, 2) for m in module.modules())
 
 
-class TvYolo(Detector):
+class TvYolo(Optimizable, Detector):
     """A torchvision backbone + YOLOv3-tiny neck + two ``[yolo]`` heads; see the module docstring."""
 
     def __init__(self, name: str, num_classes: int, pretrained=None, anchors=TINY_ANCHORS):
@@ -152,7 +153,7 @@ class TvYolo(Detector):
 def build_tv_detector(name: str, num_classes: int, pretrained=None) -> TvYolo:
     """``pretrained``: None (random init, no download) or a torchvision weights name (``"DEFAULT"``,
     ``"IMAGENET1K_V1"`` ...)."""
-    from yolokit.models.transfer import prior_bias_init
+    from yolokit.models.heads import prior_bias_init
 
     model = TvYolo(name, num_classes, pretrained)
     prior_bias_init(model)

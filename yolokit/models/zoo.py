@@ -71,12 +71,12 @@ def random_model(text: str, source: str = "<cfg>", seed: int = 0, require_head: 
     with torch.device("meta"):
         model = DarknetModel(text, source, require_head=require_head)
     model.to_empty(device="cpu")
-    from yolokit.models.darknet import _build_head
+    from yolokit.models.builders import build_head
 
     for spec in model.heads:  # to_empty left the heads' anchor buffers unset: build the (tiny) heads again
         info = model.infos[spec.layer]
-        model.layers[spec.layer] = _build_head(model.sections[spec.layer + 1], spec.layer, info.in_shape,
-                                               model.input_size)[0]
+        model.layers[spec.layer] = build_head(model.sections[spec.layer + 1], spec.layer, info.in_shape,
+                                              model.input_size)[0]
     return randomize_(model, seed).eval()
 
 
