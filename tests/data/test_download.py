@@ -11,6 +11,7 @@ import yaml
 from tests.data.mirror import Mirror, coco_zips, github_zip, voc_trainval_tar
 from yolokit.cli import main
 from yolokit.data import load_dataset
+from yolokit.data import catalog
 from yolokit.data import download as dl
 from yolokit.errors import ConfigError, DataError
 
@@ -199,19 +200,19 @@ def test_presets_and_descriptors_agree():
     """Each archive of a shipped preset is listed, with the same URL, checksums and size, in data/."""
     described = {}
     for p in (ROOT / "data").glob("*.yaml"):
-        for a in dl.parse_download(yaml.safe_load(p.read_text())["download"], str(p)):
+        for a in catalog.parse_download(yaml.safe_load(p.read_text())["download"], str(p)):
             described[a.file] = a
     for p in (ROOT / "configs" / "data").glob("*.yaml"):
         raw = yaml.safe_load(p.read_text())
-        for a in dl.parse_download(raw["download"], str(p)) if raw.get("download") else []:
+        for a in catalog.parse_download(raw["download"], str(p)) if raw.get("download") else []:
             assert described.get(a.file) == a, (p.name, a.file)
-    assert {"voc", "coco", "raccoon", "coco128"} <= set(dl.available())
+    assert {"voc", "coco", "raccoon", "coco128"} <= set(catalog.available())
 
 
 def test_checksum_algorithms_all_checked(tmp_path):
     f = tmp_path / "a.bin"
     f.write_bytes(b"yolokit")
-    a = dl.Archive("http://x/a.bin", "a.bin", {"md5": hashlib.md5(b"yolokit").hexdigest(),
+    a = catalog.Archive("http://x/a.bin", "a.bin", {"md5": hashlib.md5(b"yolokit").hexdigest(),
                                                 "sha1": hashlib.sha1(b"yolokit").hexdigest()})
     assert dl.verify(f, a)["sha256"] == hashlib.sha256(b"yolokit").hexdigest()
     a.checksums["sha1"] = "1" * 40

@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from yolokit.data.download import fetch, file_checksums
+from yolokit.data.fetch import fetch, file_checksums
 from yolokit.errors import DataError
 
 DARKNET_RAW = "https://raw.githubusercontent.com/pjreddie/darknet/master"

@@ -32,7 +32,8 @@ def add_arguments(parser):
 def run(args) -> int:
     import sys
 
-    from yolokit.data.download import DATA_ROOT_ENV, get
+    from yolokit.data.catalog import DATA_ROOT_ENV
+    from yolokit.data.download import get
 
     if args.action == "list":
         list_datasets()
@@ -56,7 +57,8 @@ def list_datasets() -> None:
     ``coco2017``; ``voc`` = ``voc2007`` + ``voc2012``) share it, the size is the sum of the archives'
     published sizes ("unknown" where a publisher gives none, as GitHub's archives), the state is what the
     markers and files say."""
-    from yolokit.data.download import available, download_started, marker_ok, read_target
+    from yolokit.data.catalog import available, read_target
+    from yolokit.data.download import download_started, marker_ok
     from yolokit.report import human_size
 
     rows = {}

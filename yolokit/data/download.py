@@ -42,186 +42,29 @@ What :func:`get` guarantees:
 
 ``YOLOKIT_DATA_MIRROR=URL`` (or ``mirror=``) is tried before the publisher: ``URL/<file>`` -- for an
 air-gapped copy of the archives, and for the tests, which serve archives from ``127.0.0.1``.
+
+The HTTP transfer is :mod:`yolokit.data.fetch`; the dataset names and the parsing of ``download:``
+entries are :mod:`yolokit.data.catalog`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import sys
-import time
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from yolokit.data.catalog import DATA_ROOT_ENV, STATE, Archive, get_command, parse_download, read_target
 from yolokit.data.extract import ArchiveCut, extract, merge_tree as _merge, rmtree
+from yolokit.data.fetch import MIRROR_ENV, fetch, file_checksums
 from yolokit.errors import ConfigError, DataError
 from yolokit.report import human_size
 
-DATA_ROOT_ENV = "YOLOKIT_DATA_ROOT"
-MIRROR_ENV = "YOLOKIT_DATA_MIRROR"
-REPO = Path(__file__).resolve().parents[2]
-# data YAMLs: `yolokit data get NAME` looks here first (yolokit/configs: the clone's configs/, or the wheel's copy)
-PRESETS = Path(__file__).resolve().parents[1] / "configs" / "data"
-if not PRESETS.is_dir():
-    PRESETS = REPO / "configs" / "data"
-DESCRIPTORS = REPO / "data"  # one descriptor per published dataset (data/README.md; in a clone only)
-STATE = ".yolokit"  # inside root: downloads/, tmp-*/, *.done markers
 CONFIRM_BYTES = 1 << 30
-HASHES = ("sha256", "sha1", "md5")
-_ARCHIVE_KEYS = {"url", "file", "size", "strip", "into", "mirrors", "note", *HASHES}
-_DESCRIPTOR_KEYS = {"name", "title", "description", "homepage", "licence", "citation", "root", "download",
-                    "layout", "counts", "notes", "preset", "checksums"}
-_CHUNK = 1 << 20
-TIMEOUT_ENV = "YOLOKIT_DOWNLOAD_TIMEOUT"
-MIN_RATE_ENV = "YOLOKIT_DOWNLOAD_MIN_RATE"
-OFFLINE_HINT = (f"offline? serve the archives from a reachable copy with --mirror URL (or {MIRROR_ENV}=URL; "
-                "URL/<archive file> is tried first)")
 
 
 class DatasetMissing(ConfigError):
     """A data YAML's files are not there; the message holds the ``yolokit data get`` command."""
-
-
-@dataclass
-class Archive:
-    """One downloadable file. ``checksums``: ``{algorithm: hex}`` (may be empty)."""
-
-    url: str
-    file: str
-    checksums: dict = field(default_factory=dict)
-    size: int | None = None
-    strip: int = 0
-    into: str = ""
-    mirrors: list = field(default_factory=list)
-
-    def sources(self, mirror: str | None) -> list[str]:
-        first = [mirror.rstrip("/") + "/" + self.file] if mirror else []
-        return first + [self.url] + list(self.mirrors)
-
-
-def parse_download(entries, source: str) -> list[Archive]:
-    """Validate a ``download:`` list into :class:`Archive` objects (unknown keys are an error)."""
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"{source}: 'download' must be a list of {{url, sha256}} archives")
-    out = []
-    for k, e in enumerate(entries):
-        if isinstance(e, str):
-            e = {"url": e}
-        if not isinstance(e, dict) or not e.get("url"):
-            raise ConfigError(f"{source}: download entry {k} needs a 'url'")
-        bad = set(e) - _ARCHIVE_KEYS
-        if bad:
-            raise ConfigError(f"{source}: download entry {k} has unknown key(s) {sorted(bad)}; "
-                              f"expected {sorted(_ARCHIVE_KEYS)}")
-        checksums = {h: str(e[h]).lower() for h in HASHES if e.get(h)}
-        file = str(e.get("file") or PurePosixPath(str(e["url"]).split("?")[0].split("#")[0]).name)
-        if (not file or file in (".", "..") or "/" in file or "\\" in file or "\0" in file or len(file) > 200
-                or file.startswith(".")):
-            raise ConfigError(f"{source}: download entry {k}: 'file' must be a plain file name (no folders, "
-                              f"no leading dot), got {file[:80]!r}")
-        into = str(e.get("into") or "")
-        parts = PurePosixPath(into.replace("\\", "/")).parts
-        if (into.startswith(("/", "\\")) or Path(into).is_absolute() or ".." in parts or "\0" in into
-                or (parts and parts[0] == STATE)):
-            raise ConfigError(f"{source}: download entry {k}: 'into' must be a folder inside root, got {into!r}")
-        out.append(Archive(str(e["url"]), file, checksums, _count(e, "size", k, source),
-                           _count(e, "strip", k, source) or 0, into, [str(m) for m in e.get("mirrors") or []]))
-    names = [a.file for a in out]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{source}: two download entries share a file name; give one a 'file'")
-    return out
-
-
-def _count(entry: dict, key: str, k: int, source: str) -> int | None:
-    """``size``/``strip`` as a whole number (``size: '1GB'`` is an error naming the key, not a traceback)."""
-    value = entry.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())):
-        raise ConfigError(f"{source}: download entry {k}: '{key}' must be a whole number"
-                          f"{' of bytes' if key == 'size' else ''}, got {value!r}")
-    value = int(value)
-    if value < 0 or value > 1 << 50:
-        raise ConfigError(f"{source}: download entry {k}: '{key}' out of range: {value}")
-    return value
-
-
-# ---------------------------------------------------------------------------------------------- naming
-def resolve_yaml(target) -> Path:
-    """``NAME`` -> ``configs/data/NAME.yaml`` (else ``data/NAME.yaml``); a path is taken as it is."""
-    p = Path(target)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
-            raise ConfigError(f"{p}: dataset YAML not found")
-        return p
-    for folder in (PRESETS, DESCRIPTORS):
-        cand = folder / f"{target}.yaml"
-        if cand.is_file():
-            return cand
-    raise ConfigError(f"no dataset named {target!r}; shipped: {', '.join(available())}")
-
-
-def available() -> list[str]:
-    """Names ``yolokit data get`` accepts: presets with a ``download:`` list, then data/ descriptors."""
-    from yolokit.fileio import read_yaml
-
-    names = []
-    for folder in (PRESETS, DESCRIPTORS):
-        for p in sorted(folder.glob("*.yaml")):
-            try:
-                data = read_yaml(p, "dataset YAML")
-            except ConfigError:
-                continue
-            if isinstance(data, dict) and data.get("download") and p.stem not in names:
-                names.append(p.stem)
-    return names
-
-
-def get_command(source: str) -> str:
-    """The exact command that fetches the dataset of the YAML ``source``."""
-    p = Path(source)
-    for folder in (PRESETS, DESCRIPTORS):
-        try:
-            if p.resolve().parent == folder.resolve() and resolve_yaml(p.stem).resolve() == p.resolve():
-                return f"yolokit data get {p.stem}"
-        except ConfigError:
-            pass
-    return f"yolokit data get {source}"
-
-
-def read_target(target, data_root: str | None = None) -> tuple[Path, list[Archive], Path, dict]:
-    """``(root, archives, yaml_path, raw)`` of a data YAML or a data/ descriptor.
-
-    ``data_root`` stands for ``${YOLOKIT_DATA_ROOT}`` in the YAML's root (``--dir``); a YAML whose root
-    does not use the variable cannot be redirected (that is an error, not a silent no-op).
-    """
-    from yolokit.data.config import expand_root, read_spec
-    from yolokit.fileio import read_yaml
-
-    path = resolve_yaml(target)
-    raw = read_yaml(path, "dataset YAML")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    if "format" in raw:
-        read_spec(path)  # a data YAML: validate it whole
-    else:
-        bad = set(raw) - _DESCRIPTOR_KEYS
-        if bad:
-            raise ConfigError(f"{path}: unknown key(s) {sorted(bad)} for a dataset descriptor; "
-                              f"expected {sorted(_DESCRIPTOR_KEYS)}")
-    if not raw.get("download"):
-        raise ConfigError(f"{path}: no 'download' list; this dataset has to be fetched by hand")
-    value = str(raw.get("root", "."))
-    environ = dict(os.environ)
-    if data_root is not None:
-        if DATA_ROOT_ENV not in value:
-            raise ConfigError(f"{path}: root {value!r} does not use ${{{DATA_ROOT_ENV}}}; --dir cannot move it "
-                              f"(edit 'root' instead)")
-        environ[DATA_ROOT_ENV] = str(Path(data_root).resolve())
-    root = expand_root(value, path.resolve().parent, str(path), environ)
-    return root, parse_download(raw["download"], str(path)), path, raw
 
 
 # --------------------------------------------------------------------------------------- state on disk
@@ -316,152 +159,6 @@ def require_files(data: dict, root: Path, source: str, split: str) -> None:
                       + (f"  ({human_size(size)})" if size else "")
                       + (f", or set {DATA_ROOT_ENV} to a folder that holds them" if DATA_ROOT_ENV in
                          str(data.get("root", "")) else ""))
-
-
-# --------------------------------------------------------------------------------------------- transfer
-def _env_number(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        out = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r}: expected a number") from None
-    if not out > 0:
-        raise ConfigError(f"{name}={value!r}: expected a positive number")
-    return out
-
-
-class _Refused(Exception):
-    """The bytes from this source are wrong (too many, wrong length): the part file is deleted."""
-
-
-def fetch(urls: list[str], dest: Path, size: int | None = None, progress: bool = True,
-          timeout: float | None = None) -> tuple[str, str | None]:
-    """Download the first of ``urls`` that answers into ``dest``, resuming ``dest.part``. Returns the URL and
-    what proved the length (``"size"``, ``"content-length"``, ``"chunked"``; None: the server did not say,
-    so only the archive's own structure can tell a cut file). ``timeout``: seconds without data before a
-    source is given up (default ``$YOLOKIT_DOWNLOAD_TIMEOUT`` or 30)."""
-    part = dest.with_name(dest.name + ".part")
-    errors = []
-    for url in urls:
-        try:
-            proof = _fetch_one(url, part, size, progress, timeout)
-        except _Refused as exc:
-            part.unlink(missing_ok=True)
-            errors.append(f"{url}: {exc}")
-            continue
-        except (OSError, ValueError, DataError) as exc:  # URLError/HTTPError/timeouts are OSErrors
-            errors.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
-            continue
-        os.replace(part, dest)
-        return url, proof
-    have = part.stat().st_size if part.exists() else 0
-    words = " ".join(errors)
-    offline = any(w in words for w in ("Name or service not known", "Temporary failure in name resolution",
-                                       "Network is unreachable", "No address associated", "nodename nor servname",
-                                       "Connection refused", "timed out", "No route to host"))
-    raise DataError(f"{dest.name}: download failed from every source ({'; '.join(errors)})"
-                    + (f"; rerun to resume from {have} bytes" if have else "")
-                    + (f"; {OFFLINE_HINT}" if offline else f"; or give a copy with --mirror URL ({MIRROR_ENV})"))
-
-
-def _fetch_one(url: str, part: Path, size: int | None, progress: bool, timeout: float | None = None) -> str | None:
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    from tqdm import tqdm
-
-    timeout = timeout or _env_number(TIMEOUT_ENV, 30.0)
-    min_rate = _env_number(MIN_RATE_ENV, 1000.0)
-    have = part.stat().st_size if part.exists() else 0
-    if size is not None and have > size:
-        part.unlink()
-        have = 0
-    headers = {"User-Agent": "yolokit-data-get"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    try:
-        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and have:
-            total = exc.headers.get("Content-Range", "").rpartition("/")[2]
-            known = size or (int(total) if total.isascii() and total.isdigit() else None)
-            if known == have:
-                return "size" if size else "content-length"  # the part file already holds the whole file
-            if known is None:
-                return None
-            part.unlink()  # longer than the file: not a prefix of it; start over
-            return _fetch_one(url, part, size, progress, timeout)
-        raise
-    except http.client.HTTPException as exc:  # a malformed status line or headers
-        raise ValueError(f"bad HTTP response ({type(exc).__name__}: {exc})") from None
-    with resp:
-        status = getattr(resp, "status", 200)
-        if have and status == 206:
-            try:
-                start = int(resp.headers.get("Content-Range", f"bytes {have}-").split()[1].split("-")[0])
-            except (IndexError, ValueError):
-                raise ValueError(f"bad Content-Range {resp.headers.get('Content-Range')!r}") from None
-            if start != have:
-                raise ValueError(f"server resumed at byte {start}, expected {have}")
-            mode = "ab"
-        else:
-            have, mode = 0, "wb"  # no Range support (200): start over
-        length = resp.headers.get("Content-Length")
-        if length is not None and not (length.isascii() and length.strip().isdigit()):
-            raise ValueError(f"bad Content-Length {length!r}")
-        announced = have + int(length) if length is not None else None
-        if size is not None and announced is not None and announced != size:
-            raise _Refused(f"the server sends {announced} bytes but the entry's size is {size}")
-        total = announced if announced is not None else size
-        chunked = bool(getattr(resp, "chunked", False))
-        got = have
-        window_start, window_bytes = time.monotonic(), 0
-        with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                                         desc=part.name[:-5], disable=not progress, leave=False,
-                                         file=sys.stderr) as bar:
-            while True:
-                try:
-                    chunk = resp.read1(_CHUNK)
-                except http.client.IncompleteRead as exc:
-                    f.write(exc.partial)
-                    raise ValueError(f"connection closed at {got + len(exc.partial)} bytes in the middle of a "
-                                     "chunked transfer") from None
-                except http.client.HTTPException as exc:
-                    raise ValueError(f"transfer broken at {got} bytes ({type(exc).__name__})") from None
-                except TimeoutError:
-                    raise ValueError(f"no data for {timeout:g} s at {got} bytes ({TIMEOUT_ENV}); rerun to "
-                                     "resume") from None
-                if not chunk:
-                    break
-                if size is not None and got + len(chunk) > size:
-                    raise _Refused(f"the server sends more than the entry's size of {size} bytes")
-                f.write(chunk)
-                got += len(chunk)
-                bar.update(len(chunk))
-                window_bytes += len(chunk)
-                elapsed = time.monotonic() - window_start
-                if elapsed >= timeout:
-                    if window_bytes < min_rate * elapsed:
-                        raise ValueError(f"too slow: {window_bytes / elapsed:.0f} B/s over {elapsed:.0f} s "
-                                         f"(minimum {min_rate:g} B/s, {MIN_RATE_ENV}); rerun to resume from "
-                                         f"{got} bytes")
-                    window_start, window_bytes = time.monotonic(), 0
-    if total is not None and got != total:
-        raise ValueError(f"connection closed at {got} of {total} bytes")
-    return "size" if size is not None else "content-length" if announced is not None else "chunked" if chunked \
-        else None
-
-
-def file_checksums(path: Path, algorithms) -> dict:
-    hs = {a: hashlib.new(a) for a in algorithms}
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            for h in hs.values():
-                h.update(chunk)
-    return {a: h.hexdigest() for a, h in hs.items()}
 
 
 def verify(path: Path, a: Archive) -> dict:
