@@ -49,7 +49,7 @@ def test_help_exits_0_and_shows_every_default(path, capsys):
         if HelpFormatter._shows_default(action) and not re.search(r"\bdefault[: ]", block):
             missing.append(max(action.option_strings, key=len))
     if path == ("train",):  # train's options default to "not given" (preset/resume); TrainConfig's are shown
-        from yolokit.engine.config import TrainConfig
+        from yolokit.settings import TrainConfig
 
         for flag in ("--epochs", "--imgsz", "--batch", "--lr", "--device", "--workers", "--val-conf"):
             key = flag[2:].replace("-", "_")
@@ -113,7 +113,7 @@ def test_parser_and_settings_do_not_import_torch():
     import sys
 
     code = ("import sys; from yolokit.cli import build_parser; build_parser(); "
-            "from yolokit.settings import PredictSettings; from yolokit.engine.config import TrainConfig; "
+            "from yolokit.settings import PredictSettings; from yolokit.settings import TrainConfig; "
             "PredictSettings(device='cpu'); TrainConfig(model='m', data='d'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from yolokit.cli.train import interrupted_text
-from yolokit.engine.config import TrainConfig
+from yolokit.settings import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

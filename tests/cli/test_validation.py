@@ -103,7 +103,7 @@ def test_unparsable_value_is_argparse_usage_exit_2(capsys):
     (dict(val_iou=float("nan")), "--val-iou nan: expected a finite number"),
 ])
 def test_train_config_is_validated_where_built(kwargs, message):
-    from yolokit.engine.config import TrainConfig
+    from yolokit.settings import TrainConfig
 
     with pytest.raises(ConfigError) as info:
         TrainConfig(model="m", data="d", **kwargs)
@@ -111,7 +111,7 @@ def test_train_config_is_validated_where_built(kwargs, message):
 
 
 def test_train_config_reads_yaml_numbers_written_as_strings(tmp_path):
-    from yolokit.engine.config import TrainConfig
+    from yolokit.settings import TrainConfig
 
     preset = tmp_path / "p.yaml"
     preset.write_text("model: m\ndata: d\nlr: 1e-3\nbatch: 8\n")  # YAML 1.1 reads 1e-3 as a string

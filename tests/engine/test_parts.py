@@ -8,7 +8,7 @@ from torch import nn
 
 from yolokit.engine import BurnInSchedule, ModelEMA
 from yolokit.models import load_checkpoint, save_checkpoint
-from yolokit.engine.config import TrainConfig
+from yolokit.settings import TrainConfig
 from yolokit.engine.optim import build_optimizer
 from yolokit.models.transfer import freeze_layers
 from yolokit.errors import ConfigError, WeightsError

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from yolokit.engine.config import TrainConfig
+from yolokit.settings import TrainConfig
 from yolokit.engine.precision import autocast_dtype, describe
 from yolokit.engine.recipe import cfg_recipe, recipe_line, resolve
 

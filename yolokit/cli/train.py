@@ -26,7 +26,7 @@ def _adder():
     TrainConfig alone (and are shown), or come from the recipe (yolokit.engine.recipe)."""
     import argparse
 
-    from yolokit.engine.config import TrainConfig
+    from yolokit.settings import TrainConfig
     from yolokit.engine.recipe import RECIPE_FIELDS
 
     defaults = TrainConfig(model="", data="")

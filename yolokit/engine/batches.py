@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from yolokit.engine.config import TrainConfig
+    from yolokit.settings import TrainConfig
 
 
 def subset(dataset, n: int):

@@ -11,7 +11,7 @@ from yolokit.engine.recipe import DEFAULTS
 from yolokit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from yolokit.engine.config import TrainConfig
+    from yolokit.settings import TrainConfig
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

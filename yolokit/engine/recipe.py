@@ -13,7 +13,7 @@ Where a value comes from, in this order:
   :data:`MIN_EPOCHS` and :data:`MAX_EPOCHS`), the warm-up (``warmup_epochs`` epochs, at least
   :data:`WARMUP_MIN_UPDATES` updates, at most a quarter of the run) and the EMA (it averages about the last tenth
   of the run, its decay ramping up over the first twentieth);
-* ``default`` -- a constant (:class:`~yolokit.engine.config.TrainConfig`'s documented default).
+* ``default`` -- a constant (:class:`~yolokit.settings.TrainConfig`'s documented default).
 
 This is ultralytics' approach (warm-up in epochs with a floor in updates, ``nbs`` accumulation) with the
 length of the run scaled too: Darknet's and ultralytics' fixed numbers (burn-in 1000 updates, nbs 64, 100-300

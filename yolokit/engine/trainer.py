@@ -38,7 +38,7 @@ from torch import nn
 
 from yolokit.engine import batches, distributed, precision, recipe, runs
 from yolokit.engine.checkpoints import RunFiles, SaveError
-from yolokit.engine.config import TrainConfig
+from yolokit.settings import TrainConfig
 from yolokit.engine.ema import ModelEMA
 from yolokit.engine.loss_weights import LossWeights
 from yolokit.engine.optim import build_optimizer, start_momentum

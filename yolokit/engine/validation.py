@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 if TYPE_CHECKING:
-    from yolokit.engine.config import TrainConfig
+    from yolokit.settings import TrainConfig
 
 
 def validation_settings(cfg: TrainConfig) -> dict:
