@@ -44,17 +44,20 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _open(path: Path):
-    """``PIL.Image.open`` with every failure as an :class:`ImageError` (the bomb warning is one too: an image
-    between 1x and 2x the limit is refused like one above 2x, so the verdict does not depend on warning filters)."""
+def _open(path: Path, data: bytes | None = None):
+    """``PIL.Image.open`` of ``path`` (or of ``data``, the encoded bytes that ``path`` names) with every failure as
+    an :class:`ImageError` (the bomb warning is one too: an image between 1x and 2x the limit is refused like one
+    above 2x, so the verdict does not depend on warning filters)."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ImageError(path, "missing_image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
+            return Image.open(path if data is None else io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(path, "oversized_image", str(exc).split(",")[0]) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -85,13 +88,14 @@ def checked_size(path: Path, report, note: str = "") -> tuple[int, int] | None:
     return size
 
 
-def decode_image(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to ``uint8 [H, W, 3]`` RGB in stored pixel order (EXIF orientation ignored).
+def decode_image(path: str | Path, data: bytes | None = None) -> np.ndarray:
+    """Decode ``path`` to ``uint8 [H, W, 3]`` RGB in stored pixel order (EXIF orientation ignored). ``data``: the
+    file's encoded bytes when they are already in memory (a shard member); ``path`` then names them in errors.
 
     Raises :class:`ImageError` (missing, corrupt, truncated, oversized). Grey, palette, CMYK and alpha images
     become RGB; 16-bit images are scaled to 8 bits (as OpenCV's ``IMREAD_COLOR`` does)."""
     path = Path(path)
-    with _open(path) as im:
+    with _open(path, data) as im:
         try:
             im.load()
         except OSError as exc:

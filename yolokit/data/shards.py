@@ -34,7 +34,6 @@ Which samples a training epoch drops is :func:`rank_span`'s ``batches`` rule.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from yolokit.data.images import decode_image
 from yolokit.fileio import write_text_atomic
 
 MANIFEST = "shards.json"
@@ -253,15 +253,6 @@ def open_shards(source, base: Path | None = None) -> ShardSet:
     return ShardSet(urls, counts, names)
 
 
-def _decode(data: bytes) -> np.ndarray:
-    # Shards hold only images that the dataset decoder accepted at write time (write_shards), so this
-    # is the plain decode of known-good bytes: RGB, stored pixel order (no EXIF rotation), as read_image.
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.array(im.convert("RGB"), dtype=np.uint8)
-
-
 def sample_of(key: str, files: dict, decode: bool = True):
     """One shard sample as a :class:`~yolokit.data.sample.Sample` (``decode``), else its metadata dict."""
     from yolokit.data.sample import Sample
@@ -271,7 +262,8 @@ def sample_of(key: str, files: dict, decode: bool = True):
         return meta
     ext = next(e for e in files if e != "json")
     n = len(meta["labels"])
-    return Sample(image=_decode(files[ext]), boxes=np.asarray(meta["boxes"], np.float32).reshape(n, 4),
+    # the one image decoder (yolokit.data.images): RGB, stored pixel order, errors that name the shard member
+    return Sample(image=decode_image(f"{key}.{ext}", files[ext]), boxes=np.asarray(meta["boxes"], np.float32).reshape(n, 4),
                   labels=np.asarray(meta["labels"], np.int64).reshape(n), image_id=meta["image_id"],
                   path=Path(meta["file"]), orig_size=tuple(meta["size"]),
                   difficult=np.asarray(meta["difficult"], bool).reshape(n),
