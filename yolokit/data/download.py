@@ -58,6 +58,7 @@ from yolokit.data.catalog import DATA_ROOT_ENV, STATE, Archive, get_command, par
 from yolokit.data.extract import ArchiveCut, extract, merge_tree as _merge, rmtree
 from yolokit.data.fetch import MIRROR_ENV, fetch, file_checksums
 from yolokit.errors import ConfigError, DataError
+from yolokit.fileio import write_text_atomic
 from yolokit.report import human_size
 
 CONFIRM_BYTES = 1 << 30
@@ -343,10 +344,10 @@ def _get_locked(root, archives, path, data, missing_paths, mirror, yes, confirm,
             raise
         rmtree(tmp)
         _marker(root, a).unlink(missing_ok=True)
-        tmp_marker = _state(root) / f"{a.file}.done.tmp"
-        tmp_marker.write_text(json.dumps({"url": a.url, "file": a.file, "files": done.files, "top": done.top,
-                                          "length": proof, "checksums": {**got, **a.checksums}}, indent=1) + "\n")
-        os.replace(tmp_marker, _marker(root, a))  # the marker appears whole or not at all
+        # written atomically: the marker appears whole or not at all
+        write_text_atomic(_marker(root, a), json.dumps({"url": a.url, "file": a.file, "files": done.files,
+                                                        "top": done.top, "length": proof,
+                                                        "checksums": {**got, **a.checksums}}, indent=1) + "\n")
         if not keep_archives:
             arch.unlink()
         log(f"  {a.file}: {done.files} files extracted into {dest}")
