@@ -177,7 +177,8 @@ class Trainer(RunFiles):
         if resume is not None:
             self._check_resume(resume)
         model = build_train_model(cfg.model, cfg.weights, self.class_names, cfg.keep_head,
-                                  fetch_pretrained=resume is None)
+                                  fetch_pretrained=resume is None,
+                                  log=print if self.main and resume is None else None)
         if resume is not None:
             try:
                 model.load_state_dict(resume.get("raw_model", resume["model"]))
