@@ -127,3 +127,30 @@ def test_two_nodes_through_c10d_rendezvous_restart_and_resume(shared, tmp_path):
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
     with open(out / "results.csv", newline="") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_resumes_a_shard_run_to_the_same_weights(shared, tmp_path):
+    """Training from streamed shards (issue 24): a rank killed after epoch 1 is restarted by torchrun, the run
+    resumes from last.pt at the epoch boundary, and ends with the weights of a run that was never killed."""
+    from yolokit.data.shards import write_shards
+    from yolokit.models import load_checkpoint
+
+    write_shards(ROOT / "configs" / "data" / "raccoon.yaml", tmp_path / "shards", shard_size=2)
+    data = tmp_path / "shards" / "data.yaml"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finals = {}
+    for kind, restarts in (("killed", "--max-restarts=1"), ("straight", "--max-restarts=0")):
+        body = ELASTIC if kind == "killed" else ELASTIC.replace('== "0"', '== "never"')
+        script = tmp_path / f"{kind}.py"
+        script.write_text(body)
+        out = tmp_path / kind
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", restarts,
+               str(script), str(shared / "yolov3_tiny_darknet"), str(data), str(out)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert ("elastic restart 1: resuming from" in proc.stdout) == (kind == "killed")
+        finals[kind] = load_checkpoint(out / "last.pt")
+        assert finals[kind]["epoch"] == 1
+    for name, value in finals["straight"]["raw_model"].items():
+        torch.testing.assert_close(finals["killed"]["raw_model"][name], value, rtol=0, atol=0, msg=name)
