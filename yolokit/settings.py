@@ -291,10 +291,11 @@ class TrainConfig:
     ema_tau: float | None = None  # updates over which the EMA's decay ramps up (recipe: a twentieth of the run)
     amp: bool = True  # mixed precision: fp16 on CUDA, bf16 on CPUs with native bf16 (else fp32)
     channels_last: bool = True  # NHWC tensors (faster convolutions on CPU and tensor cores)
+    compile: bool = False  # torch.compile the training forward (CUDA: Triton kernels; CPU: needs a C++ compiler)
     freeze: int = 0  # freeze the first N layers (transfer learning)
     freeze_epochs: int = 0  # unfreeze them after this many epochs (0 = frozen for the whole run)
     unfreeze_lr: float = 0.1  # ... and from then on train everything at this fraction of the learning rate
-    keep_head: bool = True  # new classes: keep the pretrained box/objectness rows of the head convs
+    keep_head: bool = True  # new classes: keep the pretrained box/objectness rows (+ known classes' rows)
     patience: int = 0  # early stopping: epochs without val mAP gain (0 = off)
     stop_at_map: float = 0.0  # stop once val AP50 reaches this (0 = off)
     box_loss: str = "mse"  # mse | giou | ciou

@@ -112,6 +112,9 @@ def _data_and_runtime_arguments(p, add) -> None:
     add(g, "--no-amp", dest="amp", action="store_false",
         help="train in fp32 (default: fp16 AMP on CUDA, bf16 autocast on CPUs with native bf16)")
     add(g, "--no-channels-last", dest="channels_last", action="store_false", help="NCHW tensors instead of NHWC")
+    add(g, "--compile", action="store_true",
+        help="torch.compile the training forward (worth it on CUDA for long runs; the first batches compile, and "
+             "each new --multiscale size compiles again)")
     add(g, "--sync-bn", action="store_true", help="SyncBatchNorm under DDP (CUDA only)")
     add(g, "--seed", type=int)
     add(g, "--no-progress", dest="progress", action="store_false")

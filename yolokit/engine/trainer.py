@@ -243,6 +243,8 @@ class Trainer(RunFiles):
         if self.world > 1:
             self.train_model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:  # the weights stay self.model's: checkpoints and the EMA never see the compiled wrapper
+            self.train_model = torch.compile(self.train_model)
 
     def _report(self) -> None:
         """The run in one line, and a warning when the schedule cannot reach the learning rate."""
@@ -251,7 +253,7 @@ class Trainer(RunFiles):
         print(f"train: {len(self.train_set)} images, val: {len(self.val_set)} images, {len(self.class_names)} "
               f"classes, batch {cfg.batch} x {self.world} process(es), accumulate {self.accumulate} -> "
               f"{self.updates_per_epoch} updates/epoch, device {self.device}, "
-              f"{precision.describe(self.autocast, cfg.channels_last)}")
+              f"{precision.describe(self.autocast, cfg.channels_last)}{', torch.compile' if cfg.compile else ''}")
         print(recipe.recipe_line(cfg, self.sources, self.recipe_origin), flush=True)
 
     def _open_folder(self) -> None:
