@@ -106,3 +106,20 @@ def test_loader_two_workers_reproducible(shared):
     torch.testing.assert_close(firsts[0][1], firsts[1][1])
     torch.testing.assert_close(firsts[0][0], firsts[1][0])
     assert firsts[0][0].shape == (4, 3, 224, 224)
+
+
+@pytest.mark.slow
+def test_loader_workers_augment_each_epoch_anew(shared):
+    """With DataLoader workers, each epoch draws new augmentations (the workers' seeds come from (seed, epoch)),
+    and the same epoch replays them exactly."""
+    ds = load_dataset(CONFIGS / "raccoon.yaml", "train", check_images=False)
+    ds.records = ds.records[:4]
+    batches = {}
+    for epoch in (0, 1, 1):
+        loader = build_loader(ds, batch_size=4, size=160, workers=2, seed=5, shuffle=False, epoch=epoch)
+        images, _, metas = next(iter(loader))
+        assert [m["index"] for m in metas] == [0, 1, 2, 3]
+        if epoch in batches:
+            torch.testing.assert_close(images, batches[epoch], rtol=0, atol=0)
+        batches[epoch] = images
+    assert not torch.equal(batches[0], batches[1])

@@ -183,11 +183,13 @@ class MultiScaleBatchSampler:
 
 def build_loader(dataset, batch_size: int = 16, size: int = 416, train: bool = True, workers: int = 2,
                  augment: AugmentConfig | bool | None = None, multiscale=None, seed: int = 0,
-                 shuffle: bool | None = None, drop_last: bool = False):
+                 shuffle: bool | None = None, drop_last: bool = False, epoch: int = 0):
     """A ``torch.utils.data.DataLoader`` of :func:`collate` batches over ``dataset``.
 
     ``dataset``: a DetectionDataset (or a ready TrainDataset). ``train``: augment (``augment`` overrides)
-    and shuffle. ``multiscale``: None (fixed ``size``) or a ``(min, max)`` range stepped by 32.
+    and shuffle. ``multiscale``: None (fixed ``size``) or a ``(min, max)`` range stepped by 32. ``epoch``:
+    the order, the sizes and the worker processes' augmentation seeds are drawn from ``(seed, epoch)``, so
+    each epoch differs and a resumed run replays it (with ``workers=0`` augmentation follows torch's seed).
     """
     from torch.utils.data import DataLoader
 
@@ -196,6 +198,7 @@ def build_loader(dataset, batch_size: int = 16, size: int = 416, train: bool = T
     shuffle = train if shuffle is None else shuffle
     sizes = [size] if multiscale is None else list(range(int(multiscale[0]), int(multiscale[1]) + 1, 32))
     sampler = MultiScaleBatchSampler(len(dataset), batch_size, sizes, shuffle=shuffle, drop_last=drop_last, seed=seed)
-    g = torch.Generator().manual_seed(seed)
+    sampler.set_epoch(epoch)
+    g = torch.Generator().manual_seed(seed + epoch)  # the workers' seeds: another draw each epoch
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate, generator=g,
                       pin_memory=torch.cuda.is_available(), persistent_workers=False)

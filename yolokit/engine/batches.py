@@ -33,10 +33,8 @@ def train_loader(train_set, cfg: TrainConfig, epoch: int, world: int, rank: int)
         return train_set.loader(epoch)
     train_set.reseed()
     if world == 1:
-        loader = build_loader(train_set, cfg.batch, cfg.imgsz, train=True, workers=cfg.workers,
-                              multiscale=cfg.multiscale, seed=cfg.seed)
-        loader.batch_sampler.set_epoch(epoch)
-        return loader
+        return build_loader(train_set, cfg.batch, cfg.imgsz, train=True, workers=cfg.workers,
+                            multiscale=cfg.multiscale, seed=cfg.seed, epoch=epoch)
     sampler = torch.utils.data.distributed.DistributedSampler(train_set, num_replicas=world, rank=rank,
                                                               shuffle=True, seed=cfg.seed)
     sampler.set_epoch(epoch)
