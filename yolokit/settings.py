@@ -275,7 +275,7 @@ class TrainConfig:
     batch: int = 16
     nbs: int | None = None  # nominal batch: gradients are accumulated up to this many images per update
     device: str = "auto"  # auto (CUDA when available, else cpu), cpu, cuda, cuda:N, N
-    workers: int = 0
+    workers: int | None = None  # DataLoader worker processes (None: engine.batches.loader_workers)
     optimizer: str = "sgd"  # sgd | adamw
     lr: float | None = None  # for SGD with the per-image summed loss (Darknet's learning_rate)
     momentum: float | None = None

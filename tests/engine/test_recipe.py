@@ -68,3 +68,12 @@ def test_precision_follows_the_device():
     cpu = autocast_dtype(torch.device("cpu"))
     assert cpu in (None, torch.bfloat16)  # bf16 only where the CPU has it natively
     assert describe(cpu, True).endswith("channels_last")
+
+
+def test_loader_workers_follow_the_device_and_the_cores(monkeypatch):
+    from yolokit.engine.batches import loader_workers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for cores, on_cpu, on_cuda in ((2, 0, 1), (4, 0, 3), (16, 4, 8), (64, 8, 8)):
+        monkeypatch.setattr("os.cpu_count", lambda: cores)
+        assert (loader_workers(cpu), loader_workers(cuda)) == (on_cpu, on_cuda), cores

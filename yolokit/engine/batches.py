@@ -3,6 +3,7 @@ replays the epochs of an uninterrupted one)."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +21,18 @@ def subset(dataset, n: int):
     sub = copy.copy(dataset)
     sub.records = dataset.records[:n]
     return sub
+
+
+def loader_workers(device: torch.device) -> int:
+    """DataLoader worker processes when ``--workers`` is not given. On CUDA the CPU only loads, so up to 8 workers
+    (one core left to the main process). On the CPU the workers compete with the training threads for the
+    same cores: measured on 2 cores, 1 or 2 workers trained at 0.78x the images/s of loading in the main process
+    (BENCHMARKS.md, train-workers), so 0 up to 4 cores; with more, a quarter of them (up to 8; not measured
+    here)."""
+    cpus = os.cpu_count() or 1
+    if device.type == "cuda":
+        return max(1, min(8, cpus - 1))
+    return 0 if cpus <= 4 else min(8, cpus // 4)
 
 
 def train_loader(train_set, cfg: TrainConfig, epoch: int, world: int, rank: int):

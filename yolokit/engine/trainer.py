@@ -27,6 +27,7 @@ uninterrupted run would (on the same device and thread count).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -84,6 +85,8 @@ class Trainer(RunFiles):
             if (value is not None or flag == "--batch") and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{flag} {value}: must be an integer >= 1")
         self.device = distributed.resolve_device(cfg.device)
+        if cfg.workers is None:
+            self.cfg = cfg = dataclasses.replace(cfg, workers=batches.loader_workers(self.device))
         dist = distributed.init_from_env(self.device)
         self.rank, self.world, restart = dist.rank, dist.world, dist.attempt
         self.main = self.rank == 0
