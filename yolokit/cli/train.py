@@ -106,7 +106,7 @@ def _data_and_runtime_arguments(p, add) -> None:
     g = p.add_argument_group("runtime")
     add(g, "--device", help="auto (CUDA when available, else cpu), cpu, cuda, cuda:N or N")
     add(g, "--workers", type=int, help="DataLoader worker processes (default: up to 8 on CUDA; on the CPU 0 up to "
-                                       "4 cores, where loading in the main process measured faster)")
+                                       "4 cores, where workers measured no faster)")
     add(g, "--no-ema", dest="ema", action="store_false")
     add(g, "--ema-tau", type=float, help="updates over which the EMA's decay ramps up")
     add(g, "--bn-momentum", type=float, help="BatchNorm momentum while training (Darknet: 0.01; 0 keeps it)")

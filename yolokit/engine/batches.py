@@ -26,8 +26,8 @@ def subset(dataset, n: int):
 def loader_workers(device: torch.device) -> int:
     """DataLoader worker processes when ``--workers`` is not given. On CUDA the CPU only loads, so up to 8 workers
     (one core left to the main process). On the CPU the workers compete with the training threads for the
-    same cores: measured on 2 cores, 1 or 2 workers trained at 0.78x the images/s of loading in the main process
-    (BENCHMARKS.md, train-workers), so 0 up to 4 cores; with more, a quarter of them (up to 8; not measured
+    same cores: measured on 2 cores, 1 or 2 workers trained at 0.95-0.96x the images/s of loading in the main
+    process (BENCHMARKS.md, train-workers), so 0 up to 4 cores; with more, a quarter of them (up to 8; not measured
     here)."""
     cpus = os.cpu_count() or 1
     if device.type == "cuda":
