@@ -158,6 +158,27 @@ def test_http_shards_stream_like_local_ones(shards, http_root, tmp_path, monkeyp
     assert len({m["image_id"] for x in a for m in x}) == 160
 
 
+def test_unreadable_shards_are_one_line_naming_the_url(shards, http_root, tmp_path, monkeypatch):
+    """A shard that cannot be read -- no server, a 404, a truncated tar, no curl -- is a DataError naming the URL
+    and why, never a traceback from inside webdataset."""
+    from yolokit.data.shards import iter_shard
+    from yolokit.errors import DataError
+
+    url, _ = http_root
+    (tmp_path / "cut.tar").write_bytes((shards / "train" / "train-000000.tar").read_bytes()[:5000])
+    cases = [("http://127.0.0.1:9/train-000000.tar", "curl exit 7: nothing answers"),
+             (f"{url}/train/nope.tar", "curl exit 22: the server answered with an HTTP error"),
+             (str(tmp_path / "cut.tar"), "a damaged or truncated tar: unexpected end of data)"),
+             (str(tmp_path / "missing.tar"), "no such file")]
+    for shard, why in cases:
+        with pytest.raises(DataError) as err:
+            list(iter_shard(shard))
+        assert str(err.value).startswith(f"{shard}: cannot read this shard") and why in str(err.value), err.value
+    monkeypatch.setenv("PATH", str(tmp_path))  # no curl
+    with pytest.raises(DataError, match="curl is not installed"):
+        list(iter_shard(f"{url}/train/train-000000.tar"))
+
+
 # ------------------------------------------------------------------------------------------- batches
 def _keys(loader):
     return [m["index"] for _, _, metas in loader for m in metas]

@@ -94,3 +94,21 @@ def test_two_gloo_ranks_train_from_shards_in_step(shared, shard_yaml, tmp_path):
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_a_shard_broken_mid_run_is_one_line_from_a_worker(shared, tmp_path):
+    """A shard that breaks after the run started (truncated; its shards.json still counts it) fails inside a
+    DataLoader worker: the command prints one line naming the shard, not the worker's traceback."""
+    write_shards(RACCOON, tmp_path / "shards", shard_size=40)
+    first = tmp_path / "shards" / "train" / "train-000000.tar"
+    first.write_bytes(first.read_bytes()[:7000])
+    d = shared / "yolov3_tiny_darknet"
+    cmd = [sys.executable, "-m", "yolokit", "train", "--model", str(d / "yolov3-tiny.cfg"), "--data",
+           str(tmp_path / "shards" / "data.yaml"), "--epochs", "1", "--imgsz", "64", "--workers", "2",
+           "--limit-val", "2", "--out", str(tmp_path / "run"), "--no-progress"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()
+    assert err[-1].startswith(f"yolokit train: error: {first}: cannot read this shard ("), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr

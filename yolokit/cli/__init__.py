@@ -258,6 +258,17 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the closed pipe
 
 
+def error_text(exc: Exception) -> str:
+    """The message of a yolokit error. One raised in a DataLoader worker process comes back re-raised with the
+    worker's traceback as its message ("Caught DataError in DataLoader worker process 0. Original Traceback
+    ..."): its last line holds the original message."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def _main(argv: list[str] | None = None) -> int:
     from yolokit.errors import YolokitError
 
@@ -267,7 +278,7 @@ def _main(argv: list[str] | None = None) -> int:
         _merge_data(args)
         return int(args._run(args) or 0)
     except YolokitError as exc:
-        print(f"yolokit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"yolokit {args.command}: error: {error_text(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk (or quota, read-only file system) under any writer: one line, not a traceback
         if exc.errno not in (28, 122, 30):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -154,17 +155,45 @@ def iter_shard(url, limit: int | None = None):
 
     if limit is not None and limit <= 0:
         return
-    stream = open_url(url)
     try:
-        n = 0
-        for sample in group_by_keys(tar_file_expander([{"url": str(url), "stream": stream}])):
-            key = sample["__key__"].rsplit("/", 1)[-1]
-            yield key, {k: v for k, v in sample.items() if not k.startswith("__")}
-            n += 1
-            if limit is not None and n >= limit:
-                return
-    finally:
-        stream.close()
+        stream = open_url(url)
+        try:
+            n = 0
+            for sample in group_by_keys(tar_file_expander([{"url": str(url), "stream": stream}])):
+                key = sample["__key__"].rsplit("/", 1)[-1]
+                yield key, {k: v for k, v in sample.items() if not k.startswith("__")}
+                n += 1
+                if limit is not None and n >= limit:
+                    return
+        finally:
+            stream.close()
+    except (OSError, ValueError, tarfile.TarError) as exc:
+        raise read_failure(url, exc) from None
+
+
+#: what curl's exit status means (``curl -f``: an HTTP status >= 400 is exit 22)
+CURL_EXITS = {6: "the host name does not resolve", 7: "nothing answers at that address and port",
+              22: "the server answered with an HTTP error (404: no such shard)", 28: "the connection timed out",
+              56: "the connection broke while reading", 127: "curl is not installed (apt install curl)"}
+
+
+def read_failure(url, exc: Exception):
+    """A one-line :class:`~yolokit.errors.DataError` for a shard that could not be read: the URL and why."""
+    from yolokit.errors import DataError
+
+    text = str(exc)
+    m = re.search(r"exit (\d+)", text) if "curl" in text else None
+    if m:
+        code = int(m.group(1))
+        reason = f"curl exit {code}: {CURL_EXITS.get(code, 'see man curl, EXIT CODES')}"
+    elif isinstance(exc, FileNotFoundError):
+        reason = CURL_EXITS[127] if exc.filename == "curl" else "no such file"
+    elif isinstance(exc, tarfile.TarError):
+        first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else text
+        reason = f"a damaged or truncated tar: {first.split(' @ ')[0][:120]}"
+    else:
+        reason = f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else 'unreadable'}"
+    return DataError(f"{url}: cannot read this shard ({reason})")
 
 
 def read_manifest(path) -> tuple[dict, Path]:
