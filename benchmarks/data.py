@@ -56,7 +56,8 @@ def shard_rate(cfg: Path, split: str, imgsz: int, workers: int, batch: int, epoc
     untimed), batches after the first of each epoch as :func:`loader_rate`."""
     import tempfile
 
-    from yolokit.data.shards import ShardStream, build_shard_loader, write_shards
+    from yolokit.data.shards import write_shards
+    from yolokit.data.stream import ShardStream, build_shard_loader
 
     with tempfile.TemporaryDirectory() as tmp:
         write_shards(cfg, tmp, [split], shard_size)

@@ -11,7 +11,8 @@ import torch
 from yolokit.cli import main
 from yolokit.data import load_dataset
 from yolokit.data.images import read_image
-from yolokit.data.shards import ShardStream, build_shard_loader, write_shards
+from yolokit.data.shards import write_shards
+from yolokit.data.stream import ShardStream, build_shard_loader
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 

@@ -16,9 +16,9 @@ import torch
 
 from yolokit.data import load_dataset
 from yolokit.data.images import read_image
-from yolokit.data.shards import (ShardSet, ShardStream, epoch_order, open_shards, pieces, rank_span, read_pieces,
-                                 sample_of, worker_spans, write_shards)
-from yolokit.data.stream import ShardSplit, TrainStream, load_split, open_split
+from yolokit.data.shards import (ShardSet, epoch_order, open_shards, pieces, rank_span, read_pieces, sample_of,
+                                 worker_spans, write_shards)
+from yolokit.data.stream import ShardSplit, ShardStream, TrainStream, load_split, open_split
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 

@@ -7,7 +7,7 @@
 Writes the annotations plus OUT/data.yaml, a dataset description of the result (its images point
 back at the original folders). Boxes a format cannot hold (YOLO txt: iscrowd) are counted and reported.
 --to shards writes OUT/<split>/<split>-NNNNNN.tar (image bytes + a JSON of boxes per sample, the WebDataset
-layout) and OUT/<split>/shards.json; yolokit.data.shards.ShardStream streams them across ranks and workers.
+layout) and OUT/<split>/shards.json; yolokit.data.stream.ShardStream streams them across ranks and workers.
 """
 
 from __future__ import annotations

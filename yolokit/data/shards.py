@@ -1,7 +1,7 @@
 """WebDataset tar shards: :func:`write_shards` (``yolokit convert --to shards``), :func:`open_shards` (a folder,
 a ``shards.json``, brace patterns or ``http://`` URLs -> a :class:`ShardSet`), the once-per-epoch split of a
 shard set across DDP ranks and DataLoader workers (:func:`rank_span`, :func:`worker_spans`, :func:`pieces`),
-and :class:`ShardStream`, the sample stream over it (training batches: :mod:`yolokit.data.stream`).
+and reading it (the sample streams over it: :mod:`yolokit.data.stream`).
 
 Format (the WebDataset convention; read and written with the ``webdataset`` package): a shard is a plain tar
 whose members are grouped by *key* (the name up to the first dot), one sample per key, in order::
@@ -378,80 +378,3 @@ def dist_world() -> tuple[int, int]:
 
     on = dist.is_available() and dist.is_initialized()
     return (dist.get_rank(), dist.get_world_size()) if on else (0, 1)
-
-
-# ----------------------------------------------------------------------------------------------- samples
-class ShardStream(torch.utils.data.IterableDataset):
-    """An ``IterableDataset`` of the samples of one split's shards (every sample once per epoch, split across
-    ranks and DataLoader workers as the module docstring says). ``source``: anything :func:`open_shards` takes.
-
-    ``size``: letterbox to ``size`` and yield :func:`yolokit.data.loader.collate` items ``(image, boxes,
-    labels, meta)`` -- the eval pipeline of :class:`~yolokit.data.loader.TrainDataset`, crowd and difficult
-    boxes left out of the targets as there; ``size=None`` yields :class:`~yolokit.data.sample.Sample`;
-    ``decode=False`` yields only the metadata dicts (auditing, counting). ``rank``/``world_size`` default
-    to ``torch.distributed``'s when it is initialised (create the stream after ``init_process_group``). Call
-    :meth:`set_epoch` before each epoch when ``shuffle`` (the shard order is drawn from ``seed + epoch``;
-    samples keep their order inside a shard). Training batches: :class:`yolokit.data.stream.TrainStream`.
-    """
-
-    def __init__(self, source, size: int | None = None, *, shuffle: bool = False, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None, decode: bool = True,
-                 drop_crowd: bool = True, drop_difficult: bool = True):
-        self.shards = source if isinstance(source, ShardSet) else open_shards(source)
-        self.size, self.shuffle, self.seed, self.decode = size, shuffle, seed, decode
-        if rank is None or world_size is None:
-            rank, world_size = dist_world()  # read here, in the main process: workers are not in the group
-        self.rank, self.world_size = rank, world_size
-        self.drop_crowd, self.drop_difficult = drop_crowd, drop_difficult
-        self.epoch = 0
-
-    @property
-    def class_names(self) -> list[str] | None:
-        return self.shards.class_names
-
-    def __len__(self) -> int:
-        return self.shards.samples  # the whole split; a consumer sees its share of it
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def plan(self, worker: int = 0, workers: int = 1) -> list[Piece]:
-        """The shard reads of one worker of this rank in this epoch."""
-        span = rank_span(self.shards.samples, self.rank, self.world_size)
-        a, b = worker_spans(span, workers)[worker]
-        order = epoch_order(len(self.shards.urls), self.seed, self.epoch, self.shuffle)
-        return pieces(self.shards.counts, order, a, b)
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        plan = self.plan(info.id, info.num_workers) if info else self.plan()
-        for key, files in read_pieces(self.shards, plan):
-            yield self._item(key, files)
-
-    def _item(self, key: str, files: dict):
-        s = sample_of(key, files, self.decode)
-        if not self.decode or self.size is None:
-            return s
-        from yolokit.ops.letterbox import letterbox, letterbox_boxes
-
-        keep = np.ones(len(s.labels), bool)
-        if self.drop_crowd:
-            keep &= ~s.iscrowd
-        if self.drop_difficult:
-            keep &= ~s.difficult
-        img, scale, pad = letterbox(s.image, self.size)
-        out_meta = {"index": key, "image_id": s.image_id, "path": str(s.path), "orig_size": s.orig_size,
-                    "size": self.size, "scale": scale, "pad": pad}
-        return img, letterbox_boxes(s.boxes[keep], scale, pad), s.labels[keep], out_meta
-
-
-def build_shard_loader(stream: ShardStream, batch_size: int = 16, workers: int = 2):
-    """A ``DataLoader`` of :func:`~yolokit.data.loader.collate` batches streamed from ``stream`` (with a
-    ``size``). Each worker reads its own part (see the module docstring); each worker's last batch may be
-    partial (training batches without that: :class:`yolokit.data.stream.TrainStream`)."""
-    from torch.utils.data import DataLoader
-
-    from yolokit.data.loader import collate
-
-    return DataLoader(stream, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                      pin_memory=torch.cuda.is_available())

@@ -1,6 +1,6 @@
-"""Training from streamed shards: a ``format: shards`` data YAML, :class:`TrainStream` (batches for the
-trainer, split across DDP ranks and DataLoader workers) and :class:`ShardSplit` (a small split read from
-shards into memory, for validation).
+"""Streams over shards: a ``format: shards`` data YAML, :class:`TrainStream` (training batches for the
+trainer, split across DDP ranks and DataLoader workers), :class:`ShardSplit` (a small split read from
+shards into memory, for validation) and :class:`ShardStream` (any split's samples, streamed).
 
 A shard data YAML names each split's shards (``yolokit convert --to shards`` writes one as ``OUT/data.yaml``)::
 
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from yolokit.data.dataset import DetectionDataset
-from yolokit.data.shards import (ShardSet, epoch_order, open_shards, pieces, rank_span, read_pieces, sample_of,
-                                 worker_spans)
+from yolokit.data.shards import (Piece, ShardSet, dist_world, epoch_order, open_shards, pieces, rank_span,
+                                 read_pieces, sample_of, worker_spans)
 
 FORMAT = "shards"
 
@@ -184,8 +184,6 @@ class TrainStream(torch.utils.data.IterableDataset):
                  seed: int = 0, shuffle: bool = True, workers: int = 2, rank: int | None = None,
                  world: int | None = None, buffer: int = 256, window: int = 64,
                  drop_crowd: bool = True, drop_difficult: bool = True):
-        from yolokit.data.shards import dist_world
-
         self.shards, self.size, self.batch = shards, int(size), int(batch)
         self.augment, self.seed, self.shuffle, self.workers = augment, int(seed), shuffle, int(workers)
         self.sizes = [self.size] if multiscale is None else list(range(int(multiscale[0]), int(multiscale[1]) + 1, 32))
@@ -297,3 +295,79 @@ def stream_data(spec, train_split: str = "train", val_split: str = "val", *, siz
                         multiscale=multiscale, seed=seed, workers=workers, rank=rank, world=world)
     return train, load_split(spec, val_split, limit_val)
 
+
+# ----------------------------------------------------------------------------------------------- samples
+class ShardStream(torch.utils.data.IterableDataset):
+    """An ``IterableDataset`` of the samples of one split's shards (every sample once per epoch, split across
+    ranks and DataLoader workers as :mod:`yolokit.data.shards` says). ``source``: anything :func:`open_shards` takes.
+
+    ``size``: letterbox to ``size`` and yield :func:`yolokit.data.loader.collate` items ``(image, boxes,
+    labels, meta)`` -- the eval pipeline of :class:`~yolokit.data.loader.TrainDataset`, crowd and difficult
+    boxes left out of the targets as there; ``size=None`` yields :class:`~yolokit.data.sample.Sample`;
+    ``decode=False`` yields only the metadata dicts (auditing, counting). ``rank``/``world_size`` default
+    to ``torch.distributed``'s when it is initialised (create the stream after ``init_process_group``). Call
+    :meth:`set_epoch` before each epoch when ``shuffle`` (the shard order is drawn from ``seed + epoch``;
+    samples keep their order inside a shard). Training batches: :class:`TrainStream`.
+    """
+
+    def __init__(self, source, size: int | None = None, *, shuffle: bool = False, seed: int = 0,
+                 rank: int | None = None, world_size: int | None = None, decode: bool = True,
+                 drop_crowd: bool = True, drop_difficult: bool = True):
+        self.shards = source if isinstance(source, ShardSet) else open_shards(source)
+        self.size, self.shuffle, self.seed, self.decode = size, shuffle, seed, decode
+        if rank is None or world_size is None:
+            rank, world_size = dist_world()  # read here, in the main process: workers are not in the group
+        self.rank, self.world_size = rank, world_size
+        self.drop_crowd, self.drop_difficult = drop_crowd, drop_difficult
+        self.epoch = 0
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.shards.class_names
+
+    def __len__(self) -> int:
+        return self.shards.samples  # the whole split; a consumer sees its share of it
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def plan(self, worker: int = 0, workers: int = 1) -> list[Piece]:
+        """The shard reads of one worker of this rank in this epoch."""
+        span = rank_span(self.shards.samples, self.rank, self.world_size)
+        a, b = worker_spans(span, workers)[worker]
+        order = epoch_order(len(self.shards.urls), self.seed, self.epoch, self.shuffle)
+        return pieces(self.shards.counts, order, a, b)
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        plan = self.plan(info.id, info.num_workers) if info else self.plan()
+        for key, files in read_pieces(self.shards, plan):
+            yield self._item(key, files)
+
+    def _item(self, key: str, files: dict):
+        s = sample_of(key, files, self.decode)
+        if not self.decode or self.size is None:
+            return s
+        from yolokit.ops.letterbox import letterbox, letterbox_boxes
+
+        keep = np.ones(len(s.labels), bool)
+        if self.drop_crowd:
+            keep &= ~s.iscrowd
+        if self.drop_difficult:
+            keep &= ~s.difficult
+        img, scale, pad = letterbox(s.image, self.size)
+        out_meta = {"index": key, "image_id": s.image_id, "path": str(s.path), "orig_size": s.orig_size,
+                    "size": self.size, "scale": scale, "pad": pad}
+        return img, letterbox_boxes(s.boxes[keep], scale, pad), s.labels[keep], out_meta
+
+
+def build_shard_loader(stream: ShardStream, batch_size: int = 16, workers: int = 2):
+    """A ``DataLoader`` of :func:`~yolokit.data.loader.collate` batches streamed from ``stream`` (with a
+    ``size``). Each worker reads its own part (see :mod:`yolokit.data.shards`); each worker's last batch may be
+    partial (training batches without that: :class:`TrainStream`)."""
+    from torch.utils.data import DataLoader
+
+    from yolokit.data.loader import collate
+
+    return DataLoader(stream, batch_size=batch_size, num_workers=workers, collate_fn=collate,
+                      pin_memory=torch.cuda.is_available())
