@@ -27,7 +27,10 @@ def test_ctrl_c_prints_the_resume_command(shared, tmp_path):
            str(tiny / "yolov3-tiny.weights"), "--data", str(ROOT / "configs" / "data" / "raccoon.yaml"),
            "--epochs", "100", "--imgsz", "64", "--batch", "2", "--nbs", "2", "--limit-train", "2",
            "--limit-val", "2", "--workers", "0", "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT's default action in the child even when this run was started in the background (a shell starts
+    # background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
