@@ -218,3 +218,26 @@ def test_lr_scale_for_the_fine_tune_stage_survives_state_dict():
     other = BurnInSchedule(opt2, total_steps=10, kind="constant")
     other.load_state_dict(sched.state_dict())
     assert opt2.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_same_class_count_in_another_order_moves_the_class_rows(shared):
+    """A dataset with the pretrained model's classes in another order (or other classes, same count) gets a head
+    whose class rows follow the dataset's names, not the pretrained model's order."""
+    from yolokit.models import load
+    from yolokit.models.transfer import build_train_model
+
+    d = shared / "yolov3_tiny_darknet"
+    coco = load(d / "yolov3-tiny.cfg", d / "yolov3-tiny.weights")
+    names = list(reversed(coco.class_names))
+    lines = []
+    flipped = build_train_model(str(d / "yolov3-tiny.cfg"), str(d / "yolov3-tiny.weights"), names, log=lines.append)
+    assert "80 of 80 classes keep their pretrained class row" in lines[0]
+    for spec in coco.heads:
+        w_old = coco.layers[spec.layer - 1].conv.weight.view(3, 85, -1)
+        w_new = flipped.layers[spec.layer - 1].conv.weight.view(3, 85, -1)
+        torch.testing.assert_close(w_new[:, 5:], w_old[:, 5:].flip(1))
+        torch.testing.assert_close(w_new[:, :5], w_old[:, :5])
+    same = build_train_model(str(d / "yolov3-tiny.cfg"), str(d / "yolov3-tiny.weights"), coco.class_names,
+                             log=lines.append)
+    assert len(lines) == 1  # the pretrained order: the head is kept as it is
+    torch.testing.assert_close(same.state_dict()["layers.15.conv.weight"], coco.state_dict()["layers.15.conv.weight"])

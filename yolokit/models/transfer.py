@@ -70,8 +70,11 @@ def build_train_model(model: str, weights: str | None, class_names: list[str], k
     else:
         net = load(model, weights)
         pretrained = weights is not None or not str(model).endswith(".cfg")
-        if net.num_classes != len(class_names):
-            mapping = class_map(getattr(net, "class_names", None), class_names)
+        old_names = getattr(net, "class_names", None)
+        reordered = pretrained and old_names is not None and [class_key(n) for n in old_names] != \
+            [class_key(n) for n in class_names]  # same count, other classes or another order
+        if net.num_classes != len(class_names) or reordered:
+            mapping = class_map(old_names, class_names)
             new = with_num_classes(net, len(class_names), class_names)
             if pretrained and keep_head and keep_head_rows(net, new, mapping):
                 if log is not None:
