@@ -1,6 +1,6 @@
 """The quality floor: one seeded short fine-tune of yolov3-tiny (COCO weights) on raccoon with the default
 recipe, shortened to fit CI (3 epochs at 256, on 2 cores about a minute), must reach a val AP50 floor set from
-``yolokit bench finetune`` (BENCHMARKS.md "train-finetune-seeds").
+``yolokit bench finetune`` (BENCHMARKS.md "train-recipe-seeds").
 
 A test of quality, not of speed: a change to the loss, the target assignment, the recipe, the augmentation or the
 head transfer that costs accuracy fails here before it reaches a benchmark. This exact run (bf16 autocast, one
