@@ -23,6 +23,7 @@ Pure Python at import time (torch is imported only to check a CUDA/MPS device), 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -100,6 +101,21 @@ def check_positive(key: str, value: float) -> float:
     if value <= 0:
         _fail(key, value, "must be > 0")
     return float(value)
+
+
+def env_number(name: str, default: float, integer: bool = False) -> float:
+    """A positive number from the environment variable ``name`` (a limit or a time-out a user may raise);
+    ``default`` when it is unset or empty, a one-line ConfigError naming the variable otherwise."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        out = int(value) if integer else float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected a number") from None
+    if not out > 0:
+        raise ConfigError(f"{name}={value!r}: expected a positive number")
+    return out
 
 
 def check_at_least(key: str, value: float, minimum: float) -> float:

@@ -441,3 +441,20 @@ def test_data_list_header_and_broken_pipe(tmp_path):
     proc = subprocess.run(f"'{sys.executable}' -m yolokit data list | head -1", shell=True, capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
     assert proc.stdout.startswith("NAME") and proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("env", ["YOLOKIT_DOWNLOAD_TIMEOUT", "YOLOKIT_EXTRACT_MAX_BYTES"])
+@pytest.mark.parametrize("value, why", [("abc", "expected a number"), ("-5", "expected a positive number"),
+                                        ("0", "expected a positive number")])
+def test_bad_limit_variables_are_one_line_naming_the_variable(monkeypatch, env, value, why):
+    """The download time-out and the extraction limits are read by one helper (settings.env_number)."""
+    from yolokit.data.extract import Limits
+    from yolokit.data.fetch import fetch
+    from yolokit.errors import ConfigError
+
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=f"^{env}='{value}': {why}$"):
+        if env.startswith("YOLOKIT_EXTRACT"):
+            Limits.from_env()
+        else:
+            fetch(["http://127.0.0.1:9/x.tar"], Path("/nonexistent/x.tar"))

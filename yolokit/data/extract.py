@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from yolokit.errors import DataError
 from yolokit.report import human_size
+from yolokit.settings import env_number
 
 MAX_BYTES_ENV = "YOLOKIT_EXTRACT_MAX_BYTES"
 MAX_RATIO_ENV = "YOLOKIT_EXTRACT_MAX_RATIO"
@@ -60,21 +60,9 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> "Limits":
-        def num(env, default, kind):
-            value = os.environ.get(env)
-            if not value:
-                return default
-            try:
-                out = kind(value)
-            except ValueError:
-                raise DataError(f"{env}={value!r}: expected a number") from None
-            if out <= 0:
-                raise DataError(f"{env}={value!r}: expected a positive number")
-            return out
-
         d = cls()
-        return cls(num(MAX_BYTES_ENV, d.max_bytes, int), num(MAX_RATIO_ENV, d.max_ratio, float),
-                   num(MAX_FILES_ENV, d.max_files, int))
+        return cls(env_number(MAX_BYTES_ENV, d.max_bytes, integer=True), env_number(MAX_RATIO_ENV, d.max_ratio),
+                   env_number(MAX_FILES_ENV, d.max_files, integer=True))
 
 
 @dataclass

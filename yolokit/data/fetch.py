@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from yolokit.errors import ConfigError, DataError
+from yolokit.errors import DataError
+from yolokit.settings import env_number
 
 MIRROR_ENV = "YOLOKIT_DATA_MIRROR"
 TIMEOUT_ENV = "YOLOKIT_DOWNLOAD_TIMEOUT"
@@ -26,19 +27,6 @@ MIN_RATE_ENV = "YOLOKIT_DOWNLOAD_MIN_RATE"
 OFFLINE_HINT = (f"offline? serve the archives from a reachable copy with --mirror URL (or {MIRROR_ENV}=URL; "
                 "URL/<archive file> is tried first)")
 _CHUNK = 1 << 20
-
-
-def _env_number(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        out = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r}: expected a number") from None
-    if not out > 0:
-        raise ConfigError(f"{name}={value!r}: expected a positive number")
-    return out
 
 
 class _Refused(Exception):
@@ -79,8 +67,8 @@ def _fetch_one(url: str, part: Path, size: int | None, progress: bool, timeout: 
     """One source into ``part`` (resumed where it ends); returns what proved the length (see :func:`fetch`)."""
     import urllib.error
 
-    timeout = timeout or _env_number(TIMEOUT_ENV, 30.0)
-    min_rate = _env_number(MIN_RATE_ENV, 1000.0)
+    timeout = timeout or env_number(TIMEOUT_ENV, 30.0)
+    min_rate = env_number(MIN_RATE_ENV, 1000.0)
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:
         part.unlink()
